@@ -1,0 +1,5 @@
+package main
+
+import "sync/atomic"
+
+type atomicInt = atomic.Int64

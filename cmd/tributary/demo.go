@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/tributary-dev/tributary/config"
+)
+
+// demoConfig is the node config the demo writes and runs. It is a real config
+// file: `--dir` keeps it so a user can edit it and run it with `tributary run`.
+const demoConfig = `# Written by "tributary demo": two in-memory Kafka clusters on loopback.
+node:
+  id: demo-1
+  region: eu
+  data_dir: %[1]s/data
+  http_addr: 127.0.0.1:%[4]d
+kafka:
+  eu-west:
+    region: eu
+    bootstrap: %[2]s
+  central:
+    region: cloud
+    bootstrap: %[3]s
+target: central
+pipelines:
+  - name: eu-payments
+    source: {kafka: eu-west}
+    topics: {include: ['payments\..*'], exclude: ['^_']}
+    rename: "{source}.{topic}"
+    tasks: 2
+    refresh_interval: 5s
+  - name: eu-telemetry
+    source: {kafka: eu-west}
+    topics: {include: ['telemetry\..*']}
+    tasks: 1
+    refresh_interval: 5s
+`
+
+func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	duration := fs.Duration("duration", 0, "stop after this long (0: until SIGINT)")
+	dir := fs.String("dir", "", "keep the generated config in this folder (default: a temporary folder, removed on exit)")
+	rate := fs.Int("rate", 2000, "records per second the generator writes")
+	httpPort := fs.Int("http-port", 7480, "port of the status API (0: any free port)")
+	logLevel := fs.String("log-level", "warn", "log level of the node")
+	if err := fs.Parse(args); err != nil {
+		return usageErr("%w", err)
+	}
+	log, err := newLogger(stderr, "text", *logLevel)
+	if err != nil {
+		return err
+	}
+	if *duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *duration)
+		defer cancel()
+	}
+	start := time.Now()
+	work := *dir
+	if work == "" {
+		work, err = os.MkdirTemp("", "tributary-demo-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(work)
+	} else if err := os.MkdirAll(work, 0o755); err != nil {
+		return err
+	}
+
+	source, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(6, "payments.fuel", "payments.in-car"), kfake.SeedTopics(3, "telemetry.engine"))
+	if err != nil {
+		return fmt.Errorf("starting in-memory source cluster: %w", err)
+	}
+	defer source.Close()
+	target, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		return fmt.Errorf("starting in-memory target cluster: %w", err)
+	}
+	defer target.Close()
+
+	cfgPath := filepath.Join(work, "tributary.yaml")
+	text := fmt.Sprintf(demoConfig, work, source.ListenAddrs()[0], target.ListenAddrs()[0], *httpPort)
+	if err := os.WriteFile(cfgPath, []byte(text), 0o644); err != nil {
+		return err
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+
+	gen, err := newGenerator(source.ListenAddrs()[0])
+	if err != nil {
+		return err
+	}
+	defer gen.Close()
+	go gen.Run(ctx, *rate)
+
+	nodeErr := make(chan error, 1)
+	addrc := make(chan string, 1)
+	go func() {
+		nodeErr <- runNode(ctx, cfg, log, func(a string) { addrc <- a })
+	}()
+	var addr string
+	select {
+	case addr = <-addrc:
+	case err := <-nodeErr:
+		return err
+	}
+	fmt.Fprintf(stdout, "tributary demo: started in %s\n", time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(stdout, "  config:     %s\n", cfgPath)
+	fmt.Fprintf(stdout, "  status API: http://%s/v1/status   metrics: http://%s/metrics\n", addr, addr)
+
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-nodeErr:
+			sum := summarize(target.ListenAddrs()[0], cfg)
+			fmt.Fprintf(stdout, "final: generated %d records; in target: %s\n", gen.sent.Load(), sum)
+			return err
+		case <-tick.C:
+			fmt.Fprintf(stdout, "%s  generated %d  target: %s\n", time.Now().Format("15:04:05"), gen.sent.Load(), summarize(target.ListenAddrs()[0], cfg))
+		}
+	}
+}
+
+// summarize counts the records per pipeline in the target, from the high
+// watermarks of the mirrored topics.
+func summarize(bootstrap string, cfg *config.Config) string {
+	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "log_level": 0, "enable.metrics.push": false})
+	if err != nil {
+		return err.Error()
+	}
+	defer admin.Close()
+	md, err := admin.GetMetadata(nil, true, 2000)
+	if err != nil {
+		return err.Error()
+	}
+	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "group.id": "tributary-demo-summary", "log_level": 0, "enable.metrics.push": false})
+	if err != nil {
+		return err.Error()
+	}
+	defer c.Close()
+	out := ""
+	for _, p := range cfg.Pipelines {
+		total := int64(0)
+		for name, t := range md.Topics {
+			if len(name) > len(p.Source.Kafka) && name[:len(p.Source.Kafka)+1] == p.Source.Kafka+"." && p.Selects(name[len(p.Source.Kafka)+1:]) {
+				for _, part := range t.Partitions {
+					lo, hi, err := c.QueryWatermarkOffsets(name, part.ID, 2000)
+					if err == nil {
+						total += hi - lo
+					}
+				}
+			}
+		}
+		out += fmt.Sprintf("%s=%d ", p.Name, total)
+	}
+	return out
+}
+
+// generator writes connected-car records into the demo's source cluster.
+type generator struct {
+	p    *kafka.Producer
+	sent atomicInt
+}
+
+func newGenerator(bootstrap string) (*generator, error) {
+	p, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "linger.ms": 5, "go.delivery.reports": false, "log_level": 0, "enable.metrics.push": false})
+	if err != nil {
+		return nil, fmt.Errorf("starting demo generator: %w", err)
+	}
+	return &generator{p: p}, nil
+}
+
+func (g *generator) Close() { g.p.Flush(2000); g.p.Close() }
+
+func (g *generator) Run(ctx context.Context, rate int) {
+	topics := []string{"payments.fuel", "payments.in-car", "telemetry.engine"}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	r := rand.New(rand.NewPCG(1, 2))
+	perTick := max(rate/10, 1)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for i := 0; i < perTick; i++ {
+			topic := topics[r.IntN(len(topics))]
+			vin := "WVW" + strconv.Itoa(100000+r.IntN(500))
+			var v any
+			if topic == "telemetry.engine" {
+				v = map[string]any{"vin": vin, "rpm": 800 + r.IntN(5000), "coolant_c": 70 + r.IntN(40), "ts": time.Now().UnixMilli()}
+			} else {
+				v = map[string]any{"vin": vin, "amount_eur": float64(r.IntN(20000)) / 100, "station": "DE-" + strconv.Itoa(r.IntN(900)), "ts": time.Now().UnixMilli()}
+			}
+			b, _ := json.Marshal(v)
+			if err := g.p.Produce(&kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny}, Key: []byte(vin), Value: b}, nil); err == nil {
+				g.sent.Add(1)
+			}
+		}
+	}
+}
+
+var _ = slog.Default

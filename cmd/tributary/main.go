@@ -1,0 +1,91 @@
+// Command tributary mirrors regional Kafka clusters and Pub/Sub subscriptions into
+// one central Kafka cluster, enforcing schema and PII policies on the way.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// Drain is bounded inside run; this is the backstop that keeps the promise
+		// to exit within 10 s of a signal even if a client library hangs.
+		<-ctx.Done()
+		stop()
+		time.Sleep(9500 * time.Millisecond)
+		fmt.Fprintln(os.Stderr, "tributary: shutdown took longer than 9.5s; exiting")
+		os.Exit(1)
+	}()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// exitError carries a process exit code: 2 for bad usage or invalid config or
+// policy, 1 for runtime failures.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageErr(format string, a ...any) error {
+	return &exitError{code: 2, err: fmt.Errorf(format, a...)}
+}
+
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	code := 1
+	if errors.As(err, &ee) {
+		code = ee.code
+	}
+	fmt.Fprintln(stderr, "tributary:", err)
+	return code
+}
+
+const usage = `usage: tributary <command> [flags]
+
+commands:
+  run --config FILE        run a node until SIGINT/SIGTERM
+  demo [--duration D]      run an in-memory demo (Kafka clusters and a generator in one process)
+  config check FILE        validate a node config file (exit 2 on errors)
+  version                  print the version
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return usageErr("no command given")
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(ctx, args[1:], stdout, stderr)
+	case "demo":
+		return cmdDemo(ctx, args[1:], stdout, stderr)
+	case "config":
+		if len(args) < 2 || args[1] != "check" {
+			return usageErr("usage: tributary config check FILE")
+		}
+		return cmdConfigCheck(args[2:], stdout)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, versionString())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return usageErr("unknown command %q", args[0])
+}

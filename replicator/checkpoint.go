@@ -1,0 +1,171 @@
+package replicator
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/tributary-dev/tributary/config"
+)
+
+// Checkpoint records are keyed "<pipeline>/<topic>/<partition>" (topic names never
+// contain '/', pipeline names are [A-Za-z0-9._-]), so the checkpoint of a partition
+// survives a change of the pipeline's task count, and compaction keeps one per key.
+// The value is JSON so operators can read it with any console consumer.
+type checkpoint struct {
+	V      int    `json:"v"`
+	Offset int64  `json:"offset"` // next source offset to mirror
+	Task   string `json:"task"`   // which task wrote it, for humans
+}
+
+func checkpointKey(pipeline string, p Partition) []byte {
+	return []byte(pipeline + "/" + p.Topic + "/" + strconv.Itoa(int(p.Partition)))
+}
+
+// parseCheckpointKey is the inverse of checkpointKey for one pipeline.
+func parseCheckpointKey(pipeline string, key []byte) (Partition, bool) {
+	k := string(key)
+	if !strings.HasPrefix(k, pipeline+"/") {
+		return Partition{}, false
+	}
+	rest := k[len(pipeline)+1:]
+	i := strings.LastIndexByte(rest, '/')
+	if i <= 0 {
+		return Partition{}, false
+	}
+	n, err := strconv.ParseInt(rest[i+1:], 10, 32)
+	if err != nil || n < 0 {
+		return Partition{}, false
+	}
+	return Partition{Topic: rest[:i], Partition: int32(n)}, true
+}
+
+func encodeCheckpoint(task string, offset int64) []byte {
+	b, _ := json.Marshal(checkpoint{V: 1, Offset: offset, Task: task})
+	return b
+}
+
+// loadCheckpoints reads every committed checkpoint of a pipeline from the target.
+//
+// A read_committed consumer stops at the last stable offset, which another task's
+// open transaction can hold back; reading only to there could miss this task's own
+// newest checkpoint and replay records. So it first takes the high watermark (read
+// uncommitted) after InitTransactions has settled this task's own transaction, and
+// reads until the committed view has passed it: other tasks' transactions end
+// within commit_interval, a crashed one within transaction.timeout.ms.
+func loadCheckpoints(ctx context.Context, target *config.Kafka, pipeline string, timeout time.Duration) (map[Partition]int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	admin, err := kafka.NewAdminClient(clientConfig(target, kafka.ConfigMap{"client.id": "tributary-" + pipeline + "-checkpoints"}))
+	if err != nil {
+		return nil, fmt.Errorf("creating admin client for checkpoints: %w", err)
+	}
+	defer admin.Close()
+	topic := CheckpointTopic
+	md, err := admin.GetMetadata(&topic, false, int(timeout/time.Millisecond))
+	if err != nil {
+		return nil, fmt.Errorf("reading metadata of %s: %w", CheckpointTopic, err)
+	}
+	tm, ok := md.Topics[CheckpointTopic]
+	if !ok || tm.Error.Code() == kafka.ErrUnknownTopicOrPart {
+		return map[Partition]int64{}, nil // nothing checkpointed yet
+	}
+	if tm.Error.Code() != kafka.ErrNoError {
+		return nil, fmt.Errorf("reading metadata of %s: %w", CheckpointTopic, tm.Error)
+	}
+	req := map[kafka.TopicPartition]kafka.OffsetSpec{}
+	for _, p := range tm.Partitions {
+		req[kafka.TopicPartition{Topic: &topic, Partition: p.ID}] = kafka.LatestOffsetSpec
+	}
+	lo, err := admin.ListOffsets(ctx, req, kafka.SetAdminIsolationLevel(kafka.IsolationLevelReadUncommitted))
+	if err != nil {
+		return nil, fmt.Errorf("listing end offsets of %s: %w", CheckpointTopic, err)
+	}
+	end := map[int32]int64{}
+	for tp, info := range lo.ResultInfos {
+		if info.Error.Code() != kafka.ErrNoError {
+			return nil, fmt.Errorf("listing end offset of %s/%d: %w", CheckpointTopic, tp.Partition, info.Error)
+		}
+		if info.Offset > 0 {
+			end[tp.Partition] = int64(info.Offset)
+		}
+	}
+	out := map[Partition]int64{}
+	if len(end) == 0 {
+		return out, nil
+	}
+
+	c, err := kafka.NewConsumer(clientConfig(target, kafka.ConfigMap{
+		"group.id":                 "tributary-checkpoint-reader", // required by librdkafka; never joined or committed
+		"client.id":                "tributary-" + pipeline + "-checkpoints",
+		"isolation.level":          "read_committed",
+		"enable.auto.commit":       false,
+		"enable.partition.eof":     true,
+		"auto.offset.reset":        "earliest",
+		"fetch.queue.backoff.ms":   10,
+		"go.logs.channel.enable":   false,
+		"allow.auto.create.topics": false,
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("creating checkpoint consumer: %w", err)
+	}
+	defer c.Close()
+	var tps []kafka.TopicPartition
+	for p := range end {
+		tps = append(tps, kafka.TopicPartition{Topic: &topic, Partition: p, Offset: kafka.OffsetBeginning})
+	}
+	if err := c.Assign(tps); err != nil {
+		return nil, fmt.Errorf("assigning %s: %w", CheckpointTopic, err)
+	}
+	pending := len(end)
+	done := map[int32]bool{}
+	mark := func(p int32, next int64) {
+		if !done[p] && next >= end[p] {
+			done[p] = true
+			pending--
+		}
+	}
+	for pending > 0 {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("reading %s: committed data did not reach the end offsets %v in time (an open transaction of another task?): %w", CheckpointTopic, end, err)
+		}
+		switch ev := c.Poll(100).(type) {
+		case *kafka.Message:
+			if pt, ok := parseCheckpointKey(pipeline, ev.Key); ok {
+				if ev.Value == nil {
+					delete(out, pt)
+				} else {
+					var cp checkpoint
+					if err := json.Unmarshal(ev.Value, &cp); err != nil {
+						return nil, fmt.Errorf("%s partition %d offset %d: bad checkpoint for %s: %w", CheckpointTopic, ev.TopicPartition.Partition, ev.TopicPartition.Offset, pt, err)
+					}
+					out[pt] = cp.Offset
+				}
+			}
+			mark(ev.TopicPartition.Partition, int64(ev.TopicPartition.Offset)+1)
+		case kafka.PartitionEOF:
+			mark(ev.Partition, int64(ev.Offset))
+		case kafka.Error:
+			if ev.IsFatal() {
+				return nil, fmt.Errorf("reading %s: %w", CheckpointTopic, ev)
+			}
+		case nil:
+			// Aborted batches and control records are skipped silently; the
+			// position still moves past them.
+			pos, err := c.Position(tps)
+			if err == nil {
+				for _, tp := range pos {
+					if tp.Offset >= 0 {
+						mark(tp.Partition, int64(tp.Offset))
+					}
+				}
+			}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,90 @@
+// Package metrics defines tributary's Prometheus metrics, shared by every kind of
+// pipeline (Kafka and Pub/Sub sources alike) so that one name means one thing.
+//
+// Nothing here registers on the default registry: cmd creates a registry and
+// passes it to New. Label values come from config (pipeline names, topics the
+// pipeline selected) or from the fixed sets below; never from record contents.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Outcomes of one source record (label outcome of tributary_records_total).
+const (
+	Replicated  = "replicated"
+	Quarantined = "quarantined"
+	Skipped     = "skipped"
+)
+
+// Task states (label state of tributary_tasks).
+const (
+	TaskRunning    = "running"
+	TaskStarting   = "starting"
+	TaskFailed     = "failed"
+	TaskUnassigned = "unassigned"
+)
+
+// TaskStates lists every value of the state label, so that gauges exist at zero.
+var TaskStates = []string{TaskRunning, TaskStarting, TaskFailed, TaskUnassigned}
+
+// Set holds the metrics of one node.
+type Set struct {
+	Records      *prometheus.CounterVec   // pipeline, outcome
+	Bytes        *prometheus.CounterVec   // pipeline
+	Lag          *prometheus.GaugeVec     // pipeline, topic, partition
+	Latency      *prometheus.HistogramVec // pipeline
+	Tasks        *prometheus.GaugeVec     // state
+	Transactions *prometheus.CounterVec   // pipeline, result
+	TaskRestarts *prometheus.CounterVec   // pipeline
+	TopicsMirror *prometheus.GaugeVec     // pipeline
+}
+
+// LatencyBuckets run from 1 ms to 60 s.
+var LatencyBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
+
+// New creates the metrics and registers them on reg (nil: not registered, for tests).
+func New(reg prometheus.Registerer) *Set {
+	s := &Set{
+		Records: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tributary_records_total",
+			Help: "Source records handled, by pipeline and outcome (replicated, quarantined, skipped).",
+		}, []string{"pipeline", "outcome"}),
+		Bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tributary_bytes_total",
+			Help: "Bytes of key and value replicated into the target, by pipeline.",
+		}, []string{"pipeline"}),
+		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tributary_replication_lag_records",
+			Help: "Source high watermark (last stable offset) minus the next source offset to be written, per source partition.",
+		}, []string{"pipeline", "topic", "partition"}),
+		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tributary_replication_latency_seconds",
+			Help:    "Time from the source record's timestamp to its acknowledged write (transaction commit) in the target.",
+			Buckets: LatencyBuckets,
+		}, []string{"pipeline"}),
+		Tasks: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tributary_tasks",
+			Help: "Tasks known to this node, by state.",
+		}, []string{"state"}),
+		Transactions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tributary_transactions_total",
+			Help: "Target transactions (or checkpoint batches when exactly_once is off) by pipeline and result (committed, aborted).",
+		}, []string{"pipeline", "result"}),
+		TaskRestarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tributary_task_restarts_total",
+			Help: "Times a task restarted after an error (it resumes from its checkpoints).",
+		}, []string{"pipeline"}),
+		TopicsMirror: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tributary_mirrored_topics",
+			Help: "Source topics a pipeline currently selects.",
+		}, []string{"pipeline"}),
+	}
+	for _, st := range TaskStates {
+		s.Tasks.WithLabelValues(st)
+	}
+	if reg != nil {
+		reg.MustRegister(s.Records, s.Bytes, s.Lag, s.Latency, s.Tasks, s.Transactions, s.TaskRestarts, s.TopicsMirror)
+	}
+	return s
+}

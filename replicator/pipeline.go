@@ -1,0 +1,414 @@
+package replicator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/tributary-dev/tributary/config"
+	"github.com/tributary-dev/tributary/replicator/metrics"
+)
+
+// CheckpointTopic is the compacted topic in the target that holds every task's
+// next source offset per partition.
+const CheckpointTopic = "_tributary.checkpoints"
+
+// copiedTopicConfigs are the source topic settings a target topic is created with.
+var copiedTopicConfigs = []string{"cleanup.policy", "retention.ms", "retention.bytes", "max.message.bytes", "compression.type"}
+
+// Deps are what a pipeline needs from its surroundings. Nil fields get defaults.
+type Deps struct {
+	Logger  *slog.Logger
+	Metrics *metrics.Set
+	Now     func() time.Time
+}
+
+func (d Deps) withDefaults() Deps {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Metrics == nil {
+		d.Metrics = metrics.New(nil)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	return d
+}
+
+// Partition is one source partition.
+type Partition struct {
+	Topic     string
+	Partition int32
+}
+
+func (p Partition) String() string { return p.Topic + "/" + strconv.Itoa(int(p.Partition)) }
+
+// Owner returns the task index (0..tasks-1) that owns a source partition. It
+// depends only on the topic name and partition number, so adding a topic or a
+// partition never moves another partition to a different task.
+func Owner(topic string, partition int32, tasks int) int {
+	h := fnv.New32a()
+	h.Write([]byte(topic))
+	return int((uint64(h.Sum32()) + uint64(partition)) % uint64(tasks))
+}
+
+// Pipeline is one configured Kafka→Kafka pipeline on this node: it discovers the
+// source topics it selects, keeps their target topics in step, and tells its tasks
+// which partitions are ready to be mirrored. Construct with NewPipeline, call Run.
+type Pipeline struct {
+	cfg        *config.Pipeline
+	sourceName string
+	targetName string
+	source     *config.Kafka
+	target     *config.Kafka
+	deps       Deps
+	log        *slog.Logger
+
+	mu      sync.Mutex
+	topics  map[string]int // selected source topic → partitions ready in the target
+	changed chan struct{}  // closed and replaced whenever topics changes
+	ready   bool           // at least one refresh succeeded
+	lastErr error
+}
+
+// NewPipeline validates that the pipeline reads from Kafka and returns it.
+func NewPipeline(cfg *config.Config, name string, deps Deps) (*Pipeline, error) {
+	pc := cfg.Pipeline(name)
+	if pc == nil {
+		return nil, fmt.Errorf("pipeline %q is not configured", name)
+	}
+	if pc.Source.Kafka == "" {
+		return nil, fmt.Errorf("pipeline %q: source is not a Kafka cluster", name)
+	}
+	src, ok := cfg.Kafka[pc.Source.Kafka]
+	if !ok {
+		return nil, fmt.Errorf("pipeline %q: source cluster %q is not configured", name, pc.Source.Kafka)
+	}
+	tgt, ok := cfg.Kafka[cfg.Target]
+	if !ok {
+		return nil, fmt.Errorf("pipeline %q: target cluster %q is not configured", name, cfg.Target)
+	}
+	deps = deps.withDefaults()
+	return &Pipeline{
+		cfg: pc, sourceName: pc.Source.Kafka, targetName: cfg.Target, source: src, target: tgt,
+		deps: deps, log: deps.Logger.With("pipeline", name),
+		topics: map[string]int{}, changed: make(chan struct{}),
+	}, nil
+}
+
+// Name returns the pipeline's name.
+func (p *Pipeline) Name() string { return p.cfg.Name }
+
+// Tasks returns the number of tasks the pipeline is split into.
+func (p *Pipeline) Tasks() int { return p.cfg.Tasks }
+
+// Partitions returns the source partitions owned by task i whose target topics
+// are ready, sorted, and a channel closed when that may have changed.
+func (p *Pipeline) Partitions(i int) ([]Partition, <-chan struct{}) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []Partition
+	for t, n := range p.topics {
+		for part := int32(0); part < int32(n); part++ {
+			if Owner(t, part, p.cfg.Tasks) == i {
+				out = append(out, Partition{t, part})
+			}
+		}
+	}
+	sort.Slice(out, func(a, b int) bool {
+		if out[a].Topic != out[b].Topic {
+			return out[a].Topic < out[b].Topic
+		}
+		return out[a].Partition < out[b].Partition
+	})
+	return out, p.changed
+}
+
+// Topics returns the selected source topics and their partition counts.
+func (p *Pipeline) Topics() map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]int, len(p.topics))
+	for t, n := range p.topics {
+		out[t] = n
+	}
+	return out
+}
+
+// Run refreshes the topic table every refresh_interval (sooner after a failure)
+// until ctx is cancelled. Errors are logged and retried: an unreachable cluster
+// must not take the node down.
+func (p *Pipeline) Run(ctx context.Context) error {
+	srcAdmin, err := kafka.NewAdminClient(clientConfig(p.source, kafka.ConfigMap{"client.id": "tributary-" + p.cfg.Name + "-admin"}))
+	if err != nil {
+		return fmt.Errorf("pipeline %s: creating admin client for source %s: %w", p.cfg.Name, p.sourceName, err)
+	}
+	defer srcAdmin.Close()
+	tgtAdmin, err := kafka.NewAdminClient(clientConfig(p.target, kafka.ConfigMap{"client.id": "tributary-" + p.cfg.Name + "-admin"}))
+	if err != nil {
+		return fmt.Errorf("pipeline %s: creating admin client for target %s: %w", p.cfg.Name, p.targetName, err)
+	}
+	defer tgtAdmin.Close()
+
+	backoff := newBackoff(500*time.Millisecond, p.cfg.RefreshInterval.D())
+	for {
+		err := p.refresh(ctx, srcAdmin, tgtAdmin)
+		wait := p.cfg.RefreshInterval.D()
+		if err != nil {
+			wait = backoff.next()
+			p.log.Warn("refreshing topics failed; retrying", "err", err, "retry_in", wait)
+		} else {
+			backoff.reset()
+		}
+		p.mu.Lock()
+		p.lastErr = err
+		p.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// refresh lists the source topics, creates or grows their target topics, and
+// publishes the partitions that are ready.
+func (p *Pipeline) refresh(ctx context.Context, srcAdmin, tgtAdmin *kafka.AdminClient) error {
+	md, err := srcAdmin.GetMetadata(nil, true, 10000)
+	if err != nil {
+		return fmt.Errorf("listing topics of source %s (%s): %w", p.sourceName, redactedBootstrap(p.source.Bootstrap), err)
+	}
+	want := map[string]int{}
+	for name, t := range md.Topics {
+		if t.Error.Code() != kafka.ErrNoError || !p.cfg.Selects(name) || len(t.Partitions) == 0 {
+			continue
+		}
+		want[name] = len(t.Partitions)
+	}
+	tmd, err := tgtAdmin.GetMetadata(nil, true, 10000)
+	if err != nil {
+		return fmt.Errorf("listing topics of target %s (%s): %w", p.targetName, redactedBootstrap(p.target.Bootstrap), err)
+	}
+	if err := ensureCheckpointTopic(ctx, tgtAdmin, tmd); err != nil {
+		return err
+	}
+
+	ready := map[string]int{}
+	var errs []error
+	var create []string
+	for src, n := range want {
+		dst := p.cfg.TargetTopic(src)
+		t, ok := tmd.Topics[dst]
+		switch {
+		case !ok || t.Error.Code() == kafka.ErrUnknownTopicOrPart:
+			create = append(create, src)
+		case t.Error.Code() != kafka.ErrNoError:
+			errs = append(errs, fmt.Errorf("target topic %s: %w", dst, t.Error))
+		case len(t.Partitions) < n:
+			if err := growPartitions(ctx, tgtAdmin, dst, n); err != nil {
+				errs = append(errs, err)
+				ready[src] = len(t.Partitions) // mirror what fits; the rest follows
+				continue
+			}
+			p.log.Info("grew target topic to follow its source", "source_topic", src, "topic", dst, "partitions", n)
+			ready[src] = n
+		default:
+			ready[src] = n
+		}
+	}
+	if len(create) > 0 {
+		sort.Strings(create)
+		created, err := p.createTargets(ctx, srcAdmin, tgtAdmin, create, want)
+		errs = append(errs, err)
+		for t, n := range created {
+			ready[t] = n
+		}
+	}
+	p.publish(ready)
+	return errors.Join(errs...)
+}
+
+// createTargets creates the target topics of new source topics with the source's
+// partition count and settings. It returns those that now exist.
+func (p *Pipeline) createTargets(ctx context.Context, srcAdmin, tgtAdmin *kafka.AdminClient, topics []string, parts map[string]int) (map[string]int, error) {
+	res := make([]kafka.ConfigResource, len(topics))
+	for i, t := range topics {
+		res[i] = kafka.ConfigResource{Type: kafka.ResourceTopic, Name: t}
+	}
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	described, err := srcAdmin.DescribeConfigs(cctx, res)
+	if err != nil {
+		return nil, fmt.Errorf("describing source topics %v: %w", topics, err)
+	}
+	configs := map[string]map[string]string{}
+	for _, r := range described {
+		if r.Error.Code() != kafka.ErrNoError {
+			continue
+		}
+		c := map[string]string{}
+		for _, k := range copiedTopicConfigs {
+			if e, ok := r.Config[k]; ok && !e.IsSensitive {
+				c[k] = e.Value
+			}
+		}
+		configs[r.Name] = c
+	}
+	var specs []kafka.TopicSpecification
+	for _, t := range topics {
+		c, ok := configs[t]
+		if !ok {
+			continue // described with an error: retry on the next refresh
+		}
+		specs = append(specs, kafka.TopicSpecification{
+			Topic: p.cfg.TargetTopic(t), NumPartitions: parts[t], ReplicationFactor: -1, Config: c,
+		})
+	}
+	created := map[string]int{}
+	if len(specs) == 0 {
+		return created, fmt.Errorf("describing source topics %v: no result", topics)
+	}
+	results, err := tgtAdmin.CreateTopics(cctx, specs)
+	if err != nil {
+		return created, fmt.Errorf("creating target topics: %w", err)
+	}
+	var errs []error
+	byTarget := map[string]string{}
+	for _, t := range topics {
+		byTarget[p.cfg.TargetTopic(t)] = t
+	}
+	for _, r := range results {
+		src := byTarget[r.Topic]
+		switch r.Error.Code() {
+		case kafka.ErrNoError:
+			p.log.Info("created target topic", "source_topic", src, "topic", r.Topic, "partitions", parts[src], "config", configs[src])
+			created[src] = parts[src]
+		case kafka.ErrTopicAlreadyExists:
+			// Another node (or task) was first; its next refresh checks partitions.
+			created[src] = parts[src]
+		default:
+			errs = append(errs, fmt.Errorf("creating target topic %s for %s: %w", r.Topic, src, r.Error))
+		}
+	}
+	return created, errors.Join(errs...)
+}
+
+func growPartitions(ctx context.Context, admin *kafka.AdminClient, topic string, n int) error {
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	res, err := admin.CreatePartitions(cctx, []kafka.PartitionsSpecification{{Topic: topic, IncreaseTo: n}})
+	if err != nil {
+		return fmt.Errorf("growing target topic %s to %d partitions: %w", topic, n, err)
+	}
+	for _, r := range res {
+		if c := r.Error.Code(); c != kafka.ErrNoError && c != kafka.ErrInvalidPartitions {
+			return fmt.Errorf("growing target topic %s to %d partitions: %w", topic, n, r.Error)
+		}
+	}
+	return nil
+}
+
+// ensureCheckpointTopic creates _tributary.checkpoints in the target when missing:
+// one partition (its traffic is small, and one partition gives one order), compacted,
+// with segments that roll often enough for compaction to keep task start-up fast.
+func ensureCheckpointTopic(ctx context.Context, admin *kafka.AdminClient, md *kafka.Metadata) error {
+	if t, ok := md.Topics[CheckpointTopic]; ok && t.Error.Code() == kafka.ErrNoError {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	res, err := admin.CreateTopics(cctx, []kafka.TopicSpecification{{
+		Topic: CheckpointTopic, NumPartitions: 1, ReplicationFactor: -1,
+		Config: map[string]string{
+			"cleanup.policy":            "compact",
+			"segment.ms":                "600000",
+			"segment.bytes":             strconv.Itoa(64 << 20),
+			"min.cleanable.dirty.ratio": "0.1",
+		},
+	}})
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", CheckpointTopic, err)
+	}
+	for _, r := range res {
+		if c := r.Error.Code(); c != kafka.ErrNoError && c != kafka.ErrTopicAlreadyExists {
+			return fmt.Errorf("creating %s: %w", CheckpointTopic, r.Error)
+		}
+	}
+	return nil
+}
+
+func (p *Pipeline) publish(ready map[string]int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ready = true
+	same := len(ready) == len(p.topics)
+	for t, n := range ready {
+		if old, ok := p.topics[t]; !ok || old != n {
+			same = false
+		}
+		if old, ok := p.topics[t]; ok && old > n {
+			ready[t] = old // never shrink: partitions do not go away
+		}
+	}
+	p.deps.Metrics.TopicsMirror.WithLabelValues(p.cfg.Name).Set(float64(len(ready)))
+	if same {
+		return
+	}
+	added := []string{}
+	for t := range ready {
+		if _, ok := p.topics[t]; !ok {
+			added = append(added, t)
+		}
+	}
+	slices.Sort(added)
+	if len(added) > 0 {
+		p.log.Info("mirroring topics", "topics", added)
+	}
+	// Topics that vanished from the source stay in the table: their tasks keep
+	// their assignments and checkpoints, and librdkafka reports the error.
+	for t, n := range p.topics {
+		if _, ok := ready[t]; !ok {
+			ready[t] = n
+		}
+	}
+	p.topics = ready
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// backoff is capped exponential backoff with full jitter avoided on purpose:
+// tests and operators read retry intervals from logs, so they stay predictable.
+type backoff struct {
+	min, max, cur time.Duration
+}
+
+func newBackoff(min, max time.Duration) *backoff {
+	if max < min {
+		max = min
+	}
+	return &backoff{min: min, max: max}
+}
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	} else {
+		b.cur *= 2
+	}
+	if b.cur > b.max {
+		b.cur = b.max
+	}
+	return b.cur
+}
+
+func (b *backoff) reset() { b.cur = 0 }

@@ -1,0 +1,613 @@
+package replicator
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tributary-dev/tributary/replicator/metrics"
+)
+
+// Header names added to mirrored records (DESIGN.md, "Names users depend on").
+const (
+	HeaderOrigin          = "tributary-origin"
+	HeaderOriginTopic     = "tributary-origin-topic"
+	HeaderOriginPartition = "tributary-origin-partition"
+	HeaderOriginOffset    = "tributary-origin-offset"
+)
+
+const (
+	// maxBatch bounds the records of one transaction, so a commit never has to
+	// wait for an unbounded queue and librdkafka's queue never fills.
+	maxBatch = 50000
+	// commitTimeout bounds one CommitTransaction; past it the task restarts and
+	// resumes from its checkpoints (InitTransactions aborts what was left open).
+	commitTimeout = 30 * time.Second
+	// drainTimeout bounds the last commit on shutdown, so the process exits well
+	// within 10 s of SIGTERM.
+	drainTimeout = 5 * time.Second
+	// checkpointReadTimeout bounds reading _tributary.checkpoints at task start.
+	checkpointReadTimeout = 90 * time.Second
+	// transactionTimeout is transaction.timeout.ms: how long the broker lets a
+	// crashed task's transaction block read_committed readers before aborting it.
+	transactionTimeout = 20 * time.Second
+)
+
+// TaskID names a task: the pipeline and the index of the task within it.
+type TaskID struct {
+	Pipeline string
+	Index    int
+}
+
+func (id TaskID) String() string { return id.Pipeline + "/" + strconv.Itoa(id.Index) }
+
+// ParseTaskID parses "<pipeline>/<index>".
+func ParseTaskID(s string) (TaskID, error) {
+	i := bytes.LastIndexByte([]byte(s), '/')
+	if i <= 0 {
+		return TaskID{}, fmt.Errorf("task id %q: want <pipeline>/<index>", s)
+	}
+	n, err := strconv.Atoi(s[i+1:])
+	if err != nil || n < 0 {
+		return TaskID{}, fmt.Errorf("task id %q: bad index", s)
+	}
+	return TaskID{Pipeline: s[:i], Index: n}, nil
+}
+
+// TaskStatus is a snapshot of a task for the status API.
+type TaskStatus struct {
+	ID         string `json:"id"`
+	Pipeline   string `json:"pipeline"`
+	State      string `json:"state"`
+	Partitions int    `json:"partitions"`
+	Lag        int64  `json:"lag_records"`
+	Replicated int64  `json:"replicated"`
+	Skipped    int64  `json:"skipped"`
+	Error      string `json:"error,omitempty"`
+}
+
+// Task mirrors the source partitions that its pipeline assigns to its index.
+type Task struct {
+	p   *Pipeline
+	id  TaskID
+	log *slog.Logger
+
+	state      atomic.Value // string
+	lastErr    atomic.Value // string
+	partitions atomic.Int64
+	lag        atomic.Int64
+	replicated atomic.Int64
+	skipped    atomic.Int64
+
+	replicatedCtr, skippedCtr prometheus.Counter
+	bytesCtr                  prometheus.Counter
+	latency                   prometheus.Observer
+	committed, aborted        prometheus.Counter
+}
+
+// Task returns task i of the pipeline.
+func (p *Pipeline) Task(i int) *Task {
+	m := p.deps.Metrics
+	t := &Task{
+		p: p, id: TaskID{p.cfg.Name, i},
+		log:           p.log.With("task", i),
+		replicatedCtr: m.Records.WithLabelValues(p.cfg.Name, metrics.Replicated),
+		skippedCtr:    m.Records.WithLabelValues(p.cfg.Name, metrics.Skipped),
+		bytesCtr:      m.Bytes.WithLabelValues(p.cfg.Name),
+		latency:       m.Latency.WithLabelValues(p.cfg.Name),
+		committed:     m.Transactions.WithLabelValues(p.cfg.Name, "committed"),
+		aborted:       m.Transactions.WithLabelValues(p.cfg.Name, "aborted"),
+	}
+	m.Records.WithLabelValues(p.cfg.Name, metrics.Quarantined) // exists at 0 from the start
+	t.state.Store(metrics.TaskStarting)
+	t.lastErr.Store("")
+	return t
+}
+
+// ID returns the task's id.
+func (t *Task) ID() TaskID { return t.id }
+
+// Status returns a snapshot; safe to call concurrently with Run.
+func (t *Task) Status() TaskStatus {
+	return TaskStatus{
+		ID: t.id.String(), Pipeline: t.id.Pipeline, State: t.state.Load().(string),
+		Partitions: int(t.partitions.Load()), Lag: t.lag.Load(),
+		Replicated: t.replicated.Load(), Skipped: t.skipped.Load(), Error: t.lastErr.Load().(string),
+	}
+}
+
+// Running reports whether the task is past start-up and mirroring.
+func (t *Task) Running() bool { return t.state.Load().(string) == metrics.TaskRunning }
+
+// Run mirrors until ctx is cancelled, restarting with backoff after retryable
+// errors (each restart resumes from the checkpoints). It returns nil on
+// cancellation and ErrFenced when a newer instance took the task over.
+func (t *Task) Run(ctx context.Context) error {
+	b := newBackoff(500*time.Millisecond, 30*time.Second)
+	for {
+		t.state.Store(metrics.TaskStarting)
+		err := t.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil {
+			continue
+		}
+		t.lastErr.Store(err.Error())
+		if !IsRetryable(err) {
+			t.state.Store(metrics.TaskFailed)
+			t.log.Error("task stopped", "err", err)
+			return err
+		}
+		t.state.Store(metrics.TaskFailed)
+		t.p.deps.Metrics.TaskRestarts.WithLabelValues(t.id.Pipeline).Inc()
+		wait := b.next()
+		t.log.Warn("task failed; restarting from checkpoints", "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// partState is the task's view of one assigned source partition.
+type partState struct {
+	src         Partition
+	target      *string // target topic
+	topicHdr    []byte
+	partHdr     []byte
+	next        int64 // next source offset, as committed in the target
+	pending     int64 // next source offset after the open batch
+	lag         prometheus.Gauge
+	lastWritten int64 // next offset of the last checkpoint written
+}
+
+// session is one life of the task: fresh clients, checkpoints read, mirror until
+// an error or cancellation.
+func (t *Task) session(ctx context.Context) (err error) {
+	p := t.p
+	eos := p.cfg.IsExactlyOnce()
+	logs := newLogForwarder(t.log)
+	defer logs.Close()
+
+	pconf := kafka.ConfigMap{
+		"client.id":                          txnID(p.cfg.Name, t.id.Index),
+		"enable.idempotence":                 true,
+		"acks":                               "all",
+		"linger.ms":                          20,
+		"message.max.bytes":                  64 << 20,
+		"go.delivery.reports":                !eos,
+		"go.delivery.report.fields":          "none",
+		"reconnect.backoff.max.ms":           5000,
+		"socket.connection.setup.timeout.ms": 10000,
+	}
+	if eos {
+		pconf["transactional.id"] = txnID(p.cfg.Name, t.id.Index)
+		pconf["transaction.timeout.ms"] = int(transactionTimeout / time.Millisecond)
+	}
+	prod, err := kafka.NewProducer(logs.attach(clientConfig(p.target, pconf)))
+	if err != nil {
+		return fmt.Errorf("creating producer for target %s: %w", p.targetName, err)
+	}
+	var deliveryFailures atomic.Int64
+	var firstDeliveryErr atomic.Value
+	var evWG sync.WaitGroup
+	evWG.Add(1)
+	go func() {
+		defer evWG.Done()
+		for ev := range prod.Events() {
+			switch e := ev.(type) {
+			case *kafka.Message:
+				if e.TopicPartition.Error != nil {
+					if deliveryFailures.Add(1) == 1 {
+						firstDeliveryErr.Store(e.TopicPartition.Error)
+					}
+				}
+			case kafka.Error:
+				t.log.Warn("target producer error", "err", e, "fatal", e.IsFatal())
+			}
+		}
+	}()
+	defer func() {
+		prod.Close()
+		evWG.Wait()
+	}()
+
+	if eos {
+		ictx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		err := prod.InitTransactions(ictx)
+		cancel()
+		if err != nil {
+			return t.classify(fmt.Errorf("initialising transactions (transactional.id %s) on target %s: %w", txnID(p.cfg.Name, t.id.Index), p.targetName, err))
+		}
+	}
+	ckpts, err := loadCheckpoints(ctx, p.target, p.cfg.Name, checkpointReadTimeout)
+	if err != nil {
+		return fmt.Errorf("reading checkpoints: %w", err)
+	}
+
+	cons, err := kafka.NewConsumer(logs.attach(clientConfig(p.source, kafka.ConfigMap{
+		"client.id":                "tributary-" + p.cfg.Name + "-" + strconv.Itoa(t.id.Index),
+		"group.id":                 "tributary-" + p.cfg.Name, // required by librdkafka; partitions are assigned, never subscribed
+		"isolation.level":          "read_committed",
+		"enable.auto.commit":       false,
+		"enable.auto.offset.store": false,
+		"enable.partition.eof":     true,
+		"auto.offset.reset":        "earliest",
+		"fetch.queue.backoff.ms":   10,
+		"allow.auto.create.topics": false,
+		"reconnect.backoff.max.ms": 5000,
+	})))
+	if err != nil {
+		return fmt.Errorf("creating consumer for source %s: %w", p.sourceName, err)
+	}
+	defer cons.Close()
+
+	parts := map[Partition]*partState{}
+	defer func() {
+		for _, ps := range parts {
+			p.deps.Metrics.Lag.DeleteLabelValues(p.cfg.Name, ps.src.Topic, strconv.Itoa(int(ps.src.Partition)))
+		}
+		t.partitions.Store(0)
+	}()
+	first := true
+	assign := func(list []Partition) error {
+		var add []kafka.TopicPartition
+		for _, sp := range list {
+			if _, ok := parts[sp]; ok {
+				continue
+			}
+			target := p.cfg.TargetTopic(sp.Topic)
+			ps := &partState{
+				src: sp, target: &target, topicHdr: []byte(sp.Topic),
+				partHdr: []byte(strconv.Itoa(int(sp.Partition))),
+				lag:     p.deps.Metrics.Lag.WithLabelValues(p.cfg.Name, sp.Topic, strconv.Itoa(int(sp.Partition))),
+			}
+			start := kafka.OffsetBeginning
+			if off, ok := ckpts[sp]; ok {
+				start = kafka.Offset(off)
+				ps.next, ps.pending, ps.lastWritten = off, off, off
+			} else if first && p.cfg.Start == "latest" {
+				start = kafka.OffsetEnd
+			}
+			if start < 0 {
+				ps.next, ps.pending, ps.lastWritten = -1, -1, -1 // learnt from the first record or EOF
+			}
+			parts[sp] = ps
+			topic := sp.Topic
+			add = append(add, kafka.TopicPartition{Topic: &topic, Partition: sp.Partition, Offset: start})
+		}
+		first = false
+		if len(add) == 0 {
+			return nil
+		}
+		t.log.Info("assigning source partitions", "count", len(add), "total", len(parts))
+		t.partitions.Store(int64(len(parts)))
+		if err := cons.IncrementalAssign(add); err != nil {
+			return fmt.Errorf("assigning source partitions: %w", err)
+		}
+		return nil
+	}
+	list, changed := p.Partitions(t.id.Index)
+	if err := assign(list); err != nil {
+		return err
+	}
+	t.state.Store(metrics.TaskRunning)
+	t.lastErr.Store("")
+	t.log.Info("task running", "partitions", len(parts), "exactly_once", eos)
+
+	b := &batcher{t: t, prod: prod, cons: cons, parts: parts, eos: eos,
+		deliveryFailures: &deliveryFailures, firstDeliveryErr: &firstDeliveryErr}
+	lastLag := time.Time{}
+	for {
+		select {
+		case <-changed:
+			list, changed = p.Partitions(t.id.Index)
+			if err := assign(list); err != nil {
+				return err
+			}
+		default:
+		}
+		if err := b.run(ctx); err != nil {
+			return t.classify(err)
+		}
+		if now := time.Now(); now.Sub(lastLag) >= time.Second || ctx.Err() != nil {
+			lastLag = now
+			t.updateLag(cons, parts)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// classify turns fencing into ErrFenced, which stops the task for good.
+func (t *Task) classify(err error) error {
+	switch kafkaCode(err) {
+	case kafka.ErrFenced, kafka.ErrProducerFenced, kafka.ErrInvalidProducerEpoch:
+		return fmt.Errorf("%w: %s: %w", ErrFenced, t.id, err)
+	}
+	return err
+}
+
+// updateLag sets the lag gauges from the consumer's cached high watermarks
+// (for read_committed, librdkafka reports the last stable offset).
+func (t *Task) updateLag(cons *kafka.Consumer, parts map[Partition]*partState) {
+	var total int64
+	for _, ps := range parts {
+		_, hi, err := cons.GetWatermarkOffsets(ps.src.Topic, ps.src.Partition)
+		if err != nil || hi < 0 {
+			continue
+		}
+		next := ps.next
+		if next < 0 {
+			next = 0
+		}
+		lag := hi - next
+		if lag < 0 {
+			lag = 0
+		}
+		ps.lag.Set(float64(lag))
+		total += lag
+	}
+	t.lag.Store(total)
+}
+
+// batcher collects one transaction's worth of records and commits it with the
+// checkpoints of the partitions it advanced.
+type batcher struct {
+	t     *Task
+	prod  *kafka.Producer
+	cons  *kafka.Consumer
+	parts map[Partition]*partState
+	eos   bool
+
+	deliveryFailures *atomic.Int64
+	firstDeliveryErr *atomic.Value
+
+	ts       []int64 // source timestamps (ms) of the open batch, for latency
+	offBuf   []byte  // lineage offset header values of the open batch
+	inTxn    bool
+	errLogAt time.Time
+}
+
+func (b *batcher) run(ctx context.Context) error {
+	t, p := b.t, b.t.p
+	deadline := time.Now().Add(p.cfg.CommitInterval.D())
+	n, skipped, nbytes := 0, 0, 0
+	b.ts = b.ts[:0]
+	b.offBuf = b.offBuf[:0]
+	origin := []byte(p.sourceName)
+	target := []byte(p.targetName)
+	lineage := p.cfg.HasLineage()
+	var key Partition
+
+	for n < maxBatch && ctx.Err() == nil {
+		remaining := time.Until(deadline)
+		if remaining <= 0 {
+			break
+		}
+		ms := int(remaining / time.Millisecond)
+		if ms > 100 {
+			ms = 100
+		}
+		if ms < 1 {
+			ms = 1
+		}
+		switch e := b.cons.Poll(ms).(type) {
+		case *kafka.Message:
+			if e.TopicPartition.Error != nil {
+				b.logConsumeErr(e.TopicPartition.Error)
+				continue
+			}
+			key.Topic, key.Partition = *e.TopicPartition.Topic, e.TopicPartition.Partition
+			ps := b.parts[key]
+			if ps == nil {
+				continue
+			}
+			off := int64(e.TopicPartition.Offset)
+			if err := b.begin(); err != nil {
+				return err
+			}
+			hasOrigin := false
+			cycle := false
+			for _, h := range e.Headers {
+				if h.Key == HeaderOrigin {
+					hasOrigin = true
+					if bytes.Equal(h.Value, target) {
+						cycle = true
+					}
+				}
+			}
+			ps.pending = off + 1
+			if cycle {
+				skipped++
+				continue
+			}
+			if e.TimestampType == kafka.TimestampNotAvailable {
+				e.Timestamp = time.Time{}
+			} else {
+				b.ts = append(b.ts, e.Timestamp.UnixMilli())
+			}
+			if !hasOrigin {
+				e.Headers = append(e.Headers, kafka.Header{Key: HeaderOrigin, Value: origin})
+			}
+			if lineage {
+				start := len(b.offBuf)
+				b.offBuf = strconv.AppendInt(b.offBuf, off, 10)
+				e.Headers = append(e.Headers,
+					kafka.Header{Key: HeaderOriginTopic, Value: ps.topicHdr},
+					kafka.Header{Key: HeaderOriginPartition, Value: ps.partHdr},
+					kafka.Header{Key: HeaderOriginOffset, Value: b.offBuf[start:len(b.offBuf):len(b.offBuf)]})
+			}
+			e.TopicPartition = kafka.TopicPartition{Topic: ps.target, Partition: ps.src.Partition}
+			e.Opaque = nil
+			if err := b.produce(e); err != nil {
+				return fmt.Errorf("producing %s offset %d to %s: %w", ps.src, off, *ps.target, err)
+			}
+			n++
+			nbytes += len(e.Key) + len(e.Value)
+		case kafka.PartitionEOF:
+			key.Topic, key.Partition = *e.Topic, e.Partition
+			if ps := b.parts[key]; ps != nil && int64(e.Offset) > ps.pending {
+				// Everything up to the last stable offset was delivered; what lies
+				// between is transaction markers or aborted records. Moving past
+				// them keeps lag at zero and restarts short.
+				ps.pending = int64(e.Offset)
+			}
+		case kafka.Error:
+			if e.IsFatal() {
+				return fmt.Errorf("source consumer: %w", e)
+			}
+			b.logConsumeErr(e)
+		}
+	}
+
+	var advanced []*partState
+	for _, ps := range b.parts {
+		if ps.pending != ps.lastWritten && ps.pending >= 0 {
+			advanced = append(advanced, ps)
+		}
+	}
+	if len(advanced) == 0 && !b.inTxn {
+		return nil
+	}
+	if err := b.begin(); err != nil {
+		return err
+	}
+	if !b.eos {
+		if err := b.flush(); err != nil {
+			return err
+		}
+	}
+	task := t.id.String()
+	for _, ps := range advanced {
+		if err := b.produce(&kafka.Message{
+			TopicPartition: kafka.TopicPartition{Topic: strPtr(CheckpointTopic), Partition: kafka.PartitionAny},
+			Key:            checkpointKey(p.cfg.Name, ps.src),
+			Value:          encodeCheckpoint(task, ps.pending),
+		}); err != nil {
+			return fmt.Errorf("writing checkpoint of %s: %w", ps.src, err)
+		}
+	}
+	if err := b.commit(ctx); err != nil {
+		return err
+	}
+	now := time.Now().UnixMilli()
+	for _, ts := range b.ts {
+		b.t.latency.Observe(float64(now-ts) / 1000)
+	}
+	for _, ps := range advanced {
+		ps.next, ps.lastWritten = ps.pending, ps.pending
+	}
+	t.replicated.Add(int64(n))
+	t.skipped.Add(int64(skipped))
+	t.replicatedCtr.Add(float64(n))
+	t.skippedCtr.Add(float64(skipped))
+	t.bytesCtr.Add(float64(nbytes))
+	return nil
+}
+
+func (b *batcher) begin() error {
+	if b.inTxn {
+		return nil
+	}
+	if b.eos {
+		if err := b.prod.BeginTransaction(); err != nil {
+			return fmt.Errorf("beginning transaction: %w", err)
+		}
+	}
+	b.inTxn = true
+	return nil
+}
+
+// produce enqueues a message, waiting while librdkafka's queue is full.
+func (b *batcher) produce(m *kafka.Message) error {
+	for {
+		err := b.prod.Produce(m, nil)
+		if kafkaCode(err) != kafka.ErrQueueFull {
+			return err
+		}
+		b.prod.Flush(100)
+	}
+}
+
+// flush waits until every produced message is acknowledged (at-least-once mode)
+// and fails if any delivery failed, so no checkpoint moves past unwritten data.
+func (b *batcher) flush() error {
+	for b.prod.Flush(1000) > 0 {
+		if err := b.prod.GetFatalError(); err != nil {
+			return fmt.Errorf("target producer: %w", err)
+		}
+	}
+	if n := b.deliveryFailures.Swap(0); n > 0 {
+		err, _ := b.firstDeliveryErr.Load().(error)
+		return fmt.Errorf("%d records not delivered to the target: %w", n, err)
+	}
+	return nil
+}
+
+// commit ends the open transaction. On shutdown it still commits, with a short
+// deadline of its own, so the records read so far are not read twice.
+func (b *batcher) commit(ctx context.Context) error {
+	if !b.inTxn {
+		return nil
+	}
+	b.inTxn = false
+	if !b.eos {
+		if err := b.flush(); err != nil {
+			return err
+		}
+		b.t.committed.Inc()
+		return nil
+	}
+	timeout := commitTimeout
+	if ctx.Err() != nil {
+		timeout = drainTimeout
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	for {
+		err := b.prod.CommitTransaction(cctx)
+		if err == nil {
+			b.t.committed.Inc()
+			return nil
+		}
+		var ke kafka.Error
+		if errors.As(err, &ke) && ke.IsRetriable() && cctx.Err() == nil {
+			continue
+		}
+		b.t.aborted.Inc()
+		if errors.As(err, &ke) && ke.TxnRequiresAbort() {
+			actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
+			aerr := b.prod.AbortTransaction(actx)
+			acancel()
+			if aerr != nil {
+				return fmt.Errorf("committing transaction: %w (abort failed too: %v)", err, aerr)
+			}
+		}
+		// The consumer has moved past records that are not in the target: the
+		// session restarts from the checkpoints.
+		return fmt.Errorf("committing transaction: %w", err)
+	}
+}
+
+func (b *batcher) logConsumeErr(err error) {
+	if time.Since(b.errLogAt) < 10*time.Second {
+		return
+	}
+	b.errLogAt = time.Now()
+	b.t.log.Warn("source consumer error; librdkafka retries", "err", err)
+}
+
+func strPtr(s string) *string { return &s }
