@@ -1,0 +1,266 @@
+package config
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Config is one node's configuration file, fully defaulted and validated by Load.
+type Config struct {
+	// Node: node, restart required.
+	Node Node `yaml:"node"`
+	// Cluster: cluster, restart required.
+	Cluster Cluster `yaml:"cluster"`
+	// Kafka: kafka, the Kafka clusters this node talks to, by name.
+	Kafka map[string]*Kafka `yaml:"kafka"`
+	// PubSub: pubsub, the Pub/Sub projects this node reads, by name.
+	PubSub map[string]*PubSub `yaml:"pubsub"`
+	// Target: target, the name of the central cluster in Kafka. Required.
+	Target string `yaml:"target"`
+	// Policies: policies, the folder of policy files owned by compliance. Optional.
+	Policies string `yaml:"policies"`
+	// Pipelines: pipelines, what to mirror.
+	Pipelines []*Pipeline `yaml:"pipelines"`
+
+	// File is the path the config was loaded from ("" when built in code).
+	File string `yaml:"-"`
+	// lines maps a key path ("pipelines[1].topics.include[0]") to its line in File.
+	lines map[string]int
+}
+
+// Node describes this process.
+type Node struct {
+	// ID: node.id, required, restart required. Unique and stable across restarts.
+	ID string `yaml:"id"`
+	// Region: node.region, required, restart required. Data-residency label.
+	Region string `yaml:"region"`
+	// DataDir: node.data_dir, default "data", restart required.
+	DataDir string `yaml:"data_dir"`
+	// RaftAddr: node.raft_addr, default "127.0.0.1:7400", restart required.
+	RaftAddr string `yaml:"raft_addr"`
+	// HTTPAddr: node.http_addr, default "127.0.0.1:7480", restart required.
+	HTTPAddr string `yaml:"http_addr"`
+}
+
+// Cluster holds the Raft settings shared by all nodes.
+type Cluster struct {
+	// Bootstrap: cluster.bootstrap, initial voters as "id@host:port".
+	Bootstrap []string `yaml:"bootstrap"`
+	// Join: cluster.join, HTTP addresses of members to ask for admission.
+	Join []string `yaml:"join"`
+	// HeartbeatTimeout: cluster.heartbeat_timeout, default 1s, restart required.
+	HeartbeatTimeout Duration `yaml:"heartbeat_timeout"`
+	// ElectionTimeout: cluster.election_timeout, default 1s, restart required.
+	ElectionTimeout Duration `yaml:"election_timeout"`
+	// FailureTimeout: cluster.failure_timeout, default 10s. A node not heard from
+	// for this long is considered dead and loses its tasks.
+	FailureTimeout Duration `yaml:"failure_timeout"`
+	// RebalanceMargin: cluster.rebalance_margin, default 0.2. Tasks move between live
+	// nodes only when the load is off balance by more than this fraction.
+	RebalanceMargin float64 `yaml:"rebalance_margin"`
+}
+
+// Kafka is one Kafka cluster.
+type Kafka struct {
+	// Region: kafka.<name>.region, required. Raw data of this cluster stays in it.
+	Region string `yaml:"region"`
+	// Bootstrap: kafka.<name>.bootstrap, required, "host:port[,host:port]".
+	Bootstrap string `yaml:"bootstrap"`
+	// Properties: kafka.<name>.properties, librdkafka properties passed through
+	// (security.protocol, sasl.*, ssl.*). Values of keys naming a password or secret
+	// print as <secret>.
+	Properties map[string]string `yaml:"properties"`
+	// SchemaRegistry: kafka.<name>.schema_registry, optional.
+	SchemaRegistry *SchemaRegistry `yaml:"schema_registry"`
+	// ReadOnly: kafka.<name>.read_only, default false. tributary writes nothing
+	// (heartbeats, quarantine) to a read-only source.
+	ReadOnly bool `yaml:"read_only"`
+}
+
+// SchemaRegistry is a Confluent-compatible schema registry.
+type SchemaRegistry struct {
+	// URL: schema_registry.url, required.
+	URL string `yaml:"url"`
+	// Username: schema_registry.username, basic auth.
+	Username string `yaml:"username"`
+	// Password: schema_registry.password, basic auth.
+	Password Secret `yaml:"password"`
+	// CAFile: schema_registry.ca_file, PEM bundle to verify the server.
+	CAFile string `yaml:"ca_file"`
+	// CertFile, KeyFile: schema_registry.cert_file/key_file, client certificate.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// PubSub is one Google Cloud Pub/Sub project.
+type PubSub struct {
+	// Region: pubsub.<name>.region, default "cloud".
+	Region string `yaml:"region"`
+	// Project: pubsub.<name>.project, required.
+	Project string `yaml:"project"`
+	// EmulatorHost: pubsub.<name>.emulator_host; else PUBSUB_EMULATOR_HOST is honoured.
+	EmulatorHost string `yaml:"emulator_host"`
+	// CredentialsFile: pubsub.<name>.credentials_file; else application default credentials.
+	CredentialsFile string `yaml:"credentials_file"`
+}
+
+// Formats are the values pipelines[].format accepts.
+var Formats = []string{"avro", "json", "protobuf", "bytes"}
+
+// Pipeline is one source mirrored into the target.
+type Pipeline struct {
+	// Name: pipelines[].name, required, unique, [A-Za-z0-9._-]+. Part of
+	// transactional ids and checkpoint keys: renaming a pipeline restarts it from Start.
+	Name string `yaml:"name"`
+	// Source: pipelines[].source, exactly one of kafka or pubsub.
+	Source Source `yaml:"source"`
+	// Topics: pipelines[].topics, for Kafka sources.
+	Topics Topics `yaml:"topics"`
+	// Rename: pipelines[].rename, default "{source}.{topic}". Placeholders {source},
+	// {topic} and {pipeline}; must contain {topic}.
+	Rename string `yaml:"rename"`
+	// Topic: pipelines[].topic, the target topic of a Pub/Sub source.
+	Topic string `yaml:"topic"`
+	// KeyAttribute: pipelines[].key_attribute, Pub/Sub attribute used as the Kafka key.
+	KeyAttribute string `yaml:"key_attribute"`
+	// Format: pipelines[].format, default "bytes"; one of Formats.
+	Format string `yaml:"format"`
+	// Tasks: pipelines[].tasks, default 1, 1..1024. Units of work a pipeline is split into.
+	Tasks int `yaml:"tasks"`
+	// ExactlyOnce: pipelines[].exactly_once, default true.
+	ExactlyOnce *bool `yaml:"exactly_once"`
+	// Start: pipelines[].start, default "earliest"; where a partition without a
+	// checkpoint starts: earliest or latest.
+	Start string `yaml:"start"`
+	// LineageHeaders: pipelines[].lineage_headers, default true.
+	LineageHeaders *bool `yaml:"lineage_headers"`
+	// RefreshInterval: pipelines[].refresh_interval, default 30s. How often source
+	// topics and partition counts are re-read.
+	RefreshInterval Duration `yaml:"refresh_interval"`
+	// CommitInterval: pipelines[].commit_interval, default 100ms. How long one
+	// transaction (or checkpoint batch) collects records.
+	CommitInterval Duration `yaml:"commit_interval"`
+
+	include, exclude []*regexp.Regexp
+}
+
+// Source names where a pipeline reads.
+type Source struct {
+	// Kafka: source.kafka, a name under kafka.
+	Kafka string `yaml:"kafka"`
+	// PubSub: source.pubsub, a name under pubsub.
+	PubSub string `yaml:"pubsub"`
+	// Subscription: source.subscription, with pubsub.
+	Subscription string `yaml:"subscription"`
+}
+
+// Topics selects source topics by regular expressions (RE2, anchored at both ends
+// as in MirrorMaker 2's topic filters).
+type Topics struct {
+	Include []string `yaml:"include"`
+	Exclude []string `yaml:"exclude"`
+}
+
+// IsExactlyOnce reports whether the pipeline uses transactions.
+func (p *Pipeline) IsExactlyOnce() bool { return p.ExactlyOnce == nil || *p.ExactlyOnce }
+
+// HasLineage reports whether lineage headers are added.
+func (p *Pipeline) HasLineage() bool { return p.LineageHeaders == nil || *p.LineageHeaders }
+
+// IsInternal reports whether a topic is internal and never mirrored: names
+// starting with "_" (which covers "__") or ending in ".internal".
+func IsInternal(topic string) bool {
+	return strings.HasPrefix(topic, "_") || strings.HasSuffix(topic, ".internal")
+}
+
+// Selects reports whether the pipeline mirrors the source topic.
+func (p *Pipeline) Selects(topic string) bool {
+	if IsInternal(topic) {
+		return false
+	}
+	in := false
+	for _, re := range p.include {
+		if re.MatchString(topic) {
+			in = true
+			break
+		}
+	}
+	if !in {
+		return false
+	}
+	for _, re := range p.exclude {
+		if re.MatchString(topic) {
+			return false
+		}
+	}
+	return true
+}
+
+// TargetTopic applies the rename template to a source topic.
+func (p *Pipeline) TargetTopic(topic string) string {
+	if p.Source.PubSub != "" {
+		return p.Topic
+	}
+	return strings.NewReplacer("{source}", p.Source.Kafka, "{topic}", topic, "{pipeline}", p.Name).Replace(p.Rename)
+}
+
+// Duration is a time.Duration written as "500ms", "30s", "1m".
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// String formats like time.Duration.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalYAML writes the duration as a string.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// Secret is a string that never prints.
+type Secret string
+
+// String hides the value.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "<secret>"
+}
+
+// MarshalYAML hides the value.
+func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
+
+// GoString hides the value from %#v.
+func (s Secret) GoString() string { return fmt.Sprintf("%q", s.String()) }
+
+// Line returns the line in File of a key path such as "pipelines[1].topics.include[0]"
+// or, when the path was not written there (a default), of its nearest written
+// parent; 0 for a config built in code.
+func (c *Config) Line(path string) int {
+	for {
+		if line, ok := c.lines[path]; ok {
+			return line
+		}
+		if path == "" {
+			return 0
+		}
+		path = parent(path)
+	}
+}
+
+// parent returns the key path that contains path: "a.b" for "a.b.c" and "a.b[0]".
+func parent(path string) string {
+	return path[:max(strings.LastIndexAny(path, ".["), 0)]
+}
+
+// Pipeline returns the pipeline with the given name, or nil.
+func (c *Config) Pipeline(name string) *Pipeline {
+	for _, p := range c.Pipelines {
+		if p != nil && p.Name == name {
+			return p
+		}
+	}
+	return nil
+}

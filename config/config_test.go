@@ -1,0 +1,447 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden.yaml from the current output")
+
+// testEnv is the environment the testdata files expect. The values are made up.
+var testEnv = map[string]string{
+	"EU_KAFKA_USER": "eu-mirror",
+	"EU_KAFKA_PASS": "not-a-real-password",
+	"NODE_ID":       "eu-3",
+	"HOME_DIR":      "/srv: a #b",
+	"KAFKA_HOST":    "kafka-1.internal",
+	"KAFKA_PASS":    "also-not-real",
+	"REGISTRY_PASS": "registry-not-real",
+	"TASKS":         "8",
+}
+
+func lookupTestEnv(name string) (string, bool) {
+	v, ok := testEnv[name]
+	return v, ok
+}
+
+func TestGoodFiles(t *testing.T) {
+	for name, value := range testEnv {
+		t.Setenv(name, value)
+	}
+	files, err := filepath.Glob("testdata/*.good.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no testdata/*.good.yaml: %v", err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file)+" loads and matches its golden file", func(t *testing.T) {
+			cfg, err := Load(file)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			got := cfg.Redacted()
+			for _, secret := range []string{testEnv["EU_KAFKA_PASS"], testEnv["KAFKA_PASS"], testEnv["REGISTRY_PASS"], "pa$word"} {
+				if strings.Contains(got, secret) {
+					t.Errorf("Redacted() shows the secret %q", secret)
+				}
+			}
+			golden := strings.TrimSuffix(file, ".good.yaml") + ".golden.yaml"
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update to create it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("Redacted() differs from %s (run go test -update and review the diff):\n%s", golden, got)
+			}
+			if err := cfg.Validate(); err != nil {
+				t.Errorf("Validate() after Load = %v", err)
+			}
+		})
+	}
+}
+
+func TestBadFiles(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+		want []string // prefixes of each error, in order
+	}{
+		{"a YAML syntax error gives the parser's line", "syntax.bad.yaml", []string{
+			`syntax.bad.yaml:7: syntax error: mapping values are not allowed in this context`,
+		}},
+		{"unknown keys are errors, with a suggestion when one is close", "unknown-key.bad.yaml", []string{
+			`unknown-key.bad.yaml:7: polices: unknown key (did you mean "policies"?)`,
+			`unknown-key.bad.yaml:12: pipelines[0].taks: unknown key (did you mean "tasks"?)`,
+			`unknown-key.bad.yaml:13: pipelines[0].colour: unknown key`,
+		}},
+		{"missing required keys point at their parent", "missing-required.bad.yaml", []string{
+			`missing-required.bad.yaml:1: node.id: required`,
+			`missing-required.bad.yaml:4: kafka.central.bootstrap: required`,
+			`missing-required.bad.yaml:8: pipelines[0].name: required`,
+		}},
+		{"an empty file lacks every required key", "empty.bad.yaml", []string{
+			`empty.bad.yaml:1: node.id: required`,
+			`empty.bad.yaml:1: node.region: required`,
+			`empty.bad.yaml:1: kafka: must define at least one cluster`,
+			`empty.bad.yaml:1: target: required`,
+			`empty.bad.yaml:1: pipelines: must define at least one pipeline`,
+		}},
+		{"a bad regex is reported with the line of the list item", "bad-regex.bad.yaml", []string{
+			"bad-regex.bad.yaml:13: pipelines[1].topics.include[0]: invalid regex \"payments.(\": missing closing ): `payments.(`",
+			"bad-regex.bad.yaml:14: pipelines[1].topics.exclude[0]: invalid regex \"[z-a]\": invalid character class range: `z-a`",
+		}},
+		{"an unset environment variable is an error, not an empty string", "unset-env.bad.yaml", []string{
+			`unset-env.bad.yaml:7: kafka.central.properties.sasl.password: environment variable "NOT_SET_ANYWHERE" is not set`,
+		}},
+		{"target and sources must name a configured cluster", "unknown-target.bad.yaml", []string{
+			`unknown-target.bad.yaml:5: target: "centrl" is not a kafka cluster (known: central, eu-west)`,
+			`unknown-target.bad.yaml:8: pipelines[0].source.kafka: "eu-wset" is not a kafka cluster (known: central, eu-west)`,
+		}},
+		{"values of the wrong type are errors and are not reported twice", "wrong-type.bad.yaml", []string{
+			`wrong-type.bad.yaml:3: kafka.central.read_only: expected true or false, got "maybe"`,
+			`wrong-type.bad.yaml:8: pipelines[0].topics.include: expected a list, got ".*"`,
+			`wrong-type.bad.yaml:9: pipelines[0].tasks: expected an integer, got "four"`,
+			`wrong-type.bad.yaml:11: cluster.rebalance_margin: expected a number, got "lots"`,
+		}},
+		{"a duplicate pipeline name names the first one's line", "duplicate-pipeline.bad.yaml", []string{
+			`duplicate-pipeline.bad.yaml:9: pipelines[1].name: duplicate name "copy", first used by pipelines[0].name at line 6`,
+		}},
+		{"a duplicate key is an error", "duplicate-key.bad.yaml", []string{
+			`duplicate-key.bad.yaml:4: node.id: duplicate key (first at line 2)`,
+		}},
+		{"a source sets exactly one of kafka and pubsub", "both-sources.bad.yaml", []string{
+			`both-sources.bad.yaml:9: pipelines[0].source: must set exactly one of kafka or pubsub`,
+			`both-sources.bad.yaml:12: pipelines[1].source: must set exactly one of kafka or pubsub`,
+		}},
+		{"bootstrap entries are id@host:port with unique ids and addresses", "bad-bootstrap.bad.yaml", []string{
+			`bad-bootstrap.bad.yaml:5: cluster.bootstrap[1]: want id@host:port, got "us-1:10.1.0.5:7400"`,
+			`bad-bootstrap.bad.yaml:6: cluster.bootstrap[2]: duplicate id "eu-1" (also cluster.bootstrap[0])`,
+			`bad-bootstrap.bad.yaml:7: cluster.bootstrap[3]: duplicate address "10.0.0.5:7400" (also cluster.bootstrap[0])`,
+		}},
+		{"durations need a unit and sane bounds", "bad-duration.bad.yaml", []string{
+			`bad-duration.bad.yaml:3: cluster.heartbeat_timeout: invalid duration "30"`,
+			`bad-duration.bad.yaml:4: cluster.failure_timeout: 500ms must be > cluster.heartbeat_timeout (1s)`,
+			`bad-duration.bad.yaml:12: pipelines[0].refresh_interval: invalid duration "soon"`,
+			`bad-duration.bad.yaml:13: pipelines[0].commit_interval: 1m0s is more than 10s`,
+		}},
+		{"every problem in a file is reported, each with its own line", "many.bad.yaml", []string{
+			`many.bad.yaml:2: node.id: "eu 1" must match [A-Za-z0-9._-]+`,
+			`many.bad.yaml:6: cluster.election_timeout: 500ms must be >= cluster.heartbeat_timeout (2s)`,
+			`many.bad.yaml:11: kafka.central.schema_registry.url: want an http:// or https:// URL, got "ftp://registry"`,
+			`many.bad.yaml:17: pipelines[0].rename: "{topic}" with source.kafka "central", the target, would mirror every topic onto itself`,
+			`many.bad.yaml:18: pipelines[0].format: "xml" is not one of avro, json, protobuf, bytes`,
+			`many.bad.yaml:19: pipelines[0].start: "middle" is not earliest or latest`,
+			`many.bad.yaml:20: pipelines[1].topic: required for a pubsub source`,
+			`many.bad.yaml:21: pipelines[1].source.pubsub: "fleet" is not a pubsub project (known: none)`,
+			`many.bad.yaml:22: pipelines[1].topics: only for kafka sources`,
+			`many.bad.yaml:23: pipelines[1].tasks: 0 is not in 1..1024`,
+			`many.bad.yaml:27: pipelines[2].rename: unknown placeholder "{cluster}" in "{cluster}.{topic}"`,
+		}},
+		{"pubsub and kafka sources reject each other's keys", "pubsub-misuse.bad.yaml", []string{
+			`pubsub-misuse.bad.yaml:5: pubsub.fleet.project: required`,
+			`pubsub-misuse.bad.yaml:8: pipelines[0].topic: required for a pubsub source`,
+			`pubsub-misuse.bad.yaml:9: pipelines[0].source.pubsub: "flet" is not a pubsub project (known: fleet)`,
+			`pubsub-misuse.bad.yaml:9: pipelines[0].source.subscription: required for a pubsub source`,
+			`pubsub-misuse.bad.yaml:10: pipelines[0].rename: only for kafka sources`,
+			`pubsub-misuse.bad.yaml:11: pipelines[0].topics: only for kafka sources`,
+			`pubsub-misuse.bad.yaml:13: pipelines[1].source.subscription: only for pubsub sources`,
+			`pubsub-misuse.bad.yaml:15: pipelines[1].topic: only for pubsub sources`,
+			`pubsub-misuse.bad.yaml:16: pipelines[1].key_attribute: only for pubsub sources`,
+		}},
+		{"zeros written in the file are not replaced by defaults", "explicit-zero.bad.yaml", []string{
+			`explicit-zero.bad.yaml:2: node.data_dir: required`,
+			`explicit-zero.bad.yaml:2: node.raft_addr: want host:port, got ":7400"`,
+			`explicit-zero.bad.yaml:3: cluster.heartbeat_timeout: must be > 0, got 0s`,
+			`explicit-zero.bad.yaml:3: cluster.rebalance_margin: 1.5 is not in [0, 1]`,
+			`explicit-zero.bad.yaml:11: pipelines[0].tasks: 0 is not in 1..1024`,
+			`explicit-zero.bad.yaml:12: pipelines[0].format: "" is not one of avro, json, protobuf, bytes`,
+			`explicit-zero.bad.yaml:13: pipelines[0].commit_interval: must be > 0, got 0s`,
+		}},
+		{"alias cycles are errors, not endless loops", "alias-cycle.bad.yaml", []string{
+			`alias-cycle.bad.yaml:1: node: << merges a mapping into itself`,
+			`alias-cycle.bad.yaml:6: pipelines[0].topics.include[0]: expected a string, got a mapping`,
+		}},
+		{"the file must be a mapping", "not-a-mapping.bad.yaml", []string{
+			`not-a-mapping.bad.yaml:1: expected a mapping, got a list`,
+		}},
+		{"only one YAML document is read", "two-documents.bad.yaml", []string{
+			`two-documents.bad.yaml:2: only one YAML document is allowed`,
+		}},
+	}
+
+	var covered []string
+	for _, tt := range tests {
+		covered = append(covered, tt.file)
+		t.Run(tt.name, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join("testdata", tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := parseWithEnv(tt.file, data, lookupTestEnv)
+			if err == nil {
+				t.Fatalf("no error; config:\n%s", cfg.Redacted())
+			}
+			if cfg != nil {
+				t.Errorf("got a config along with the error")
+			}
+			var list *ErrorList
+			if !errors.As(err, &list) {
+				t.Fatalf("error %T is not a *ErrorList: %v", err, err)
+			}
+			for i, e := range list.Errors {
+				if i >= len(tt.want) || !strings.HasPrefix(e.Error(), tt.want[i]) {
+					t.Errorf("error %d:\n got: %s\nwant: %s", i, e, at(tt.want, i))
+				}
+				if e.File != tt.file || e.Line == 0 {
+					t.Errorf("error %d has file %q line %d", i, e.File, e.Line)
+				}
+			}
+			for i := len(list.Errors); i < len(tt.want); i++ {
+				t.Errorf("missing error %d: %s", i, tt.want[i])
+			}
+		})
+	}
+
+	t.Run("every bad file in testdata has expectations", func(t *testing.T) {
+		files, _ := filepath.Glob("testdata/*.bad.yaml")
+		for _, f := range files {
+			if !slices.Contains(covered, filepath.Base(f)) {
+				t.Errorf("%s is not in the table", f)
+			}
+		}
+	})
+}
+
+func at(s []string, i int) string {
+	if i < len(s) {
+		return s[i]
+	}
+	return "(no more errors)"
+}
+
+func TestErrorsAs(t *testing.T) {
+	_, err := Parse("t.yaml", []byte("node: {id: a, region: eu}\ntarget: nowhere\nbogus: 1\n"))
+	t.Run("errors.As finds the first *Error with its line", func(t *testing.T) {
+		var e *Error
+		if !errors.As(err, &e) {
+			t.Fatalf("errors.As(%v, *Error) = false", err)
+		}
+		if e.File != "t.yaml" || e.Line != 1 || e.Path != "kafka" {
+			t.Errorf("first error = %+v", *e)
+		}
+	})
+	t.Run("the list holds every problem sorted by line", func(t *testing.T) {
+		var list *ErrorList
+		if !errors.As(err, &list) {
+			t.Fatalf("errors.As(%v, *ErrorList) = false", err)
+		}
+		var lines []int
+		for _, e := range list.Errors {
+			lines = append(lines, e.Line)
+		}
+		if !slices.IsSorted(lines) || len(lines) != 3 {
+			t.Errorf("lines = %v, want 3 sorted lines; errors:\n%v", lines, err)
+		}
+	})
+	t.Run("an unreadable file keeps its fs error", func(t *testing.T) {
+		_, err := Load("testdata/does-not-exist.yaml")
+		if !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("Load of a missing file = %v, want fs.ErrNotExist", err)
+		}
+	})
+}
+
+func TestExpand(t *testing.T) {
+	tests := []struct {
+		name, in, want, err string
+	}{
+		{"text without a dollar is unchanged", "plain", "plain", ""},
+		{"a variable expands", "${TASKS}", "8", ""},
+		{"variables expand inside text", "a-${TASKS}-${NODE_ID}", "a-8-eu-3", ""},
+		{"a double dollar is a literal dollar", "pa$$word", "pa$word", ""},
+		{"a double dollar escapes a reference", "$${TASKS}", "${TASKS}", ""},
+		{"a dollar before other characters stays", "orders$|a$b", "orders$|a$b", ""},
+		{"a trailing dollar stays", "audit$", "audit$", ""},
+		{"a value with YAML syntax stays text", "${HOME_DIR}", "/srv: a #b", ""},
+		{"an unset variable is an error", "${NOPE}", "", `environment variable "NOPE" is not set`},
+		{"all unset variables are named", "${NOPE}${NADA}", "", `environment variables "NOPE", "NADA" are not set`},
+		{"an unterminated reference is an error", "${TASKS", "", `unterminated "${"`},
+		{"an invalid name is an error", "${1X}", "", `invalid variable name "1X"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := expand(tt.in, lookupTestEnv)
+			if tt.err != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), tt.err) {
+					t.Errorf("expand(%q) error = %v, want %q", tt.in, err, tt.err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("expand(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadedValues(t *testing.T) {
+	data, err := os.ReadFile("testdata/full.good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := parseWithEnv("full.good.yaml", data, lookupTestEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payments, fleet := cfg.Pipeline("eu-payments"), cfg.Pipeline("fleet-telemetry")
+	if payments == nil || fleet == nil || cfg.Pipeline("nope") != nil {
+		t.Fatalf("Pipeline lookups: %v %v %v", payments, fleet, cfg.Pipeline("nope"))
+	}
+
+	t.Run("topic filters are anchored regexes that skip internal topics", func(t *testing.T) {
+		for topic, want := range map[string]bool{
+			"payments.card": true, "payments.": true, "payments": false, "x.payments.card": false,
+			"payments.card.internal": false, "_payments.x": false, "orders": false,
+		} {
+			if got := payments.Selects(topic); got != want {
+				t.Errorf("Selects(%q) = %v, want %v", topic, got, want)
+			}
+		}
+	})
+	t.Run("target topics follow the rename template or the pubsub topic", func(t *testing.T) {
+		if got := payments.TargetTopic("payments.card"); got != "eu-west.payments.card" {
+			t.Errorf("kafka TargetTopic = %q", got)
+		}
+		if got := fleet.TargetTopic("ignored"); got != "fleet.telemetry" {
+			t.Errorf("pubsub TargetTopic = %q", got)
+		}
+	})
+	t.Run("environment variables expand into properties", func(t *testing.T) {
+		props := cfg.Kafka["eu-west"].Properties
+		if props["sasl.username"] != "eu-mirror" || props["sasl.password"] != "not-a-real-password" {
+			t.Errorf("properties = %v", props)
+		}
+	})
+	t.Run("defaults fill what the file leaves out", func(t *testing.T) {
+		if fleet.Tasks != 1 || fleet.Start != "earliest" || fleet.CommitInterval.D() != 100*time.Millisecond ||
+			fleet.RefreshInterval.D() != 30*time.Second || !fleet.IsExactlyOnce() || !fleet.HasLineage() || fleet.Rename != "" {
+			t.Errorf("fleet pipeline = %+v", fleet)
+		}
+		if cfg.Cluster.FailureTimeout.D() != 10*time.Second || cfg.PubSub["fleet"].Region != "cloud" {
+			t.Errorf("cluster = %+v", cfg.Cluster)
+		}
+	})
+	t.Run("Line finds a key, else its nearest written parent", func(t *testing.T) {
+		for path, want := range map[string]int{
+			"pipelines[0].topics.include[0]":         30,
+			"kafka.eu-west.bootstrap":                12,
+			"kafka.eu-west.properties.sasl.password": 14,
+			"pipelines[1].tasks":                     36,
+			"cluster.failure_timeout":                7,
+			"no.such.key":                            1,
+		} {
+			if got := cfg.Line(path); got != want {
+				t.Errorf("Line(%q) = %d, want %d", path, got, want)
+			}
+		}
+	})
+}
+
+func TestValidateBuiltInCode(t *testing.T) {
+	build := func() *Config {
+		c := Default()
+		c.Node.ID, c.Node.Region = "n1", "eu"
+		c.Kafka = map[string]*Kafka{"central": {Region: "eu", Bootstrap: "localhost:9092"}}
+		c.Target = "central"
+		c.Pipelines = []*Pipeline{{
+			Name: "p", Source: Source{Kafka: "central"}, Topics: Topics{Include: []string{"a.*"}},
+			Rename: "copy.{topic}", Format: "bytes", Tasks: 1, Start: "latest",
+			RefreshInterval: Duration(time.Second), CommitInterval: Duration(time.Second),
+		}}
+		return c
+	}
+	t.Run("a complete config validates and compiles its filters", func(t *testing.T) {
+		c := build()
+		if err := c.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if !c.Pipelines[0].Selects("abc") || c.Pipelines[0].Selects("xabc") {
+			t.Error("Selects does not use the compiled, anchored filter")
+		}
+	})
+	t.Run("errors carry the path but no file or line", func(t *testing.T) {
+		c := build()
+		c.Kafka["eu"] = nil
+		c.Pipelines[0].Tasks = 2000
+		err := c.Validate()
+		want := "kafka.eu.region: required\nkafka.eu.bootstrap: required\npipelines[0].tasks: 2000 is not in 1..1024"
+		if err == nil || err.Error() != want {
+			t.Errorf("Validate() =\n%v\nwant\n%s", err, want)
+		}
+	})
+}
+
+func TestRedactedHidesSecretProperties(t *testing.T) {
+	for key, secret := range map[string]bool{
+		"sasl.password": true, "ssl.key.password": true, "sasl.oauthbearer.client.secret": true,
+		"sasl.jaas.config": true, "ssl.key": true, "ssl.key.pem": true, "SASL.PASSWORD": true,
+		"sasl.username": false, "ssl.key.location": false, "security.protocol": false,
+	} {
+		t.Run(key+" is secret: "+map[bool]string{true: "yes", false: "no"}[secret], func(t *testing.T) {
+			if got := IsSecretProperty(key); got != secret {
+				t.Errorf("IsSecretProperty(%q) = %v", key, got)
+			}
+		})
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.yaml")
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := parseWithEnv("fuzz.yaml", data, lookupTestEnv)
+		if err != nil {
+			var list *ErrorList
+			if !errors.As(err, &list) || len(list.Errors) == 0 {
+				t.Fatalf("error is not a non-empty *ErrorList: %#v", err)
+			}
+			for _, e := range list.Errors {
+				if e.File != "fuzz.yaml" || e.Line < 0 {
+					t.Fatalf("bad error position: %+v", e)
+				}
+			}
+			return
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("Validate() after a successful Parse: %v", err)
+		}
+		out := cfg.Redacted()
+		if strings.Contains(out, "$") {
+			return // a "$$" in the input printed as "$" means something else when parsed again
+		}
+		again, err := parseWithEnv("again.yaml", []byte(out), lookupTestEnv)
+		if err != nil {
+			t.Fatalf("Redacted() output does not parse: %v\n%s", err, out)
+		}
+		if got := again.Redacted(); got != out {
+			t.Fatalf("Redacted() is not stable:\n%s\nthen\n%s", out, got)
+		}
+	})
+}

@@ -1,0 +1,398 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"regexp/syntax"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxTasks bounds pipelines[].tasks: each task holds a transactional producer and
+// a consumer, and a partition count is the useful maximum anyway.
+const maxTasks = 1024
+
+// maxNameLen bounds pipeline names, which end up in transactional ids and
+// checkpoint keys.
+const maxNameLen = 100
+
+// maxCommitInterval bounds pipelines[].commit_interval: a transaction stays open
+// that long, and read_committed consumers of the target wait for it.
+const maxCommitInterval = 10 * time.Second
+
+// namePattern is what node ids, pipeline and cluster names may contain: the
+// characters Kafka allows in topic names, as the names end up in them.
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+
+var placeholder = regexp.MustCompile(`\{[^{}]*\}`)
+
+// Validate checks the whole config and reports every problem found as a
+// *ErrorList, each with the line of its key when the config came from a file. It
+// also compiles the topic regexes that Pipeline.Selects uses, so a config built in
+// code must be validated before use.
+func (c *Config) Validate() error {
+	v := &validator{c: c}
+	v.node()
+	v.cluster()
+	v.kafka()
+	v.pubsub()
+	v.pipelines()
+	return v.list.err()
+}
+
+type validator struct {
+	c    *Config
+	list ErrorList
+	// regexps caches compiled filters: pipelines often share them.
+	regexps map[string]*regexp.Regexp
+}
+
+func (v *validator) errorf(path, format string, args ...any) {
+	v.list.Errors = append(v.list.Errors, &Error{File: v.c.File, Line: v.c.Line(path), Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) node() {
+	n := &v.c.Node
+	switch {
+	case n.ID == "":
+		v.errorf("node.id", "required")
+	case !namePattern.MatchString(n.ID):
+		v.errorf("node.id", "%q must match [A-Za-z0-9._-]+", n.ID)
+	}
+	if n.Region == "" {
+		v.errorf("node.region", "required")
+	}
+	if n.DataDir == "" {
+		v.errorf("node.data_dir", "required")
+	}
+	if !validHostPort(n.RaftAddr) {
+		v.errorf("node.raft_addr", "want host:port, got %q", n.RaftAddr)
+	}
+	// The HTTP address is only listened on, so ":7480" (all interfaces) and port 0
+	// (any free port, logged at start-up) will do; the Raft address is also given
+	// to peers and needs a host and a fixed port.
+	if addr := n.HTTPAddr; !validListenAddr(addr) {
+		v.errorf("node.http_addr", "want host:port or :port, got %q", n.HTTPAddr)
+	}
+}
+
+func (v *validator) cluster() {
+	cl := &v.c.Cluster
+	ids, addrs := map[string]int{}, map[string]int{}
+	for i, e := range cl.Bootstrap {
+		path := "cluster.bootstrap[" + strconv.Itoa(i) + "]"
+		id, addr, ok := strings.Cut(e, "@")
+		if !ok || !namePattern.MatchString(id) || !validHostPort(addr) {
+			v.errorf(path, "want id@host:port, got %q", e)
+			continue
+		}
+		if j, dup := ids[id]; dup {
+			v.errorf(path, "duplicate id %q (also cluster.bootstrap[%d])", id, j)
+		} else {
+			ids[id] = i
+		}
+		if j, dup := addrs[addr]; dup {
+			v.errorf(path, "duplicate address %q (also cluster.bootstrap[%d])", addr, j)
+		} else {
+			addrs[addr] = i
+		}
+	}
+	hb, el, fail := cl.HeartbeatTimeout, cl.ElectionTimeout, cl.FailureTimeout
+	v.positive("cluster.heartbeat_timeout", hb)
+	v.positive("cluster.election_timeout", el)
+	v.positive("cluster.failure_timeout", fail)
+	if hb > 0 && el > 0 && el < hb {
+		v.errorf("cluster.election_timeout", "%s must be >= cluster.heartbeat_timeout (%s)", el, hb)
+	}
+	if hb > 0 && fail > 0 && fail <= hb {
+		v.errorf("cluster.failure_timeout", "%s must be > cluster.heartbeat_timeout (%s)", fail, hb)
+	}
+	if m := cl.RebalanceMargin; !(m >= 0 && m <= 1) {
+		v.errorf("cluster.rebalance_margin", "%v is not in [0, 1]", m)
+	}
+}
+
+func (v *validator) positive(path string, d Duration) {
+	if d <= 0 {
+		v.errorf(path, "must be > 0, got %s", d)
+	}
+}
+
+func (v *validator) kafka() {
+	c := v.c
+	if len(c.Kafka) == 0 {
+		v.errorf("kafka", "must define at least one cluster")
+	}
+	for _, name := range sortedKeys(c.Kafka) {
+		path := "kafka." + name
+		k := c.Kafka[name]
+		if k == nil {
+			k = &Kafka{}
+		}
+		if !namePattern.MatchString(name) {
+			v.errorf(path, "cluster name %q must match [A-Za-z0-9._-]+", name)
+		}
+		if k.Region == "" {
+			v.errorf(path+".region", "required")
+		}
+		switch {
+		case k.Bootstrap == "":
+			v.errorf(path+".bootstrap", "required")
+		case !validBootstrap(k.Bootstrap):
+			v.errorf(path+".bootstrap", "want host:port[,host:port], got %q", k.Bootstrap)
+		}
+		if sr := k.SchemaRegistry; sr != nil {
+			if sr.URL == "" {
+				v.errorf(path+".schema_registry.url", "required")
+			} else if u, err := url.Parse(sr.URL); err != nil {
+				v.errorf(path+".schema_registry.url", "not a valid URL") // the text may hold credentials
+			} else if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				v.errorf(path+".schema_registry.url", "want an http:// or https:// URL, got %q", u.Redacted())
+			}
+		}
+	}
+	switch {
+	case c.Target == "":
+		v.errorf("target", "required")
+	case !has(c.Kafka, c.Target) && len(c.Kafka) > 0:
+		v.errorf("target", "%q is not a kafka cluster (known: %s)", c.Target, known(c.Kafka))
+	}
+}
+
+func (v *validator) pubsub() {
+	for _, name := range sortedKeys(v.c.PubSub) {
+		path := "pubsub." + name
+		ps := v.c.PubSub[name]
+		if ps == nil {
+			ps = &PubSub{}
+		}
+		if !namePattern.MatchString(name) {
+			v.errorf(path, "project name %q must match [A-Za-z0-9._-]+", name)
+		}
+		if ps.Project == "" {
+			v.errorf(path+".project", "required")
+		}
+	}
+}
+
+func (v *validator) pipelines() {
+	c := v.c
+	if len(c.Pipelines) == 0 {
+		v.errorf("pipelines", "must define at least one pipeline")
+	}
+	names := map[string]int{}
+	for i, p := range c.Pipelines {
+		path := "pipelines[" + strconv.Itoa(i) + "]"
+		if p == nil {
+			v.errorf(path, "empty pipeline")
+			continue
+		}
+		p.include, p.exclude = nil, nil
+		switch {
+		case p.Name == "":
+			v.errorf(path+".name", "required")
+		case !namePattern.MatchString(p.Name):
+			v.errorf(path+".name", "%q must match [A-Za-z0-9._-]+", p.Name)
+		case len(p.Name) > maxNameLen:
+			v.errorf(path+".name", "longer than %d characters", maxNameLen)
+		}
+		if j, dup := names[p.Name]; dup && p.Name != "" {
+			first := "pipelines[" + strconv.Itoa(j) + "].name"
+			v.errorf(path+".name", "duplicate name %q, first used by %s%s", p.Name, first, atLine(c.Line(first)))
+		} else if !dup {
+			names[p.Name] = i
+		}
+
+		switch {
+		case (p.Source.Kafka == "") == (p.Source.PubSub == ""):
+			v.errorf(path+".source", "must set exactly one of kafka or pubsub")
+		case p.Source.Kafka != "":
+			v.kafkaSource(path, p)
+		default:
+			v.pubsubSource(path, p)
+		}
+
+		if !slices.Contains(Formats, p.Format) {
+			v.errorf(path+".format", "%q is not one of %s", p.Format, strings.Join(Formats, ", "))
+		}
+		if p.Tasks < 1 || p.Tasks > maxTasks {
+			v.errorf(path+".tasks", "%d is not in 1..%d", p.Tasks, maxTasks)
+		}
+		if p.Start != "earliest" && p.Start != "latest" {
+			v.errorf(path+".start", "%q is not earliest or latest", p.Start)
+		}
+		v.positive(path+".refresh_interval", p.RefreshInterval)
+		v.positive(path+".commit_interval", p.CommitInterval)
+		if p.CommitInterval.D() > maxCommitInterval {
+			v.errorf(path+".commit_interval", "%s is more than %s (a transaction stays open that long)", p.CommitInterval, maxCommitInterval)
+		}
+	}
+}
+
+func (v *validator) kafkaSource(path string, p *Pipeline) {
+	c := v.c
+	if !has(c.Kafka, p.Source.Kafka) {
+		v.errorf(path+".source.kafka", "%q is not a kafka cluster (known: %s)", p.Source.Kafka, known(c.Kafka))
+	}
+	if p.Source.Subscription != "" {
+		v.errorf(path+".source.subscription", "only for pubsub sources")
+	}
+	if p.Topic != "" {
+		v.errorf(path+".topic", "only for pubsub sources (kafka sources use rename)")
+	}
+	if p.KeyAttribute != "" {
+		v.errorf(path+".key_attribute", "only for pubsub sources")
+	}
+	if len(p.Topics.Include) == 0 {
+		v.errorf(path+".topics.include", "must list at least one regex for a kafka source")
+	}
+	p.include = v.regexes(path+".topics.include", p.Topics.Include)
+	p.exclude = v.regexes(path+".topics.exclude", p.Topics.Exclude)
+	v.rename(path+".rename", p.Rename)
+	if p.Rename == "{topic}" && p.Source.Kafka == c.Target {
+		v.errorf(path+".rename", "%q with source.kafka %q, the target, would mirror every topic onto itself", p.Rename, p.Source.Kafka)
+	}
+}
+
+func (v *validator) pubsubSource(path string, p *Pipeline) {
+	c := v.c
+	if !has(c.PubSub, p.Source.PubSub) {
+		v.errorf(path+".source.pubsub", "%q is not a pubsub project (known: %s)", p.Source.PubSub, known(c.PubSub))
+	}
+	if p.Source.Subscription == "" {
+		v.errorf(path+".source.subscription", "required for a pubsub source")
+	}
+	switch {
+	case p.Topic == "":
+		v.errorf(path+".topic", "required for a pubsub source")
+	case !namePattern.MatchString(p.Topic) || len(p.Topic) > 249:
+		v.errorf(path+".topic", "%q is not a valid Kafka topic name", p.Topic)
+	}
+	if len(p.Topics.Include) > 0 || len(p.Topics.Exclude) > 0 {
+		v.errorf(path+".topics", "only for kafka sources (a pubsub source has one topic)")
+	}
+	if p.Rename != "" {
+		v.errorf(path+".rename", "only for kafka sources (use topic)")
+	}
+}
+
+// regexes compiles topic filters anchored at both ends, as MirrorMaker 2 does.
+func (v *validator) regexes(path string, res []string) []*regexp.Regexp {
+	var out []*regexp.Regexp
+	for i, re := range res {
+		compiled, ok := v.regexps[re]
+		if !ok {
+			var err error
+			if compiled, err = compileFilter(re); err != nil {
+				v.errorf(path+"["+strconv.Itoa(i)+"]", "%v", err)
+				continue
+			}
+			if v.regexps == nil {
+				v.regexps = map[string]*regexp.Regexp{}
+			}
+			v.regexps[re] = compiled
+		}
+		out = append(out, compiled)
+	}
+	return out
+}
+
+// compileFilter compiles "^(?:re)$", describing errors in terms of re.
+func compileFilter(re string) (*regexp.Regexp, error) {
+	if _, err := regexp.Compile(re); err != nil {
+		var se *syntax.Error
+		if errors.As(err, &se) {
+			return nil, fmt.Errorf("invalid regex %q: %s: `%s`", re, se.Code, se.Expr)
+		}
+		return nil, fmt.Errorf("invalid regex %q: %w", re, err)
+	}
+	compiled, err := regexp.Compile("^(?:" + re + ")$")
+	if err != nil {
+		return nil, fmt.Errorf("invalid regex %q: %w", re, err)
+	}
+	return compiled, nil
+}
+
+func (v *validator) rename(path, tmpl string) {
+	if !strings.Contains(tmpl, "{topic}") {
+		v.errorf(path, "%q must contain {topic}", tmpl)
+	}
+	for _, ph := range placeholder.FindAllString(tmpl, -1) {
+		if ph != "{source}" && ph != "{topic}" && ph != "{pipeline}" {
+			v.errorf(path, "unknown placeholder %q in %q (want {source}, {topic} or {pipeline})", ph, tmpl)
+		}
+	}
+	if rest := placeholder.ReplaceAllString(tmpl, ""); rest != "" && !namePattern.MatchString(rest) {
+		v.errorf(path, "%q has characters Kafka does not allow in topic names (want [A-Za-z0-9._-] around the placeholders)", tmpl)
+	}
+}
+
+func atLine(line int) string {
+	if line == 0 {
+		return ""
+	}
+	return " at line " + strconv.Itoa(line)
+}
+
+// validHostPort reports whether s is host:port with a port number.
+func validListenAddr(s string) bool {
+	if strings.HasPrefix(s, ":") {
+		s = "0.0.0.0" + s
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || host == "" {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 0 && n < 65536
+}
+
+func validHostPort(s string) bool {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || host == "" {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n > 0 && n < 65536
+}
+
+// validBootstrap accepts librdkafka's bootstrap.servers: host:port entries,
+// separated by commas, each optionally prefixed with a protocol ("SSL://").
+func validBootstrap(s string) bool {
+	for e := range strings.SplitSeq(s, ",") {
+		e = strings.TrimSpace(e)
+		if _, after, ok := strings.Cut(e, "://"); ok {
+			e = after
+		}
+		if !validHostPort(e) {
+			return false
+		}
+	}
+	return true
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func known[V any](m map[string]V) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	return strings.Join(sortedKeys(m), ", ")
+}
+
+func has[V any](m map[string]V, key string) bool {
+	_, ok := m[key]
+	return ok
+}

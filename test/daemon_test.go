@@ -1,0 +1,176 @@
+package test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tributary-dev/tributary/test/harness"
+)
+
+// daemon is a tributary node running as a separate process.
+type daemon struct {
+	t      testing.TB
+	cfg    string
+	http   string
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	out    bytes.Buffer
+	exited chan struct{}
+	err    error
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// writeConfig writes a node config with the given pipelines section and returns
+// its path and HTTP address.
+func writeConfig(t testing.TB, source, target, pipelines string) (path, httpAddr string) {
+	t.Helper()
+	dir := t.TempDir()
+	httpAddr = freeAddr(t)
+	text := fmt.Sprintf(`node:
+  id: test-1
+  region: eu
+  data_dir: %s/data
+  http_addr: %s
+kafka:
+  regional:
+    region: eu
+    bootstrap: %s
+  central:
+    region: cloud
+    bootstrap: %s
+target: central
+pipelines:
+%s`, dir, httpAddr, source, target, pipelines)
+	path = filepath.Join(dir, "tributary.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, httpAddr
+}
+
+func startDaemon(t testing.TB, cfg, httpAddr string) *daemon {
+	t.Helper()
+	if binPath == "" {
+		t.Skip("tributary binary not built: real brokers not configured")
+	}
+	d := &daemon{t: t, cfg: cfg, http: httpAddr, exited: make(chan struct{})}
+	d.cmd = exec.Command(binPath, "run", "--config", cfg)
+	w := &lockedWriter{mu: &d.mu, w: &d.out}
+	d.cmd.Stdout, d.cmd.Stderr = w, w
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		d.err = d.cmd.Wait()
+		close(d.exited)
+	}()
+	t.Cleanup(func() {
+		d.kill()
+		if t.Failed() {
+			t.Logf("daemon output (last 8 KiB):\n%s", d.tail(8192))
+		}
+	})
+	return d
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func (d *daemon) output() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.out.String()
+}
+
+func (d *daemon) tail(n int) string {
+	s := d.output()
+	if len(s) > n {
+		s = s[len(s)-n:]
+	}
+	return s
+}
+
+func (d *daemon) kill() {
+	select {
+	case <-d.exited:
+		return
+	default:
+	}
+	d.cmd.Process.Signal(syscall.SIGKILL)
+	<-d.exited
+}
+
+// stop sends SIGTERM and returns the exit error and how long the exit took.
+func (d *daemon) stop() (error, time.Duration) {
+	start := time.Now()
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.exited:
+		return d.err, time.Since(start)
+	case <-time.After(20 * time.Second):
+		d.kill()
+		return fmt.Errorf("did not exit within 20 s of SIGTERM"), time.Since(start)
+	}
+}
+
+// waitReady waits until /readyz answers 200.
+func (d *daemon) waitReady(timeout time.Duration) {
+	d.t.Helper()
+	harness.Eventually(d.t, timeout, "node ready", func() error {
+		select {
+		case <-d.exited:
+			d.t.Fatalf("daemon exited: %v\n%s", d.err, d.tail(4096))
+		default:
+		}
+		resp, err := http.Get("http://" + d.http + "/readyz")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("%d %s", resp.StatusCode, strings.TrimSpace(string(b)))
+		}
+		return nil
+	})
+}
+
+// metric returns the text of /metrics.
+func (d *daemon) metrics() string {
+	resp, err := http.Get("http://" + d.http + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
