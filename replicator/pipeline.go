@@ -75,9 +75,10 @@ type Pipeline struct {
 	log        *slog.Logger
 
 	mu      sync.Mutex
-	topics  map[string]int // selected source topic → partitions ready in the target
-	changed chan struct{}  // closed and replaced whenever topics changes
-	ready   bool           // at least one refresh succeeded
+	topics  map[string]int  // selected source topic → partitions ready in the target
+	changed chan struct{}   // closed and replaced whenever topics changes
+	ready   bool            // at least one refresh succeeded
+	initial map[string]bool // topics found by the first refresh: where start applies
 	lastErr error
 }
 
@@ -132,6 +133,35 @@ func (p *Pipeline) Partitions(i int) ([]Partition, <-chan struct{}) {
 		return out[a].Partition < out[b].Partition
 	})
 	return out, p.changed
+}
+
+// firstPartitions is Partitions once the first topic refresh has published;
+// ok is false when ctx ends first.
+func (p *Pipeline) firstPartitions(ctx context.Context, i int) (list []Partition, changed <-chan struct{}, ok bool) {
+	for {
+		p.mu.Lock()
+		ready, ch := p.ready, p.changed
+		p.mu.Unlock()
+		if ready {
+			list, changed = p.Partitions(i)
+			return list, changed, true
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, nil, false
+		}
+	}
+}
+
+// startsAtConfigured reports whether a partition without a checkpoint starts at
+// the pipeline's start setting: only topics that existed when the node first
+// listed them do; topics created later are read from their beginning, so that
+// "latest" never skips the first records of a new topic (also after a restart).
+func (p *Pipeline) startsAtConfigured(topic string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.initial[topic]
 }
 
 // Topics returns the selected source topics and their partition counts.
@@ -350,8 +380,16 @@ func ensureCheckpointTopic(ctx context.Context, admin *kafka.AdminClient, md *ka
 func (p *Pipeline) publish(ready map[string]int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// The first refresh always signals, even when it finds nothing: tasks wait
+	// for it in firstPartitions.
+	same := p.ready && len(ready) == len(p.topics)
+	if !p.ready {
+		p.initial = map[string]bool{}
+		for t := range ready {
+			p.initial[t] = true
+		}
+	}
 	p.ready = true
-	same := len(ready) == len(p.topics)
 	for t, n := range ready {
 		if old, ok := p.topics[t]; !ok || old != n {
 			same = false

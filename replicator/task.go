@@ -260,7 +260,6 @@ func (t *Task) session(ctx context.Context) (err error) {
 		}
 		t.partitions.Store(0)
 	}()
-	first := true
 	assign := func(list []Partition) error {
 		var add []kafka.TopicPartition
 		for _, sp := range list {
@@ -277,7 +276,7 @@ func (t *Task) session(ctx context.Context) (err error) {
 			if off, ok := ckpts[sp]; ok {
 				start = kafka.Offset(off)
 				ps.next, ps.pending, ps.lastWritten = off, off, off
-			} else if first && p.cfg.Start == "latest" {
+			} else if p.cfg.Start == "latest" && p.startsAtConfigured(sp.Topic) {
 				start = kafka.OffsetEnd
 			}
 			if start < 0 {
@@ -287,7 +286,6 @@ func (t *Task) session(ctx context.Context) (err error) {
 			topic := sp.Topic
 			add = append(add, kafka.TopicPartition{Topic: &topic, Partition: sp.Partition, Offset: start})
 		}
-		first = false
 		if len(add) == 0 {
 			return nil
 		}
@@ -298,7 +296,11 @@ func (t *Task) session(ctx context.Context) (err error) {
 		}
 		return nil
 	}
-	list, changed := p.Partitions(t.id.Index)
+	// start: latest applies to the topics of the first topic refresh, so wait for it.
+	list, changed, ok := p.firstPartitions(ctx, t.id.Index)
+	if !ok {
+		return nil // cancelled
+	}
 	if err := assign(list); err != nil {
 		return err
 	}

@@ -1,0 +1,38 @@
+# tributary: build and test entry points. `make test` is what CI (.ci/run) runs.
+#
+#   make test        whole suite against two real Kafka clusters (test/run.sh starts and stops
+#                    them; PKGS=./foo/... and GOTEST_FLAGS='-run X -v' narrow it down)
+#   make test-short  go test without brokers (tests needing them skip)
+#   make bench       benchmarks, with the brokers running (BENCH=regexp)
+#   make vet         gofmt check + go vet
+#   make build       bin/tributary
+
+GO ?= go
+PKGS ?= ./...
+GOTEST_FLAGS ?=
+BENCH ?= .
+
+export PKGS GOTEST_FLAGS BENCH
+
+.PHONY: test test-short bench vet build kafka-fetch
+
+test:
+	bash test/run.sh test
+
+test-short:
+	$(GO) test -short $(GOTEST_FLAGS) $(PKGS)
+
+bench:
+	bash test/run.sh bench
+
+vet:
+	@out="$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go'))"; \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+build:
+	$(GO) build -o bin/tributary ./cmd/tributary
+
+# Download Kafka's jars into the cache ahead of time (test does it when needed).
+kafka-fetch:
+	bash test/harness/kafka.sh fetch

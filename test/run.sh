@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Runs go test (or benchmarks) against two real Kafka clusters started for the run.
+#
+#   test/run.sh test    go test -race -shuffle=on -timeout 25m -p 1 $GOTEST_FLAGS $PKGS
+#   test/run.sh bench   go test -run '^$' -bench "$BENCH" -benchmem $GOTEST_FLAGS $PKGS
+#
+# PKGS defaults to ./...; GOTEST_FLAGS adds go test flags (e.g. GOTEST_FLAGS='-run TestX -v').
+# The brokers (test/harness/kafka.sh) run in a temporary directory that is removed afterwards
+# unless KEEP_KAFKA_DIR=1; they are always stopped, and go test's exit code is returned.
+# On failure the tail of every broker log is printed.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+KAFKA_SH="$ROOT/test/harness/kafka.sh"
+MODE="${1:-test}"
+PKGS="${PKGS:-./...}"
+GOTEST_FLAGS="${GOTEST_FLAGS:-}"
+BENCH="${BENCH:-.}"
+
+case "$MODE" in
+test | bench) ;;
+*)
+	echo "usage: test/run.sh test|bench" >&2
+	exit 2
+	;;
+esac
+
+KAFKA_DIR="$(mktemp -d "${TMPDIR:-/tmp}/tributary-kafka.XXXXXX")"
+GOPID=""
+cleanup() {
+	local rc=$?
+	if [[ -n "$GOPID" ]] && kill -0 "$GOPID" 2>/dev/null; then
+		# The whole process group: go, the test binaries and whatever they started.
+		kill -TERM -- "-$GOPID" 2>/dev/null || kill -TERM "$GOPID" 2>/dev/null || true
+		wait "$GOPID" 2>/dev/null || true
+	fi
+	bash "$KAFKA_SH" stop "$KAFKA_DIR" || true
+	if [[ "${KEEP_KAFKA_DIR:-0}" == 1 ]]; then
+		echo "run.sh: broker files kept in $KAFKA_DIR" >&2
+	else
+		rm -rf "$KAFKA_DIR"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+start=$SECONDS
+if ! bash "$KAFKA_SH" start "$KAFKA_DIR"; then
+	bash "$KAFKA_SH" logs "$KAFKA_DIR" 100 >&2 || true
+	echo "run.sh: could not start the Kafka brokers" >&2
+	exit 1
+fi
+echo "run.sh: brokers ready after $((SECONDS - start)) s" >&2
+set -a
+# shellcheck disable=SC1091
+. "$KAFKA_DIR/env"
+set +a
+
+# shellcheck disable=SC2206
+flags=($GOTEST_FLAGS)
+# shellcheck disable=SC2206
+pkgs=($PKGS)
+if [[ "$MODE" == test ]]; then
+	cmd=(go test -race -shuffle=on -timeout 25m -p 1 ${flags[@]+"${flags[@]}"} "${pkgs[@]}")
+else
+	cmd=(go test -run '^$' -bench "$BENCH" -benchmem -timeout 60m -p 1 ${flags[@]+"${flags[@]}"} "${pkgs[@]}")
+fi
+echo "run.sh: ${cmd[*]}" >&2
+rc=0
+# In the background so that INT/TERM reach the traps at once (bash defers traps while a
+# foreground child runs), in a process group of its own that cleanup can stop as a whole.
+setsid -w "${cmd[@]}" </dev/null &
+GOPID=$!
+wait "$GOPID" || rc=$?
+GOPID=""
+if ((rc != 0)); then
+	echo "run.sh: go test exited with $rc; broker logs follow" >&2
+	bash "$KAFKA_SH" logs "$KAFKA_DIR" 60 >&2 || true
+fi
+exit "$rc"
