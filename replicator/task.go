@@ -304,6 +304,9 @@ func (t *Task) session(ctx context.Context) (err error) {
 	if err := assign(list); err != nil {
 		return err
 	}
+	for sp, ps := range parts {
+		t.log.Debug("partition start", "partition", sp.String(), "checkpoint", ps.next)
+	}
 	t.state.Store(metrics.TaskRunning)
 	t.lastErr.Store("")
 	t.log.Info("task running", "partitions", len(parts), "exactly_once", eos)
@@ -462,6 +465,7 @@ func (b *batcher) run(ctx context.Context) error {
 		case kafka.PartitionEOF:
 			key.Topic, key.Partition = *e.Topic, e.Partition
 			if ps := b.parts[key]; ps != nil && int64(e.Offset) > ps.pending {
+				b.t.log.Debug("end of partition moves past unread offsets", "partition", ps.src.String(), "from", ps.pending, "to", int64(e.Offset))
 				// Everything up to the last stable offset was delivered; what lies
 				// between is transaction markers or aborted records. Moving past
 				// them keeps lag at zero and restarts short.
@@ -533,14 +537,27 @@ func (b *batcher) begin() error {
 	return nil
 }
 
-// produce enqueues a message, waiting while librdkafka's queue is full.
+// produce enqueues a message, waiting while librdkafka's queue is full. A
+// partition the producer does not know yet (the target topic was just grown and
+// its cached metadata is older) triggers a metadata refresh and a retry.
 func (b *batcher) produce(m *kafka.Message) error {
+	deadline := time.Time{}
 	for {
 		err := b.prod.Produce(m, nil)
-		if kafkaCode(err) != kafka.ErrQueueFull {
+		switch kafkaCode(err) {
+		case kafka.ErrQueueFull:
+			b.prod.Flush(100)
+		case kafka.ErrUnknownPartition:
+			if deadline.IsZero() {
+				deadline = time.Now().Add(30 * time.Second)
+			} else if time.Now().After(deadline) {
+				return err
+			}
+			b.prod.GetMetadata(m.TopicPartition.Topic, false, 5000)
+			time.Sleep(50 * time.Millisecond)
+		default:
 			return err
 		}
-		b.prod.Flush(100)
 	}
 }
 

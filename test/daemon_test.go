@@ -52,6 +52,7 @@ func writeConfig(t testing.TB, source, target, pipelines string) (path, httpAddr
   region: eu
   data_dir: %s/data
   http_addr: %s
+  raft_addr: %s
 kafka:
   regional:
     region: eu
@@ -61,7 +62,7 @@ kafka:
     bootstrap: %s
 target: central
 pipelines:
-%s`, dir, httpAddr, source, target, pipelines)
+%s`, dir, httpAddr, freeAddr(t), source, target, pipelines)
 	path = filepath.Join(dir, "tributary.yaml")
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
@@ -75,8 +76,16 @@ func startDaemon(t testing.TB, cfg, httpAddr string) *daemon {
 		t.Skip("tributary binary not built: real brokers not configured")
 	}
 	d := &daemon{t: t, cfg: cfg, http: httpAddr, exited: make(chan struct{})}
-	d.cmd = exec.Command(binPath, "run", "--config", cfg)
-	w := &lockedWriter{mu: &d.mu, w: &d.out}
+	d.cmd = exec.Command(binPath, "run", "--config", cfg, "--log-level", "debug")
+	// The whole log goes to a file that outlives the test, for post-mortems.
+	logDir := filepath.Join(os.TempDir(), "tributary-test-logs", sanitizeName(t.Name()))
+	os.MkdirAll(logDir, 0o755)
+	f, err := os.CreateTemp(logDir, "node-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	w := &lockedWriter{mu: &d.mu, w: io.MultiWriter(&d.out, f)}
 	d.cmd.Stdout, d.cmd.Stderr = w, w
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -88,7 +97,7 @@ func startDaemon(t testing.TB, cfg, httpAddr string) *daemon {
 	t.Cleanup(func() {
 		d.kill()
 		if t.Failed() {
-			t.Logf("daemon output (last 8 KiB):\n%s", d.tail(8192))
+			t.Logf("daemon output in %s; last 8 KiB:\n%s", f.Name(), d.tail(8192))
 		}
 	})
 	return d
@@ -173,4 +182,13 @@ func (d *daemon) metrics() string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+func sanitizeName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '/' || r == ' ' {
+			return '_'
+		}
+		return r
+	}, s)
 }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -111,23 +112,50 @@ func topicConfig(t testing.TB, bootstrap, topic string) map[string]string {
 	return out
 }
 
-func newProducer(t testing.TB, bootstrap string) *kafka.Producer {
+// producer is a test producer whose flush fails the test when any record was
+// not delivered, so a broker hiccup on the writing side is never mistaken for
+// a loss in tributary.
+type producer struct {
+	*kafka.Producer
+	failed atomic.Int64
+	first  atomic.Value
+	done   chan struct{}
+}
+
+func newProducer(t testing.TB, bootstrap string) *producer {
 	t.Helper()
 	p, err := kafka.NewProducer(&kafka.ConfigMap{
 		"bootstrap.servers": bootstrap, "enable.idempotence": true, "linger.ms": 10,
-		"go.delivery.reports": false, "enable.metrics.push": false,
+		"go.delivery.reports": true, "go.delivery.report.fields": "none", "enable.metrics.push": false,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(p.Close)
-	return p
+	tp := &producer{Producer: p, done: make(chan struct{})}
+	go func() {
+		defer close(tp.done)
+		for ev := range p.Events() {
+			if m, ok := ev.(*kafka.Message); ok && m.TopicPartition.Error != nil {
+				if tp.failed.Add(1) == 1 {
+					tp.first.Store(fmt.Sprintf("%s partition %d: %v", *m.TopicPartition.Topic, m.TopicPartition.Partition, m.TopicPartition.Error))
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		p.Close()
+		<-tp.done
+	})
+	return tp
 }
 
-func flush(t testing.TB, p *kafka.Producer) {
+func flush(t testing.TB, p *producer) {
 	t.Helper()
-	for p.Flush(30000) > 0 {
-		t.Fatal("producer did not flush in 30 s")
+	if p.Flush(60000) > 0 {
+		t.Fatal("test producer did not flush in 60 s")
+	}
+	if n := p.failed.Load(); n > 0 {
+		t.Fatalf("test producer: %d records not delivered to the source (first: %v)", n, p.first.Load())
 	}
 }
 

@@ -28,7 +28,7 @@ func pipelineYAML(name, include string, extra string) string {
 
 // produceN writes n records spread round-robin over the partitions and returns
 // how many went to each.
-func produceN(t testing.TB, p *kafka.Producer, topic string, from, n int, base time.Time, seq map[int32]int) {
+func produceN(t testing.TB, p *producer, topic string, from, n int, base time.Time, seq map[int32]int) {
 	t.Helper()
 	for i := from; i < from+n; i++ {
 		part := int32(i % partitions)
@@ -129,6 +129,7 @@ func TestMirrorSurvivesSIGKILLExactlyOnce(t *testing.T) {
 	d2 := startDaemon(t, cfg, httpAddr)
 	d2.waitReady(90 * time.Second)
 	wg.Wait()
+	flush(t, p)
 
 	got := readAll(t, target, dst, total, 3*time.Minute)
 	verifyExactlyOnce(t, got, seq, topic, "regional", base, true)

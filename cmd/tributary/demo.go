@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -27,6 +28,7 @@ node:
   region: eu
   data_dir: %[1]s/data
   http_addr: 127.0.0.1:%[4]d
+  raft_addr: %[5]s
 kafka:
   eu-west:
     region: eu
@@ -93,7 +95,11 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer target.Close()
 
 	cfgPath := filepath.Join(work, "tributary.yaml")
-	text := fmt.Sprintf(demoConfig, work, source.ListenAddrs()[0], target.ListenAddrs()[0], *httpPort)
+	raftAddr, err := freeLoopbackAddr()
+	if err != nil {
+		return err
+	}
+	text := fmt.Sprintf(demoConfig, work, source.ListenAddrs()[0], target.ListenAddrs()[0], *httpPort, raftAddr)
 	if err := os.WriteFile(cfgPath, []byte(text), 0o644); err != nil {
 		return err
 	}
@@ -219,3 +225,14 @@ func (g *generator) Run(ctx context.Context, rate int) {
 }
 
 var _ = slog.Default
+
+// freeLoopbackAddr returns a loopback address whose port was free a moment ago
+// (Raft advertises its address, so it cannot listen on port 0).
+func freeLoopbackAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}

@@ -165,6 +165,7 @@ func TestDaemonMirrorsServesAndStopsOnSIGTERM(t *testing.T) {
   region: eu
   data_dir: %s/data
   http_addr: 127.0.0.1:0
+  raft_addr: %s
 kafka:
   eu-west: {region: eu, bootstrap: "%s"}
   central: {region: cloud, bootstrap: "%s"}
@@ -174,7 +175,7 @@ pipelines:
     source: {kafka: eu-west}
     topics: {include: ['payments\..*']}
     tasks: 2
-`, dir, source, target)
+`, dir, freeRaftAddr(t), source, target)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -317,4 +318,13 @@ func produceRecords(t *testing.T, bootstrap, topic string, n int) {
 			t.Fatal("producing: no delivery report within 30s")
 		}
 	}
+}
+
+func freeRaftAddr(t *testing.T) string {
+	t.Helper()
+	a, err := freeLoopbackAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

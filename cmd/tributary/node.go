@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/tributary-dev/tributary/config"
 	"github.com/tributary-dev/tributary/replicator"
+	"github.com/tributary-dev/tributary/replicator/coord"
 	"github.com/tributary-dev/tributary/replicator/metrics"
 )
 
@@ -83,47 +85,236 @@ func runNode(ctx context.Context, cfg *config.Config, log *slog.Logger, started 
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	// Until the Raft cluster assigns tasks, a node runs every task it has.
-	if err := worker.Assign(worker.AllTasks()); err != nil {
-		return err
-	}
-	started0 := time.Now()
-	status := func() any {
-		return map[string]any{
-			"node":   map[string]string{"id": cfg.Node.ID, "region": cfg.Node.Region},
-			"uptime": time.Since(started0).Round(time.Second).String(),
-			"tasks":  worker.Status(),
-		}
-	}
-	ready := func() error {
-		if !worker.Ready() {
-			var waiting []string
-			for _, t := range worker.Status() {
-				if t.State != metrics.TaskRunning {
-					waiting = append(waiting, t.ID+" ("+t.State+")")
-				}
-			}
-			return errors.New("tasks not running: " + strings.Join(waiting, ", "))
-		}
-		return nil
-	}
-	srv, err := replicator.NewServer(cfg.Node.HTTPAddr, reg, status, ready, log)
+	n := &node{cfg: cfg, log: log, worker: worker, metrics: m}
+	n.srv, err = replicator.NewServer(cfg.Node.HTTPAddr, reg, n.status, n.ready, log)
 	if err != nil {
 		return err
 	}
-	log.Info("tributary node starting", "version", versionString(), "http", srv.Addr(), "region", cfg.Node.Region, "pipelines", len(cfg.Pipelines), "tasks", len(worker.AllTasks()))
-	if started != nil {
-		started(srv.Addr())
+	ccfg, err := coordConfig(cfg, n.srv.Addr())
+	if err != nil {
+		return &exitError{code: 2, err: err}
 	}
+	n.coord, err = coord.New(ccfg, coord.Deps{Logger: log, Registerer: reg})
+	if err != nil {
+		return fmt.Errorf("starting raft: %w", err)
+	}
+	if err := n.coord.SetTasks(taskSpecs(cfg)); err != nil {
+		n.coord.Close()
+		return err
+	}
+	n.srv.Handle("/v1/cluster", n.coord.Handler())
+	n.srv.Handle("/v1/cluster/", n.coord.Handler())
+	log.Info("tributary node starting", "version", versionString(), "http", n.srv.Addr(), "raft", cfg.Node.RaftAddr,
+		"region", cfg.Node.Region, "pipelines", len(cfg.Pipelines), "tasks", len(worker.AllTasks()))
+	if started != nil {
+		started(n.srv.Addr())
+	}
+
+	// The worker drains before Raft stops, so a task never outlives the node's
+	// membership; the HTTP API answers until the end.
+	wctx, wcancel := context.WithCancel(context.Background())
+	defer wcancel()
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return worker.Run(gctx) })
-	g.Go(func() error { return srv.Run(gctx) })
+	workerDone := make(chan error, 1)
+	go func() { workerDone <- worker.Run(wctx) }()
+	g.Go(func() error { return n.coord.Run(gctx) })
+	g.Go(func() error { return n.follow(gctx) })
+	srvCtx, srvCancel := context.WithCancel(context.Background())
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- n.srv.Run(srvCtx) }()
+
+	<-gctx.Done()
+	wcancel()
+	werr := <-workerDone
 	err = g.Wait()
+	srvCancel()
+	serr := <-srvDone
 	if ctx.Err() != nil {
 		log.Info("tributary node stopped")
 	}
-	if err != nil {
+	if err = errors.Join(err, werr, serr); err != nil {
 		return fmt.Errorf("node %s: %w", cfg.Node.ID, err)
+	}
+	return nil
+}
+
+// node ties the Raft node to the worker and serves their status.
+type node struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	worker  *replicator.Worker
+	coord   *coord.Node
+	srv     *replicator.Server
+	metrics *metrics.Set
+}
+
+// coordConfig builds the Raft node's config. A node with neither
+// cluster.bootstrap nor cluster.join forms a cluster of one.
+func coordConfig(cfg *config.Config, httpAddr string) (coord.Config, error) {
+	peers, err := coord.ParsePeers(cfg.Cluster.Bootstrap)
+	if err != nil {
+		return coord.Config{}, err
+	}
+	if len(peers) == 0 && len(cfg.Cluster.Join) == 0 {
+		peers = []coord.Peer{{ID: cfg.Node.ID, Addr: cfg.Node.RaftAddr}}
+	}
+	return coord.Config{
+		NodeID: cfg.Node.ID, Region: cfg.Node.Region, RaftAddr: cfg.Node.RaftAddr,
+		HTTPAddr: advertisedHTTP(httpAddr, cfg.Node.RaftAddr), DataDir: cfg.Node.DataDir,
+		Bootstrap: peers, Join: cfg.Cluster.Join,
+		HeartbeatTimeout: cfg.Cluster.HeartbeatTimeout.D(), ElectionTimeout: cfg.Cluster.ElectionTimeout.D(),
+		FailureTimeout: cfg.Cluster.FailureTimeout.D(), RebalanceMargin: cfg.Cluster.RebalanceMargin,
+	}, nil
+}
+
+// advertisedHTTP is the HTTP address other nodes use to reach this one: the
+// bound address, with an unspecified host (0.0.0.0, ::) replaced by the host of
+// the Raft address, which peers already reach.
+func advertisedHTTP(bound, raftAddr string) string {
+	host, port, err := net.SplitHostPort(bound)
+	if err != nil {
+		return bound
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		if rh, _, err := net.SplitHostPort(raftAddr); err == nil {
+			host = rh
+		}
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// taskSpecs lists every task of the configured pipelines with the region of its
+// source: the leader places a task only on nodes of that region.
+func taskSpecs(cfg *config.Config) []coord.TaskSpec {
+	var specs []coord.TaskSpec
+	for _, p := range cfg.Pipelines {
+		if p.Source.Kafka == "" {
+			continue
+		}
+		region := cfg.Kafka[p.Source.Kafka].Region
+		for i := 0; i < p.Tasks; i++ {
+			specs = append(specs, coord.TaskSpec{ID: replicator.TaskID{Pipeline: p.Name, Index: i}.String(), Pipeline: p.Name, Region: region})
+		}
+	}
+	return specs
+}
+
+// follow hands the tasks Raft assigns to this node to the worker, reports their
+// load to the leader, and keeps the unassigned-task gauge current.
+func (n *node) follow(ctx context.Context) error {
+	regions := map[string]string{}
+	for _, s := range taskSpecs(n.cfg) {
+		regions[s.ID] = s.Region
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	last := map[string]int64{}
+	lastAt := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ids := <-n.coord.Assigned():
+			var tasks []replicator.TaskID
+			for _, s := range ids {
+				id, err := replicator.ParseTaskID(s)
+				if err != nil {
+					n.log.Error("ignoring assigned task", "task", s, "err", err)
+					continue
+				}
+				// Defence in depth for data residency: the leader never does this,
+				// but a node never reads raw data of another region.
+				if r, ok := regions[s]; !ok || r != n.cfg.Node.Region {
+					n.log.Error("refusing assigned task: its source is in another region or unknown here", "task", s, "task_region", r, "node_region", n.cfg.Node.Region)
+					continue
+				}
+				tasks = append(tasks, id)
+			}
+			if err := n.worker.Assign(tasks); err != nil {
+				n.log.Error("applying assignment", "err", err)
+			}
+		case now := <-tick.C:
+			n.metrics.Tasks.WithLabelValues(metrics.TaskUnassigned).Set(float64(n.coord.Unassigned()))
+			if now.Sub(lastAt) < 5*time.Second {
+				continue
+			}
+			load := map[string]float64{}
+			secs := now.Sub(lastAt).Seconds()
+			cur := map[string]int64{}
+			for _, t := range n.worker.Status() {
+				cur[t.ID] = t.Replicated
+				if prev, ok := last[t.ID]; ok && t.Replicated >= prev {
+					load[t.ID] = float64(t.Replicated-prev) / secs
+				}
+			}
+			last, lastAt = cur, now
+			if len(load) > 0 {
+				n.coord.ReportLoad(load)
+			}
+		}
+	}
+}
+
+// Status is the JSON of /v1/status.
+type Status struct {
+	Node    NodeInfo                `json:"node"`
+	Cluster coord.Status            `json:"cluster"`
+	Local   []replicator.TaskStatus `json:"local_tasks"`
+	Tasks   []TaskView              `json:"tasks"`
+}
+
+// NodeInfo names the answering node.
+type NodeInfo struct {
+	ID      string `json:"id"`
+	Region  string `json:"region"`
+	Version string `json:"version"`
+}
+
+// TaskView is one task as the cluster assigns it, with this node's measurements
+// when it runs here.
+type TaskView struct {
+	coord.TaskStatus
+	Running    string `json:"running_state,omitempty"`
+	Partitions int    `json:"partitions,omitempty"`
+	Lag        *int64 `json:"lag_records,omitempty"`
+	Replicated int64  `json:"replicated,omitempty"`
+	Error      string `json:"error,omitempty"`
+}
+
+func (n *node) status() any {
+	cs := n.coord.Status()
+	local := n.worker.Status()
+	byID := map[string]replicator.TaskStatus{}
+	for _, t := range local {
+		byID[t.ID] = t
+	}
+	st := Status{
+		Node:    NodeInfo{ID: n.cfg.Node.ID, Region: n.cfg.Node.Region, Version: versionString()},
+		Cluster: cs, Local: local,
+	}
+	for _, t := range cs.Tasks {
+		v := TaskView{TaskStatus: t}
+		if l, ok := byID[t.ID]; ok {
+			lag := l.Lag
+			v.Running, v.Partitions, v.Lag, v.Replicated, v.Error = l.State, l.Partitions, &lag, l.Replicated, l.Error
+		}
+		st.Tasks = append(st.Tasks, v)
+	}
+	return st
+}
+
+func (n *node) ready() error {
+	if !n.coord.Ready() {
+		return errors.New("no contact with a Raft leader")
+	}
+	if !n.worker.Ready() {
+		var waiting []string
+		for _, t := range n.worker.Status() {
+			if t.State != metrics.TaskRunning {
+				waiting = append(waiting, t.ID+" ("+t.State+")")
+			}
+		}
+		return errors.New("tasks not running: " + strings.Join(waiting, ", "))
 	}
 	return nil
 }

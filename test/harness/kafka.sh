@@ -214,9 +214,11 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 
 # After a crash (kill-cluster) the restarted node can only re-register once the controller
-# has expired its previous session: 4 s instead of the default 9 s.
-broker.session.timeout.ms=4000
-broker.heartbeat.interval.ms=500
+# has expired its previous session. Shorter than the default 9 s, but not so short that a
+# loaded 2-core machine (three tributary processes, two brokers, -race) makes the broker
+# miss its own controller's heartbeat and fence itself: 4 s did exactly that.
+broker.session.timeout.ms=8000
+broker.heartbeat.interval.ms=1000
 
 # Tests create their topics explicitly.
 auto.create.topics.enable=false

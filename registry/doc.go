@@ -1,0 +1,174 @@
+// Package registry is tributary's schema governance: the Confluent wire
+// format, schema compatibility, and an embedded Confluent-compatible schema
+// registry server. It never decides about masking; it only tells the pipeline
+// which schema a record was written with and whether that schema may land.
+//
+// # Wire format (wire.go)
+//
+// ReadRef and AppendRef parse and write the schema reference Confluent
+// serializers put in front of a record: magic byte 0 and a 4-byte big-endian
+// schema id, or (Confluent 8.x) magic byte 1 and a 16-byte schema GUID. For
+// Protobuf the message-index list follows: a zig-zag varint count and that many
+// zig-zag varint indexes, with the list [0] written as the single byte 0.
+// Every failure is a *WireError with a stable Reason (ReasonShort,
+// ReasonBadMagic, ReasonBadIndex, ReasonTrailing, ReasonDupHeader) and the byte
+// Offset; the quarantine reason code is built from it.
+//
+// Confluent 8.x serializers may instead put the reference into the record
+// headers __key_schema_id / __value_schema_id (value: the same encoding) and
+// leave the payload bare. Locate reports, for a key, value and headers, where
+// each reference lives (InPayload with its prefix length, InHeader with the
+// header index, or Absent), so the caller rewrites it there. A header takes
+// precedence over the payload; a duplicated or malformed schema-id header and
+// an unframed non-empty value are errors, so a reference is never passed
+// through untranslated. Whether keys are framed is the caller's choice
+// (KeyMode). The decoder is fuzzed (FuzzReadRef, FuzzLocate; seeds in
+// testdata/fuzz).
+//
+// # Embedded registry (server.go, store.go)
+//
+// NewServer returns an http.Handler that speaks Confluent's REST API with its
+// content type application/vnd.schemaregistry.v1+json, status codes and error
+// bodies {"error_code":N,"message":"..."}. Serve runs it on an address until
+// its context ends. Endpoints:
+//
+//	GET    /subjects                                   ?deleted=true, ?subjectPrefix=
+//	GET    /subjects/{s}/versions                      ?deleted=true
+//	POST   /subjects/{s}/versions                      register; id and version honoured in IMPORT mode
+//	GET    /subjects/{s}/versions/{v|latest|-1}        ?deleted=true
+//	GET    /subjects/{s}/versions/{v}/schema           the schema text only
+//	GET    /subjects/{s}/versions/{v}/referencedby
+//	DELETE /subjects/{s}/versions/{v}                  soft; ?permanent=true after a soft delete
+//	POST   /subjects/{s}                               lookup; ?deleted=true
+//	DELETE /subjects/{s}                               soft; ?permanent=true after a soft delete
+//	GET    /schemas/ids/{id}  (/schema, /versions, /subjects)
+//	GET    /schemas/guids/{guid}
+//	GET    /schemas/types
+//	GET|PUT|DELETE /config, /config/{s}                ?defaultToGlobal=true on GET /config/{s}
+//	GET|PUT /mode, GET|PUT|DELETE /mode/{s}            READWRITE, READONLY, IMPORT; ?force=true
+//	POST   /compatibility/subjects/{s}/versions/{v}    one version; ?verbose=true
+//	POST   /compatibility/subjects/{s}/versions        every version the level requires
+//
+// Semantics follow Confluent's: ids start at 1 and are global; the same schema
+// (same type, canonical text and references) gets the same id in every
+// subject; registering a schema a live version of the subject already has
+// returns that id and version; versions count up from the highest ever used
+// (soft-deleted ones included) and restart only after a permanent delete;
+// soft-deleted versions are hidden from listings (unless ?deleted=true) and
+// ignored by compatibility checks, while their ids keep resolving for data
+// written with them; an id disappears from /schemas/ids when no version uses
+// it any more. A version referenced by another schema cannot be deleted
+// (42206). References are resolved recursively (depth 32): Avro named types
+// are parsed into the schema's own name cache, JSON Schema $refs naming a
+// reference resolve to its document. READONLY rejects registrations and
+// deletions (42205); IMPORT skips compatibility checks and keeps the caller's
+// id and version, refusing an id or version that holds a different schema
+// (42205); switching to IMPORT needs an empty registry or subject unless
+// ?force=true. Error codes: 40401 subject not found, 40402 version not found,
+// 40403 schema not found, 40404 subject soft-deleted, 40405 subject not
+// soft-deleted, 40406 version soft-deleted, 40407 version not soft-deleted,
+// 40408 subject compatibility not configured, 40409 subject mode not
+// configured, 409 incompatible, 42201 invalid schema, 42202 invalid version,
+// 42203 invalid compatibility level, 42204 invalid mode, 42205 operation not
+// permitted, 42206 reference exists, 50001 store error, 400 malformed body.
+//
+// With ServerOptions.DataFile the whole state is written on every change as a
+// JSON snapshot (temporary file, fsync, rename, directory fsync) and read at
+// start; a failed write answers 50001 and leaves the served state unchanged.
+// Without it the registry lives in memory.
+//
+// Locking: Server.mu guards the state and is held for writing across a whole
+// mutation and its store write; Server.parsedMu guards the cache of parsed
+// schemas. Lock order: mu, then parsedMu.
+//
+// # Canonical form ("same schema, same id")
+//
+// Avro and JSON Schema: the JSON re-marshalled with sorted keys and no
+// insignificant whitespace (numbers as written). Avro's Parsing Canonical
+// Form is deliberately not used: it drops defaults, aliases, doc and custom
+// attributes such as "confluent:tags", so a schema that adds a default or a
+// PII tag would silently get the old id and text, and the policy would never
+// see the tag. Semantically equal spellings ({"type":"string"} vs "string")
+// therefore get different ids, as in Confluent without ?normalize=true.
+// Protobuf: the token stream without comments, joined by single spaces. The
+// registry returns compact JSON (key order kept) for Avro and JSON Schema and
+// the text as first registered for Protobuf.
+//
+// # Compatibility (compat*.go)
+//
+// Levels NONE, BACKWARD, FORWARD, FULL and their _TRANSITIVE forms. BACKWARD
+// checks that the new schema reads data written with the old, FORWARD the
+// reverse, FULL both; non-transitive levels compare with the latest live
+// version, transitive ones with every live version (newest first, reporting
+// the first that fails). POST /compatibility/.../versions/{v} compares with
+// that version only. Messages follow Confluent's verbose format:
+// {errorType:'...', description:'...', additionalInfo:'...'} followed by
+// {oldSchemaVersion: N}, {oldSchema: '...'} and {compatibility: '...'}.
+//
+// Avro follows the specification's schema resolution rules, the same ones as
+// Avro Java's SchemaCompatibility (which Confluent uses): promotions int to
+// long, float, double; long to float, double; float to double; string to
+// bytes and bytes to string. Records, enums and fixed match by unqualified
+// name or a reader alias naming the writer's full name. Each reader field is
+// found in the writer by name or by a reader field alias; a field missing
+// from the writer needs a default. Writer enum symbols must exist in the
+// reader unless the reader enum has a default. Fixed sizes must be equal.
+// Every branch of a writer union must be readable by the reader; a reader
+// union reads a writer type when any of its branches does. Arrays and maps
+// compare items and values; logical types are ignored; recursive types
+// terminate. Messages name the dotted field path (customer.address.zip, with
+// [] for array items and {} for map values) and the JSON pointer. The checker
+// is our own: hamba/avro/v2's SchemaCompatibility memoises verdicts by
+// Parsing Canonical Form fingerprint, which omits defaults, so a checker that
+// has seen a field without a default keeps failing schemas that add one; it
+// also stops at the first problem and names no path. hamba/avro parses the
+// schemas (with a fresh name cache per schema, never its global one).
+//
+// JSON Schema follows Confluent's content-model rules: the reader must accept
+// every document the writer accepts. Checked: type (integer counts as
+// number); enum and const; maximum, exclusiveMaximum, maxLength, maxItems,
+// maxProperties may only grow and their minimum counterparts only shrink, and
+// none may be added; pattern and multipleOf may not be added or changed
+// (multipleOf may become a divisor); uniqueItems may not be added;
+// properties: a property added to an open content model, or removed from a
+// closed one, is incompatible (PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL,
+// PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL); an additionalProperties schema
+// stands in for absent properties; a newly required property needs a default;
+// closing or narrowing additionalProperties is incompatible; items (schema or
+// tuple); oneOf/anyOf/allOf branch by branch when both sides have the same
+// number, a reader union accepting a non-union writer, every branch of a
+// writer union; not must be unchanged. $ref is followed within the document
+// and into referenced schemas; an unresolvable $ref compares by its text.
+// Not checked: patternProperties, dependencies, if/then/else, contains,
+// propertyNames, format, $id-based resolution. Schemas are validated
+// structurally (keyword types, resolvable local $refs), not against a
+// metaschema.
+//
+// Protobuf is parsed by a small parser of our own (no descriptor library):
+// syntax, package, imports, options, messages with nested messages, enums,
+// oneofs, maps, groups, reserved ranges and extensions; services and extend
+// blocks are skipped. Imports and type names are not resolved against other
+// files. Compared, as changes from the writer's schema to the reader's, by
+// field number: PACKAGE_CHANGED, MESSAGE_REMOVED, MESSAGE_MOVED (a message's
+// index among its siblings changed, which re-points the wire format's message
+// indexes), FIELD_KIND_CHANGED (scalar/message/enum/map or repeated changed),
+// FIELD_SCALAR_KIND_CHANGED (outside the wire-compatible groups int32, int64,
+// uint32, uint64, bool / sint32, sint64 / fixed32, sfixed32 / fixed64,
+// sfixed64 / string, bytes), FIELD_NAMED_TYPE_CHANGED,
+// REQUIRED_FIELD_ADDED, REQUIRED_FIELD_REMOVED, FIELD_MOVED_TO_EXISTING_ONEOF,
+// MULTIPLE_FIELDS_MOVED_TO_ONEOF are incompatible. Adding or removing
+// optional fields, renaming fields, adding messages at the end and enum
+// changes are compatible.
+//
+// # srclient v0.7.3 (github.com/riferrei/srclient)
+//
+// Observed against this server (see the tests): GetLatestSchema caches
+// "subject-latest" until ResetCache, so it never sees a newer version;
+// CreateSchema re-reads GET /schemas/ids/{id}, which carries no version, and
+// reports version 0; IsSchemaCompatible calls
+// /compatibility/subjects/{s}/versions/{v}, which checks one version, so a
+// transitive level is only enforced by registration or by
+// POST /compatibility/subjects/{s}/versions; DeleteSubject and
+// DeleteSubjectByVersion with permanent=true issue the soft delete first and
+// fail if it was already done (40404/40406).
+package registry

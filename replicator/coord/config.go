@@ -1,0 +1,243 @@
+package coord
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config holds what the Raft node needs; cmd builds it from config.Config (the
+// node and cluster sections). Every field needs a restart to change.
+type Config struct {
+	// NodeID: node.id. The Raft server id; unique and stable across restarts.
+	NodeID string
+	// Region: node.region. Tasks of a source in region R run only on nodes of R.
+	Region string
+	// RaftAddr: node.raft_addr. Bound and advertised for Raft traffic, so it must
+	// be an address the other nodes can reach (not 0.0.0.0).
+	RaftAddr string
+	// HTTPAddr: node.http_addr as the other nodes reach it. Joins, removals and
+	// load reports are forwarded to the leader's HTTPAddr.
+	HTTPAddr string
+	// DataDir: node.data_dir. Raft keeps its log in DataDir/raft and its
+	// snapshots in DataDir/raft/snapshots.
+	DataDir string
+	// Bootstrap: cluster.bootstrap, the initial voters. A node whose id is listed
+	// and whose data dir is empty bootstraps the cluster with all of them.
+	Bootstrap []Peer
+	// Join: cluster.join, HTTP addresses ("host:port" or URLs) of members a node
+	// asks for admission when it is not in Bootstrap (any member forwards to the
+	// leader).
+	Join []string
+	// HeartbeatTimeout: cluster.heartbeat_timeout, default 1s.
+	HeartbeatTimeout time.Duration
+	// ElectionTimeout: cluster.election_timeout, default 1s.
+	ElectionTimeout time.Duration
+	// LeaderLeaseTimeout: how long a leader stays leader without hearing from a
+	// quorum; default HeartbeatTimeout/2, at most HeartbeatTimeout.
+	LeaderLeaseTimeout time.Duration
+	// FailureTimeout: cluster.failure_timeout, default 10s. A member the leader
+	// has not reached for this long is marked dead and loses its tasks; a node
+	// that has not heard from a leader for this long stops its tasks.
+	FailureTimeout time.Duration
+	// RebalanceMargin: cluster.rebalance_margin, default 0.2. Tasks move between
+	// live nodes of a region only when the most and least loaded differ by more
+	// than this fraction of their mean load.
+	RebalanceMargin float64
+	// SnapshotThreshold: log entries between snapshots, default 8192.
+	SnapshotThreshold uint64
+	// SnapshotInterval: how often raft checks whether to snapshot, default 2m.
+	SnapshotInterval time.Duration
+	// LoadInterval: how often task load is reported to the leader, default 5s.
+	LoadInterval time.Duration
+}
+
+// Peer is one initial voter: its node id and Raft address.
+type Peer struct {
+	ID   string
+	Addr string
+}
+
+// ParsePeers parses cluster.bootstrap entries written as "id@host:port".
+func ParsePeers(list []string) ([]Peer, error) {
+	var peers []Peer
+	var errs []error
+	for i, s := range list {
+		id, addr, ok := strings.Cut(s, "@")
+		if !ok || id == "" || addr == "" {
+			errs = append(errs, fmt.Errorf("cluster.bootstrap[%d]: %q: want id@host:port", i, s))
+			continue
+		}
+		peers = append(peers, Peer{ID: id, Addr: addr})
+	}
+	return peers, errors.Join(errs...)
+}
+
+// Deps are the node's collaborators; nil fields get safe defaults (a discarding
+// logger, no metric registration, time.Now).
+type Deps struct {
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Now        func() time.Time
+}
+
+func (d Deps) withDefaults() Deps {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	return d
+}
+
+// Defaults of the optional fields.
+const (
+	DefaultHeartbeatTimeout  = time.Second
+	DefaultElectionTimeout   = time.Second
+	DefaultFailureTimeout    = 10 * time.Second
+	DefaultRebalanceMargin   = 0.2
+	DefaultSnapshotThreshold = 8192
+	DefaultSnapshotInterval  = 2 * time.Minute
+	DefaultLoadInterval      = 5 * time.Second
+)
+
+// withDefaults fills the zero optional fields.
+func (c Config) withDefaults() Config {
+	if c.HeartbeatTimeout == 0 {
+		c.HeartbeatTimeout = DefaultHeartbeatTimeout
+	}
+	if c.ElectionTimeout == 0 {
+		c.ElectionTimeout = DefaultElectionTimeout
+	}
+	if c.LeaderLeaseTimeout == 0 {
+		c.LeaderLeaseTimeout = c.HeartbeatTimeout / 2
+	}
+	if c.FailureTimeout == 0 {
+		c.FailureTimeout = DefaultFailureTimeout
+	}
+	if c.RebalanceMargin == 0 {
+		c.RebalanceMargin = DefaultRebalanceMargin
+	}
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = DefaultSnapshotThreshold
+	}
+	if c.SnapshotInterval == 0 {
+		c.SnapshotInterval = DefaultSnapshotInterval
+	}
+	if c.LoadInterval == 0 {
+		c.LoadInterval = DefaultLoadInterval
+	}
+	return c
+}
+
+// validate reports every problem of a defaulted config, each naming its field.
+func (c Config) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.NodeID == "" {
+		bad("node.id: required")
+	}
+	if c.Region == "" {
+		bad("node.region: required")
+	}
+	if c.DataDir == "" {
+		bad("node.data_dir: required")
+	}
+	if err := advertisable(c.RaftAddr); err != nil {
+		bad("node.raft_addr (%q): %v", c.RaftAddr, err)
+	}
+	if _, _, err := net.SplitHostPort(trimScheme(c.HTTPAddr)); err != nil {
+		bad("node.http_addr (%q): want host:port", c.HTTPAddr)
+	}
+	seen := map[string]bool{}
+	for i, p := range c.Bootstrap {
+		switch {
+		case p.ID == "" || p.Addr == "":
+			bad("cluster.bootstrap[%d]: id and address are required", i)
+		case seen[p.ID]:
+			bad("cluster.bootstrap[%d]: duplicate id %q", i, p.ID)
+		case p.ID == c.NodeID && p.Addr != c.RaftAddr:
+			bad("cluster.bootstrap[%d]: lists %s at %s but node.raft_addr is %s", i, p.ID, p.Addr, c.RaftAddr)
+		}
+		seen[p.ID] = true
+	}
+	for i, a := range c.Join {
+		if _, _, err := net.SplitHostPort(trimScheme(a)); err != nil {
+			bad("cluster.join[%d] (%q): want host:port or http(s)://host:port", i, a)
+		}
+	}
+	if c.HeartbeatTimeout < 5*time.Millisecond {
+		bad("cluster.heartbeat_timeout (%v): must be at least 5ms", c.HeartbeatTimeout)
+	}
+	if c.ElectionTimeout < c.HeartbeatTimeout {
+		bad("cluster.election_timeout (%v) must be >= cluster.heartbeat_timeout (%v)", c.ElectionTimeout, c.HeartbeatTimeout)
+	}
+	if c.LeaderLeaseTimeout < 5*time.Millisecond || c.LeaderLeaseTimeout > c.HeartbeatTimeout {
+		bad("cluster.leader_lease_timeout (%v) must be between 5ms and cluster.heartbeat_timeout (%v)", c.LeaderLeaseTimeout, c.HeartbeatTimeout)
+	}
+	if minFail := 2 * max(c.HeartbeatTimeout, c.ElectionTimeout); c.FailureTimeout < minFail {
+		// Below this, an ordinary election would make every follower drop its tasks.
+		bad("cluster.failure_timeout (%v) must be >= twice the heartbeat and election timeouts (%v)", c.FailureTimeout, minFail)
+	}
+	if c.RebalanceMargin < 0 || c.RebalanceMargin > 10 {
+		bad("cluster.rebalance_margin (%v): must be between 0 and 10", c.RebalanceMargin)
+	}
+	if c.SnapshotInterval < 5*time.Millisecond {
+		bad("cluster.snapshot_interval (%v): must be at least 5ms", c.SnapshotInterval)
+	}
+	if c.LoadInterval < 10*time.Millisecond {
+		bad("cluster.load_interval (%v): must be at least 10ms", c.LoadInterval)
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) inBootstrap() bool {
+	for _, p := range c.Bootstrap {
+		if p.ID == c.NodeID {
+			return true
+		}
+	}
+	return false
+}
+
+// transportTimeout bounds one Raft RPC. A peer that stops answering (SIGSTOP,
+// a black-holed link) is only reported as failing when an RPC times out, so it
+// must be well below FailureTimeout; WAN links want it long.
+func (c Config) transportTimeout() time.Duration {
+	return min(max(c.FailureTimeout/2, 500*time.Millisecond), 10*time.Second)
+}
+
+// tick is how often the node re-evaluates isolation and the leader liveness.
+func (c Config) tick() time.Duration {
+	return min(max(c.FailureTimeout/10, 20*time.Millisecond), time.Second)
+}
+
+func advertisable(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" || port == "0" {
+		return errors.New("want host:port with a fixed port")
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return errors.New("must be an address other nodes can reach, not a wildcard")
+	}
+	return nil
+}
+
+func trimScheme(addr string) string {
+	addr = strings.TrimPrefix(strings.TrimPrefix(addr, "http://"), "https://")
+	return strings.TrimSuffix(addr, "/")
+}
+
+// baseURL turns "host:port" or a URL into a URL without a trailing slash.
+func baseURL(addr string) string {
+	if strings.HasPrefix(addr, "http://") || strings.HasPrefix(addr, "https://") {
+		return strings.TrimSuffix(addr, "/")
+	}
+	return "http://" + addr
+}

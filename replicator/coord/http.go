@@ -1,0 +1,226 @@
+package coord
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/hashicorp/raft"
+)
+
+// hdrForwardedBy marks a request a member forwarded to the leader; a node that
+// receives one and is not the leader answers 503 instead of forwarding again.
+const hdrForwardedBy = "Tributary-Forwarded-By"
+
+// Request body limits.
+const (
+	maxBody       = 1 << 20
+	maxPolicyBody = 16 << 20
+)
+
+// Handler serves the cluster API; cmd mounts it on the node's HTTP server:
+//
+//	POST   /v1/cluster/join          {id, region, raft_addr, http_addr}: admit a member
+//	DELETE /v1/cluster/members/{id}  remove a member
+//	POST   /v1/cluster/load          internal: a node's task load {node, load}
+//	POST   /v1/cluster/policy        internal: propose a policy bundle
+//	GET    /v1/cluster               Status as JSON
+//
+// Any member accepts the POST and DELETE requests: a follower forwards them to
+// the leader's HTTP address. Success is 200 {"index": N} (the log index of the
+// change); errors are {"error": "..."} with 400 (bad request), 404 (unknown
+// member), 409 (stale policy bundle), 503 (no leader, retry) or 500.
+func (n *Node) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/cluster/join", func(w http.ResponseWriter, r *http.Request) {
+		var req joinRequest
+		n.leaderOnly(w, r, maxBody, &req, func(ctx context.Context) (uint64, error) { return n.join(ctx, req) })
+	})
+	mux.HandleFunc("DELETE /v1/cluster/members/{id}", func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		n.leaderOnly(w, r, maxBody, nil, func(ctx context.Context) (uint64, error) { return n.removeMember(ctx, id) })
+	})
+	mux.HandleFunc("POST /v1/cluster/load", func(w http.ResponseWriter, r *http.Request) {
+		var req loadRequest
+		n.leaderOnly(w, r, maxBody, &req, func(ctx context.Context) (uint64, error) {
+			if req.Node == "" {
+				return 0, &badRequestError{errors.New("load report: node missing")}
+			}
+			return n.propose(ctx, command{Op: opReportLoad, Node: req.Node, Load: req.Load})
+		})
+	})
+	mux.HandleFunc("POST /v1/cluster/policy", func(w http.ResponseWriter, r *http.Request) {
+		var req policyCmd
+		n.leaderOnly(w, r, maxPolicyBody, &req, func(ctx context.Context) (uint64, error) {
+			return n.propose(ctx, command{Op: opPolicy, At: n.now().UTC(), Policy: &req})
+		})
+	})
+	mux.HandleFunc("GET /v1/cluster", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, n.Status())
+	})
+	return mux
+}
+
+type indexResponse struct {
+	Index uint64 `json:"index"`
+}
+
+type errorResponse struct {
+	Error string `json:"error"`
+}
+
+type badRequestError struct{ err error }
+
+func (e *badRequestError) Error() string { return e.err.Error() }
+func (e *badRequestError) Unwrap() error { return e.err }
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func statusOf(err error) int {
+	var bad *badRequestError
+	switch {
+	case errors.As(err, &bad):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrUnknownMember):
+		return http.StatusNotFound
+	case errors.Is(err, ErrStalePolicy):
+		return http.StatusConflict
+	case IsRetryable(err), errors.Is(err, raft.ErrRaftShutdown):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// leaderOnly decodes the body into dst (when not nil) and runs op on the
+// leader, or forwards the request there.
+func (n *Node) leaderOnly(w http.ResponseWriter, r *http.Request, limit int64, dst any, op func(context.Context) (uint64, error)) {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		writeJSON(w, http.StatusRequestEntityTooLarge, errorResponse{fmt.Sprintf("reading request: %v", err)})
+		return
+	}
+	if n.raft.State() != raft.Leader {
+		n.forward(w, r, raw)
+		return
+	}
+	if dst != nil {
+		if err := json.Unmarshal(raw, dst); err != nil {
+			writeJSON(w, http.StatusBadRequest, errorResponse{fmt.Sprintf("decoding request: %v", err)})
+			return
+		}
+	}
+	idx, err := op(r.Context())
+	if err != nil {
+		writeJSON(w, statusOf(err), errorResponse{err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, indexResponse{idx})
+}
+
+// forward relays a request to the leader and its answer back.
+func (n *Node) forward(w http.ResponseWriter, r *http.Request, raw []byte) {
+	if by := r.Header.Get(hdrForwardedBy); by != "" {
+		writeJSON(w, http.StatusServiceUnavailable, errorResponse{fmt.Sprintf("%s forwarded the request to %s, which is not the leader (%v)", by, n.cfg.NodeID, ErrNotLeader)})
+		return
+	}
+	id, addr := n.leaderHTTP()
+	if addr == "" {
+		writeJSON(w, http.StatusServiceUnavailable, errorResponse{fmt.Sprintf("%s knows no leader: %v", n.cfg.NodeID, ErrNotLeader)})
+		return
+	}
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, baseURL(addr)+r.URL.Path, bytes.NewReader(raw))
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, errorResponse{err.Error()})
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(hdrForwardedBy, n.cfg.NodeID)
+	resp, err := n.client.Do(req)
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, errorResponse{fmt.Sprintf("forwarding to leader %s at %s: %v", id, addr, err)})
+		return
+	}
+	defer resp.Body.Close()
+	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(w, resp.Body)
+}
+
+// callLeader runs local when this node leads, else sends the request to the
+// leader's HTTP API. out, when not nil, receives the index.
+func (n *Node) callLeader(ctx context.Context, method, path string, body any, out *indexResponse, local func(context.Context) (uint64, error)) error {
+	if n.raft.State() == raft.Leader {
+		idx, err := local(ctx)
+		if out != nil {
+			out.Index = idx
+		}
+		return err
+	}
+	id, addr := n.leaderHTTP()
+	if addr == "" {
+		if id == "" {
+			return fmt.Errorf("no leader known: %w", ErrNotLeader)
+		}
+		return fmt.Errorf("leader %s has not registered its address yet: %w", id, ErrNotLeader)
+	}
+	return n.call(ctx, addr, method, path, body, out, true)
+}
+
+// call sends one request to a member's cluster API and maps its error answers
+// back to this package's errors.
+func (n *Node) call(ctx context.Context, addr, method, path string, body any, out *indexResponse, toLeader bool) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("encoding %s %s: %w", method, path, err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	url := baseURL(addr) + path
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if toLeader {
+		// Sent to the node we believe leads: it must not forward again.
+		req.Header.Set(hdrForwardedBy, n.cfg.NodeID)
+	}
+	resp, err := n.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if resp.StatusCode == http.StatusOK {
+		if out != nil {
+			if err := json.Unmarshal(b, out); err != nil {
+				return fmt.Errorf("%s %s: decoding answer: %w", method, url, err)
+			}
+		}
+		return nil
+	}
+	var er errorResponse
+	if json.Unmarshal(b, &er) != nil || er.Error == "" {
+		er.Error = http.StatusText(resp.StatusCode)
+	}
+	msg := fmt.Sprintf("%s %s: %s", method, url, er.Error)
+	switch resp.StatusCode {
+	case http.StatusServiceUnavailable:
+		return &wrapErr{msg: msg, err: ErrNotLeader}
+	case http.StatusNotFound:
+		return &wrapErr{msg: msg, err: ErrUnknownMember}
+	case http.StatusConflict:
+		return &wrapErr{msg: msg, err: ErrStalePolicy}
+	}
+	return errors.New(msg)
+}
