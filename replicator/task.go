@@ -40,6 +40,9 @@ const (
 	// transactionTimeout is transaction.timeout.ms: how long the broker lets a
 	// crashed task's transaction block read_committed readers before aborting it.
 	transactionTimeout = 20 * time.Second
+	// fencedBackoff is how long a fenced task stands by before it tries again,
+	// when the node still runs it: longer than an assignment change takes.
+	fencedBackoff = 5 * time.Second
 )
 
 // TaskID names a task: the pipeline and the index of the task within it.
@@ -130,7 +133,9 @@ func (t *Task) Running() bool { return t.state.Load().(string) == metrics.TaskRu
 
 // Run mirrors until ctx is cancelled, restarting with backoff after retryable
 // errors (each restart resumes from the checkpoints). It returns nil on
-// cancellation and ErrFenced when a newer instance took the task over.
+// cancellation. A task fenced by a newer instance stands by for fencedBackoff
+// and tries again while the node still runs it; the worker stops it when the
+// assignment moves away.
 func (t *Task) Run(ctx context.Context) error {
 	b := newBackoff(500*time.Millisecond, 30*time.Second)
 	for {
@@ -143,6 +148,19 @@ func (t *Task) Run(ctx context.Context) error {
 			continue
 		}
 		t.lastErr.Store(err.Error())
+		if errors.Is(err, ErrFenced) {
+			// Another instance took the task over: the assignment is moving (or
+			// two nodes briefly disagree). Stay off for a while; if this node
+			// still owns the task then, it takes it back, which fences the other.
+			t.state.Store(metrics.TaskFailed)
+			t.log.Warn("task fenced by a newer instance; standing by", "retry_in", fencedBackoff)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(fencedBackoff):
+			}
+			continue
+		}
 		if !IsRetryable(err) {
 			t.state.Store(metrics.TaskFailed)
 			t.log.Error("task stopped", "err", err)

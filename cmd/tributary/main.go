@@ -61,6 +61,8 @@ commands:
   run --config FILE        run a node until SIGINT/SIGTERM
   demo [--duration D]      run an in-memory demo (Kafka clusters and a generator in one process)
   config check FILE        validate a node config file (exit 2 on errors)
+  status [--addr URL]      show the cluster: leader, members, tasks with node, state and lag
+  registry serve --addr A  run the embedded Confluent-compatible schema registry [--data FILE]
   version                  print the version
 `
 
@@ -79,6 +81,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return usageErr("usage: tributary config check FILE")
 		}
 		return cmdConfigCheck(args[2:], stdout)
+	case "status":
+		return cmdStatus(ctx, args[1:], stdout, stderr)
+	case "registry":
+		return cmdRegistry(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionString())
 		return nil

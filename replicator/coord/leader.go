@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -33,7 +34,7 @@ func (n *Node) lead(ctx context.Context) {
 		}
 	}
 	notify(n.rwake) // register this node directly
-	ls := &leaderState{}
+	ls := &leaderState{lastBalance: n.now()}
 	for {
 		changed := n.reconcile(ctx, ls)
 		select {
@@ -49,8 +50,16 @@ func (n *Node) lead(ctx context.Context) {
 
 // leaderState is what the leader loop remembers between rounds.
 type leaderState struct {
-	unassigned map[string]int // region → tasks unassigned for want of a live node
+	unassigned  map[string]int // region → tasks unassigned for want of a live node
+	lastBalance time.Time      // when load last moved tasks between live nodes
+	eligible    string         // the eligible members at the last balance
 }
+
+// balanceCooldown spaces out moves made only for load balance. A moved task
+// restarts and reports a misleading rate for a while; without a pause the
+// leader would chase its own moves back and forth. Moves forced by a dead or
+// departed node are never delayed.
+const balanceCooldown = 30 * time.Second
 
 // reconcile makes one change (or none) towards the desired state and returns
 // the channel closed when the state changes next. Each proposal waits for its
@@ -127,7 +136,24 @@ func (n *Node) reconcile(ctx context.Context, ls *leaderState) <-chan struct{} {
 		m.Alive = m.eligible()
 		targets[id] = m
 	}
-	next, moved, unassigned := Assign(weighted, targets, current, n.cfg.RebalanceMargin)
+	// First only what must change (dead nodes, unplaced tasks); balance moves
+	// only when the cooldown has passed.
+	next, moved, unassigned := Assign(weighted, targets, current, math.Inf(1))
+	var eligible []string
+	for _, id := range sortedKeys(targets) {
+		if targets[id].Alive {
+			eligible = append(eligible, id)
+		}
+	}
+	sig := strings.Join(eligible, ",")
+	balancing := false
+	// A node that joins or comes back gets its share at once; otherwise load
+	// moves wait for the cooldown.
+	if len(moved) == 0 && (sig != ls.eligible || now.Sub(ls.lastBalance) >= balanceCooldown) {
+		ls.eligible = sig
+		next, moved, unassigned = Assign(weighted, targets, current, n.cfg.RebalanceMargin)
+		balancing = len(moved) > 0
+	}
 	changes := map[string]string{}
 	for id, a := range next {
 		if current[id].Node != a.Node {
@@ -152,6 +178,9 @@ func (n *Node) reconcile(ctx context.Context, ls *leaderState) <-chan struct{} {
 	if len(changes) > 0 {
 		_, err := n.propose(pctx, command{Op: opAssign, Assign: changes})
 		report("an assignment", err)
+		if err == nil && balancing {
+			ls.lastBalance = now
+		}
 		if err == nil {
 			placed := 0
 			for id, node := range changes {

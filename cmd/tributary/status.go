@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// cmdStatus prints the cluster as one node sees it, with each task's lag taken
+// from the node that runs it.
+func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "http://127.0.0.1:7480", "HTTP address of any node")
+	asJSON := fs.Bool("json", false, "print the node's /v1/status JSON as it is")
+	if err := fs.Parse(args); err != nil {
+		return usageErr("%w", err)
+	}
+	if fs.NArg() > 0 {
+		return usageErr("usage: tributary status [--addr URL] [--json]")
+	}
+	base := *addr
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	var st Status
+	raw, err := getJSON(ctx, client, strings.TrimRight(base, "/")+"/v1/status", &st)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		_, err := stdout.Write(raw)
+		return err
+	}
+	// Lag and throughput live on the node running a task: ask each live member.
+	local := map[string]TaskView{}
+	for _, m := range st.Cluster.Members {
+		if !m.Alive || m.HTTPAddr == "" {
+			continue
+		}
+		var ms Status
+		if _, err := getJSON(ctx, client, "http://"+m.HTTPAddr+"/v1/status", &ms); err != nil {
+			fmt.Fprintf(stderr, "tributary: %s: %v\n", m.ID, err)
+			continue
+		}
+		for _, t := range ms.Tasks {
+			if t.Lag != nil && t.Node == m.ID {
+				local[t.ID] = t
+			}
+		}
+	}
+
+	fmt.Fprintf(stdout, "leader: %s   term: %d   asked: %s (%s)\n\n", orDash(st.Cluster.Leader.ID), st.Cluster.Term, st.Node.ID, st.Cluster.RaftState)
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "MEMBER\tREGION\tRAFT\tHTTP\tALIVE")
+	for _, m := range st.Cluster.Members {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%v\n", m.ID, m.Region, m.RaftAddr, m.HTTPAddr, m.Alive)
+	}
+	w.Flush()
+	fmt.Fprintln(stdout)
+	w = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "TASK\tREGION\tNODE\tSTATE\tPARTITIONS\tLAG\tREPLICATED\tERROR")
+	for _, t := range st.Tasks {
+		state, parts, lag, repl, errText := t.State, "-", "-", "-", ""
+		if l, ok := local[t.ID]; ok {
+			state = l.Running
+			parts = fmt.Sprint(l.Partitions)
+			lag = fmt.Sprint(*l.Lag)
+			repl = fmt.Sprint(l.Replicated)
+			errText = l.Error
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Region, orDash(t.Node), state, parts, lag, repl, errText)
+	}
+	w.Flush()
+	if st.Cluster.Unassigned > 0 {
+		fmt.Fprintf(stdout, "\n%d task(s) unassigned: no live node in their region\n", st.Cluster.Unassigned)
+	}
+	return nil
+}
+
+func getJSON(ctx context.Context, client *http.Client, url string, v any) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, usageErr("bad address: %w", err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("asking %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s: %s", url, resp.Status, strings.TrimSpace(string(raw)))
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return nil, fmt.Errorf("decoding %s: %w", url, err)
+	}
+	return raw, nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
