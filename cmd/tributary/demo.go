@@ -6,15 +6,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/tributary-dev/tributary/config"
@@ -116,9 +118,13 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	go gen.Run(ctx, *rate)
 
 	nodeErr := make(chan error, 1)
+	totals := make(chan map[string]float64, 1)
 	addrc := make(chan string, 1)
 	go func() {
-		nodeErr <- runNode(ctx, cfg, log, func(a string) { addrc <- a })
+		nodeErr <- runNode(ctx, cfg, log, nodeHooks{
+			started: func(a string) { addrc <- a },
+			stopped: func(reg prometheus.Gatherer) { totals <- replicatedTotals(reg) },
+		})
 	}()
 	var addr string
 	select {
@@ -135,48 +141,42 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	for {
 		select {
 		case err := <-nodeErr:
-			sum := summarize(target.ListenAddrs()[0], cfg)
-			fmt.Fprintf(stdout, "final: generated %d records; in target: %s\n", gen.sent.Load(), sum)
+			return err
+		case <-ctx.Done():
+			err := <-nodeErr
+			final := ""
+			select {
+			case t := <-totals:
+				for _, p := range cfg.Pipelines {
+					final += fmt.Sprintf("%s: %.0f replicated   ", p.Name, t[p.Name])
+				}
+			default:
+			}
+			fmt.Fprintf(stdout, "final: generated %d records; %s\n", gen.sent.Load(), strings.TrimSpace(final))
 			return err
 		case <-tick.C:
-			fmt.Fprintf(stdout, "%s  generated %d  target: %s\n", time.Now().Format("15:04:05"), gen.sent.Load(), summarize(target.ListenAddrs()[0], cfg))
+			fmt.Fprintf(stdout, "%s  generated %d  %s\n", time.Now().Format("15:04:05"), gen.sent.Load(), summarize(ctx, addr, cfg))
 		}
 	}
 }
 
-// summarize counts the records per pipeline in the target, from the high
-// watermarks of the mirrored topics.
-func summarize(bootstrap string, cfg *config.Config) string {
-	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "log_level": 0, "enable.metrics.push": false})
-	if err != nil {
-		return err.Error()
+// summarize reads the node's status: records replicated and lag per pipeline.
+func summarize(ctx context.Context, httpAddr string, cfg *config.Config) string {
+	var st Status
+	client := &http.Client{Timeout: 2 * time.Second}
+	if _, err := getJSON(ctx, client, "http://"+httpAddr+"/v1/status", &st); err != nil {
+		return "status unavailable: " + err.Error()
 	}
-	defer admin.Close()
-	md, err := admin.GetMetadata(nil, true, 2000)
-	if err != nil {
-		return err.Error()
+	repl, lag := map[string]int64{}, map[string]int64{}
+	for _, t := range st.Local {
+		repl[t.Pipeline] += t.Replicated
+		lag[t.Pipeline] += t.Lag
 	}
-	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "group.id": "tributary-demo-summary", "log_level": 0, "enable.metrics.push": false})
-	if err != nil {
-		return err.Error()
-	}
-	defer c.Close()
 	out := ""
 	for _, p := range cfg.Pipelines {
-		total := int64(0)
-		for name, t := range md.Topics {
-			if len(name) > len(p.Source.Kafka) && name[:len(p.Source.Kafka)+1] == p.Source.Kafka+"." && p.Selects(name[len(p.Source.Kafka)+1:]) {
-				for _, part := range t.Partitions {
-					lo, hi, err := c.QueryWatermarkOffsets(name, part.ID, 2000)
-					if err == nil {
-						total += hi - lo
-					}
-				}
-			}
-		}
-		out += fmt.Sprintf("%s=%d ", p.Name, total)
+		out += fmt.Sprintf("%s: %d replicated, lag %d   ", p.Name, repl[p.Name], lag[p.Name])
 	}
-	return out
+	return strings.TrimSpace(out)
 }
 
 // generator writes connected-car records into the demo's source cluster.
@@ -224,8 +224,6 @@ func (g *generator) Run(ctx context.Context, rate int) {
 	}
 }
 
-var _ = slog.Default
-
 // freeLoopbackAddr returns a loopback address whose port was free a moment ago
 // (Raft advertises its address, so it cannot listen on port 0).
 func freeLoopbackAddr() (string, error) {
@@ -235,4 +233,33 @@ func freeLoopbackAddr() (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
+}
+
+// replicatedTotals sums tributary_records_total{outcome="replicated"} per pipeline.
+func replicatedTotals(reg prometheus.Gatherer) map[string]float64 {
+	out := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		return out
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "tributary_records_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var pipeline, outcome string
+			for _, l := range m.GetLabel() {
+				switch l.GetName() {
+				case "pipeline":
+					pipeline = l.GetValue()
+				case "outcome":
+					outcome = l.GetValue()
+				}
+			}
+			if outcome == "replicated" {
+				out[pipeline] += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return out
 }

@@ -69,12 +69,17 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	return runNode(ctx, cfg, log, nil)
+	return runNode(ctx, cfg, log, nodeHooks{})
 }
 
-// runNode runs one node until ctx is cancelled. started, when set, receives the
-// HTTP address once the node serves.
-func runNode(ctx context.Context, cfg *config.Config, log *slog.Logger, started func(httpAddr string)) error {
+// nodeHooks let the demo (and tests) watch a node run in-process.
+type nodeHooks struct {
+	started func(httpAddr string)         // once the node serves HTTP
+	stopped func(reg prometheus.Gatherer) // after its tasks have drained
+}
+
+// runNode runs one node until ctx is cancelled.
+func runNode(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks nodeHooks) error {
 	log = log.With("node", cfg.Node.ID)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -106,8 +111,8 @@ func runNode(ctx context.Context, cfg *config.Config, log *slog.Logger, started 
 	n.srv.Handle("/v1/cluster/", n.coord.Handler())
 	log.Info("tributary node starting", "version", versionString(), "http", n.srv.Addr(), "raft", cfg.Node.RaftAddr,
 		"region", cfg.Node.Region, "pipelines", len(cfg.Pipelines), "tasks", len(worker.AllTasks()))
-	if started != nil {
-		started(n.srv.Addr())
+	if hooks.started != nil {
+		hooks.started(n.srv.Addr())
 	}
 
 	// The worker drains before Raft stops, so a task never outlives the node's
@@ -126,6 +131,9 @@ func runNode(ctx context.Context, cfg *config.Config, log *slog.Logger, started 
 	<-gctx.Done()
 	wcancel()
 	werr := <-workerDone
+	if hooks.stopped != nil {
+		hooks.stopped(reg)
+	}
 	err = g.Wait()
 	srvCancel()
 	serr := <-srvDone
