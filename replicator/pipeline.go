@@ -30,6 +30,9 @@ type Deps struct {
 	Logger  *slog.Logger
 	Metrics *metrics.Set
 	Now     func() time.Time
+	// Transformers rewrite records of a pipeline (by name) before they land:
+	// schema-id translation, masking. Pipelines without one pass records as they are.
+	Transformers map[string]Transformer
 }
 
 func (d Deps) withDefaults() Deps {

@@ -68,14 +68,15 @@ func ParseTaskID(s string) (TaskID, error) {
 
 // TaskStatus is a snapshot of a task for the status API.
 type TaskStatus struct {
-	ID         string `json:"id"`
-	Pipeline   string `json:"pipeline"`
-	State      string `json:"state"`
-	Partitions int    `json:"partitions"`
-	Lag        int64  `json:"lag_records"`
-	Replicated int64  `json:"replicated"`
-	Skipped    int64  `json:"skipped"`
-	Error      string `json:"error,omitempty"`
+	ID          string `json:"id"`
+	Pipeline    string `json:"pipeline"`
+	State       string `json:"state"`
+	Partitions  int    `json:"partitions"`
+	Lag         int64  `json:"lag_records"`
+	Replicated  int64  `json:"replicated"`
+	Skipped     int64  `json:"skipped"`
+	Quarantined int64  `json:"quarantined"`
+	Error       string `json:"error,omitempty"`
 }
 
 // Task mirrors the source partitions that its pipeline assigns to its index.
@@ -84,12 +85,13 @@ type Task struct {
 	id  TaskID
 	log *slog.Logger
 
-	state      atomic.Value // string
-	lastErr    atomic.Value // string
-	partitions atomic.Int64
-	lag        atomic.Int64
-	replicated atomic.Int64
-	skipped    atomic.Int64
+	state       atomic.Value // string
+	lastErr     atomic.Value // string
+	partitions  atomic.Int64
+	lag         atomic.Int64
+	replicated  atomic.Int64
+	skipped     atomic.Int64
+	quarantined atomic.Int64
 
 	replicatedCtr, skippedCtr prometheus.Counter
 	bytesCtr                  prometheus.Counter
@@ -124,7 +126,7 @@ func (t *Task) Status() TaskStatus {
 	return TaskStatus{
 		ID: t.id.String(), Pipeline: t.id.Pipeline, State: t.state.Load().(string),
 		Partitions: int(t.partitions.Load()), Lag: t.lag.Load(),
-		Replicated: t.replicated.Load(), Skipped: t.skipped.Load(), Error: t.lastErr.Load().(string),
+		Replicated: t.replicated.Load(), Skipped: t.skipped.Load(), Quarantined: t.quarantined.Load(), Error: t.lastErr.Load().(string),
 	}
 }
 
@@ -330,7 +332,14 @@ func (t *Task) session(ctx context.Context) (err error) {
 	t.log.Info("task running", "partitions", len(parts), "exactly_once", eos)
 
 	b := &batcher{t: t, prod: prod, cons: cons, parts: parts, eos: eos,
-		deliveryFailures: &deliveryFailures, firstDeliveryErr: &firstDeliveryErr}
+		deliveryFailures: &deliveryFailures, firstDeliveryErr: &firstDeliveryErr,
+		transform: p.deps.Transformers[p.cfg.Name], logs: logs,
+		quarantinedCtr: p.deps.Metrics.Records.WithLabelValues(p.cfg.Name, metrics.Quarantined)}
+	defer func() {
+		if b.quarantine != nil {
+			b.quarantine.close()
+		}
+	}()
 	lastLag := time.Time{}
 	for {
 		select {
@@ -398,6 +407,13 @@ type batcher struct {
 	deliveryFailures *atomic.Int64
 	firstDeliveryErr *atomic.Value
 
+	transform       Transformer // nil: records pass unchanged
+	quarantine      *quarantine // created at the first rejection
+	logs            *logForwarder
+	rec             Record
+	quarantinedCtr  prometheus.Counter
+	quarantineLogAt time.Time
+
 	ts       []int64 // source timestamps (ms) of the open batch, for latency
 	offBuf   []byte  // lineage offset header values of the open batch
 	inTxn    bool
@@ -407,7 +423,7 @@ type batcher struct {
 func (b *batcher) run(ctx context.Context) error {
 	t, p := b.t, b.t.p
 	deadline := time.Now().Add(p.cfg.CommitInterval.D())
-	n, skipped, nbytes := 0, 0, 0
+	n, skipped, quarantined, nbytes := 0, 0, 0, 0
 	b.ts = b.ts[:0]
 	b.offBuf = b.offBuf[:0]
 	origin := []byte(p.sourceName)
@@ -456,6 +472,21 @@ func (b *batcher) run(ctx context.Context) error {
 			if cycle {
 				skipped++
 				continue
+			}
+			if b.transform != nil {
+				b.rec = Record{TargetTopic: *ps.target, Key: e.Key, Value: e.Value, Headers: e.Headers}
+				if err := b.transform.Transform(ctx, &b.rec); err != nil {
+					reject, ok := asReject(err)
+					if !ok {
+						return fmt.Errorf("transforming %s offset %d: %w", ps.src, off, err)
+					}
+					if err := b.quarantineRecord(ctx, e, reject); err != nil {
+						return fmt.Errorf("quarantining %s offset %d (%s): %w", ps.src, off, reject.Reason, err)
+					}
+					quarantined++
+					continue
+				}
+				e.Key, e.Value, e.Headers = b.rec.Key, b.rec.Value, b.rec.Headers
 			}
 			if e.TimestampType == kafka.TimestampNotAvailable {
 				e.Timestamp = time.Time{}
@@ -509,6 +540,12 @@ func (b *batcher) run(ctx context.Context) error {
 	if err := b.begin(); err != nil {
 		return err
 	}
+	if b.quarantine != nil {
+		// Acknowledged before any checkpoint past the quarantined offsets is written.
+		if err := b.quarantine.flush(commitTimeout); err != nil {
+			return err
+		}
+	}
 	if !b.eos {
 		if err := b.flush(); err != nil {
 			return err
@@ -536,6 +573,8 @@ func (b *batcher) run(ctx context.Context) error {
 	}
 	t.replicated.Add(int64(n))
 	t.skipped.Add(int64(skipped))
+	t.quarantined.Add(int64(quarantined))
+	b.quarantinedCtr.Add(float64(quarantined))
 	t.replicatedCtr.Add(float64(n))
 	t.skippedCtr.Add(float64(skipped))
 	t.bytesCtr.Add(float64(nbytes))
@@ -648,3 +687,22 @@ func (b *batcher) logConsumeErr(err error) {
 }
 
 func strPtr(s string) *string { return &s }
+
+// quarantineRecord sends a rejected record to the source region's quarantine.
+// The message still holds the source record as read (nothing was changed yet).
+func (b *batcher) quarantineRecord(ctx context.Context, m *kafka.Message, reject *RejectError) error {
+	if b.quarantine == nil {
+		q, err := newQuarantine(ctx, b.t.p.source, txnID(b.t.p.cfg.Name, b.t.id.Index)+"-quarantine", b.logs)
+		if err != nil {
+			return err
+		}
+		b.quarantine = q
+	}
+	level := slog.LevelDebug
+	if time.Since(b.quarantineLogAt) >= time.Second {
+		level, b.quarantineLogAt = slog.LevelWarn, time.Now() // at most one warning a second
+	}
+	b.t.log.Log(ctx, level, "record quarantined", "topic", *m.TopicPartition.Topic, "partition", m.TopicPartition.Partition,
+		"offset", int64(m.TopicPartition.Offset), "reason", reject.Reason, "detail", reject.Msg)
+	return b.quarantine.add(m, reject)
+}
