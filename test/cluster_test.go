@@ -255,7 +255,7 @@ func clusterFailover(t *testing.T, victimKind string) {
 	c.waitAllRunning(60*time.Second, 6)
 
 	const total = 200_000
-	base := time.UnixMilli(1_700_000_000_000)
+	base := recentBase()
 	s := startStream(t, source, topic, total, 1000, 40*time.Millisecond, base)
 	dst := "regional." + topic
 	harness.Eventually(t, 2*time.Minute, "a quarter of the stream mirrored", func() error {
@@ -313,7 +313,7 @@ func TestClusterRollingRestart(t *testing.T) {
 	c.waitAllRunning(60*time.Second, 6)
 
 	const total = 150_000
-	base := time.UnixMilli(1_700_000_000_000)
+	base := recentBase()
 	s := startStream(t, source, topic, total, 500, 40*time.Millisecond, base)
 	for _, id := range []string{"n1", "n2", "n3"} {
 		err, took := c.nodes[id].stop()
@@ -364,7 +364,7 @@ func TestClusterDataResidency(t *testing.T) {
 	}
 	checkResidency()
 
-	base := time.UnixMilli(1_700_000_000_000)
+	base := recentBase()
 	euSeq, usSeq := map[int32]int{}, map[int32]int{}
 	p := newProducer(t, source)
 	produceN(t, p, euTopic, 0, 3000, base, euSeq)
@@ -437,7 +437,7 @@ func TestClusterPartitionedNodeIsFenced(t *testing.T) {
 	c.waitAllRunning(60*time.Second, 6)
 
 	const total = 100_000
-	base := time.UnixMilli(1_700_000_000_000)
+	base := recentBase()
 	s := startStream(t, source, topic, total, 500, 40*time.Millisecond, base)
 	dst := "regional." + topic
 	harness.Eventually(t, 2*time.Minute, "some records mirrored", func() error {

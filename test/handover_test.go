@@ -53,7 +53,7 @@ pipelines:
 	all := w1.AllTasks()
 
 	const total = 60_000
-	base := time.UnixMilli(1_700_000_000_000)
+	base := recentBase()
 	s := startStream(t, source, topic, total, 500, 40*time.Millisecond, base)
 	owner, other := w1, w2
 	if err := owner.Assign(all); err != nil {

@@ -344,3 +344,11 @@ func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
+
+// recentBase is the timestamp of the first test record: an hour ago, so that
+// topic retention (7 days by default, or what a test sets) never deletes test
+// records while a test runs — old timestamps made the broker's retention check
+// delete whole segments mid-test, which looked exactly like lost records.
+func recentBase() time.Time {
+	return time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+}

@@ -52,7 +52,7 @@ func TestMirror100kExactlyOnceByteIdentical(t *testing.T) {
 	source, target := harness.Brokers(t)
 	topic := harness.UniqueName(t, "payments")
 	createTopic(t, source, topic, partitions, nil)
-	base := time.UnixMilli(1_700_000_000_000)
+	base := recentBase()
 	seq := map[int32]int{}
 	p := newProducer(t, source)
 	produceN(t, p, topic, 0, 100_000, base, seq)
@@ -93,7 +93,7 @@ func TestMirrorSurvivesSIGKILLExactlyOnce(t *testing.T) {
 	source, target := harness.Brokers(t)
 	topic := harness.UniqueName(t, "stream")
 	createTopic(t, source, topic, partitions, nil)
-	base := time.UnixMilli(1_700_000_000_000)
+	base := recentBase()
 	seq := map[int32]int{}
 	const total = 150_000
 
@@ -181,7 +181,7 @@ func TestNewTopicAndPartitionIncreaseAreFollowed(t *testing.T) {
 		"retention.ms": "123456789", "retention.bytes": "987654321", "max.message.bytes": "2000000",
 		"compression.type": "lz4", "cleanup.policy": "delete",
 	})
-	base := time.UnixMilli(1_700_000_000_000)
+	base := recentBase()
 	p := newProducer(t, source)
 	seq := map[int32]int{}
 	for i := 0; i < 200; i++ {
@@ -240,7 +240,7 @@ func TestSourceOutageNodeStaysUpAndResumes(t *testing.T) {
 	source, target := harness.Brokers(t)
 	topic := harness.UniqueName(t, "outage")
 	createTopic(t, source, topic, partitions, nil)
-	base := time.UnixMilli(1_700_000_000_000)
+	base := recentBase()
 	seq := map[int32]int{}
 	p := newProducer(t, source)
 	produceN(t, p, topic, 0, 3000, base, seq)
