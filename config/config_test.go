@@ -104,6 +104,9 @@ func TestBadFiles(t *testing.T) {
 		{"an unset environment variable is an error, not an empty string", "unset-env.bad.yaml", []string{
 			`unset-env.bad.yaml:7: kafka.central.properties.sasl.password: environment variable "NOT_SET_ANYWHERE" is not set`,
 		}},
+		{"a schema format needs both registries", "format-without-registry.bad.yaml", []string{
+			`format-without-registry.bad.yaml:13: pipelines[0].format: format avro needs kafka.eu-west.schema_registry`,
+		}},
 		{"target and sources must name a configured cluster", "unknown-target.bad.yaml", []string{
 			`unknown-target.bad.yaml:5: target: "centrl" is not a kafka cluster (known: central, eu-west)`,
 			`unknown-target.bad.yaml:8: pipelines[0].source.kafka: "eu-wset" is not a kafka cluster (known: central, eu-west)`,

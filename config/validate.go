@@ -219,6 +219,13 @@ func (v *validator) pipelines() {
 
 		if !slices.Contains(Formats, p.Format) {
 			v.errorf(path+".format", "%q is not one of %s", p.Format, strings.Join(Formats, ", "))
+		} else if p.Format != "bytes" && p.Source.Kafka != "" {
+			// Schema-id translation needs both registries.
+			for _, cl := range []string{p.Source.Kafka, c.Target} {
+				if k := c.Kafka[cl]; k != nil && k.SchemaRegistry == nil {
+					v.errorf(path+".format", "format %s needs kafka.%s.schema_registry", p.Format, cl)
+				}
+			}
 		}
 		if p.Tasks < 1 || p.Tasks > maxTasks {
 			v.errorf(path+".tasks", "%d is not in 1..%d", p.Tasks, maxTasks)
