@@ -479,15 +479,14 @@ func TestClusterPartitionedNodeIsFenced(t *testing.T) {
 	s.wait(t)
 	got := readAll(t, target, dst, total, 3*time.Minute)
 	verifyExactlyOnce(t, got, s.seq, topic, "regional", base, true)
-	// The resumed node gave its tasks up: isolated, then told by the leader.
-	harness.Eventually(t, 30*time.Second, "the resumed node runs nothing", func() error {
-		if ts := c.running()[victim]; len(ts) > 0 {
-			return fmt.Errorf("runs %v", ts)
+	// Whatever the resumed node still had in flight was refused: its producers
+	// were fenced (the exactly-once check above proves nothing of it landed).
+	// It may get tasks again afterwards, by a fresh assignment.
+	harness.Eventually(t, 30*time.Second, "the resumed node reports being fenced or standing down", func() error {
+		out := d.output()
+		if strings.Contains(out, "fenced by a newer instance") || strings.Contains(out, "isolated") {
+			return nil
 		}
-		return nil
+		return fmt.Errorf("nothing in its log yet")
 	})
-	out := d.output()
-	if !strings.Contains(out, "fenced") && !strings.Contains(out, "isolated") && !strings.Contains(out, "stopping task") {
-		t.Errorf("the resumed node's log does not show it giving up its tasks:\n%s", d.tail(3000))
-	}
 }
