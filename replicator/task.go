@@ -97,6 +97,7 @@ type Task struct {
 	bytesCtr                  prometheus.Counter
 	latency                   prometheus.Observer
 	committed, aborted        prometheus.Counter
+	expired                   prometheus.Counter
 }
 
 // Task returns task i of the pipeline.
@@ -111,6 +112,7 @@ func (p *Pipeline) Task(i int) *Task {
 		latency:       m.Latency.WithLabelValues(p.cfg.Name),
 		committed:     m.Transactions.WithLabelValues(p.cfg.Name, "committed"),
 		aborted:       m.Transactions.WithLabelValues(p.cfg.Name, "aborted"),
+		expired:       m.Expired.WithLabelValues(p.cfg.Name),
 	}
 	m.Records.WithLabelValues(p.cfg.Name, metrics.Quarantined) // exists at 0 from the start
 	t.state.Store(metrics.TaskStarting)
@@ -263,7 +265,10 @@ func (t *Task) session(ctx context.Context) (err error) {
 		"enable.auto.commit":       false,
 		"enable.auto.offset.store": false,
 		"enable.partition.eof":     true,
-		"auto.offset.reset":        "earliest",
+		// A checkpoint below the log start means the source deleted records
+		// before they were mirrored: librdkafka reports it instead of jumping
+		// silently, and the task counts and logs the loss (resetOffset).
+		"auto.offset.reset":        "error",
 		"fetch.queue.backoff.ms":   10,
 		"allow.auto.create.topics": false,
 		"reconnect.backoff.max.ms": 5000,
@@ -445,8 +450,14 @@ func (b *batcher) run(ctx context.Context) error {
 		}
 		switch e := b.cons.Poll(ms).(type) {
 		case *kafka.Message:
-			if e.TopicPartition.Error != nil {
-				b.logConsumeErr(e.TopicPartition.Error)
+			if err := e.TopicPartition.Error; err != nil {
+				if c := kafkaCode(err); (c == kafka.ErrAutoOffsetReset || c == kafka.ErrOffsetOutOfRange) && e.TopicPartition.Topic != nil {
+					if err := b.resetOffset(*e.TopicPartition.Topic, e.TopicPartition.Partition); err != nil {
+						return err
+					}
+					continue
+				}
+				b.logConsumeErr(err)
 				continue
 			}
 			key.Topic, key.Partition = *e.TopicPartition.Topic, e.TopicPartition.Partition
@@ -523,6 +534,13 @@ func (b *batcher) run(ctx context.Context) error {
 		case kafka.Error:
 			if e.IsFatal() {
 				return fmt.Errorf("source consumer: %w", e)
+			}
+			if c := e.Code(); c == kafka.ErrAutoOffsetReset || c == kafka.ErrOffsetOutOfRange {
+				// The error names no partition: check each against the source log.
+				if err := b.resetOutOfRange(); err != nil {
+					return err
+				}
+				continue
 			}
 			b.logConsumeErr(e)
 		}
@@ -687,6 +705,65 @@ func (b *batcher) logConsumeErr(err error) {
 }
 
 func strPtr(s string) *string { return &s }
+
+// resetOutOfRange applies resetOffset to every partition whose position lies
+// outside its source log.
+func (b *batcher) resetOutOfRange() error {
+	for sp, ps := range b.parts {
+		lo, hi, err := b.cons.QueryWatermarkOffsets(sp.Topic, sp.Partition, 10000)
+		if err != nil {
+			return fmt.Errorf("source %s: position out of range, and reading its offsets failed: %w", sp, err)
+		}
+		if ps.pending >= 0 && (ps.pending < lo || ps.pending > hi) {
+			if err := b.resetOffset(sp.Topic, sp.Partition); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// resetOffset handles a fetch position outside the source log: below the log
+// start, the source deleted records (retention) before they were mirrored; they
+// cannot be recovered, so the loss is logged as an error and counted, and the
+// partition continues from the log start. Above the end (the source topic was
+// recreated or truncated), it continues from the end.
+func (b *batcher) resetOffset(topic string, partition int32) error {
+	ps := b.parts[Partition{topic, partition}]
+	if ps == nil {
+		return nil
+	}
+	lo, hi, err := b.cons.QueryWatermarkOffsets(topic, partition, 10000)
+	if err != nil {
+		return fmt.Errorf("source %s: position out of range, and reading its offsets failed: %w", ps.src, err)
+	}
+	from := ps.pending
+	to := lo
+	if from > hi {
+		to = hi
+		b.t.log.Error("source partition ends before the checkpoint (topic recreated or truncated?); continuing from its end",
+			"partition", ps.src.String(), "checkpoint", from, "end", hi)
+	} else if from >= 0 && lo > from {
+		lost := lo - from
+		b.t.expired.Add(float64(lost))
+		b.t.log.Error("source records deleted before they were mirrored (retention); continuing from the log start",
+			"partition", ps.src.String(), "from", from, "log_start", lo, "lost", lost)
+	}
+	// After a range error the partition cannot Seek ("erroneous state"):
+	// assign it afresh at the new position.
+	tp := []kafka.TopicPartition{{Topic: &topic, Partition: partition}}
+	if err := b.cons.IncrementalUnassign(tp); err != nil {
+		return fmt.Errorf("unassigning %s: %w", ps.src, err)
+	}
+	tp[0].Offset = kafka.Offset(to)
+	if err := b.cons.IncrementalAssign(tp); err != nil {
+		return fmt.Errorf("assigning %s at %d: %w", ps.src, to, err)
+	}
+	// The next checkpoint records the jump, so a restart does not count the
+	// loss again.
+	ps.pending = to
+	return nil
+}
 
 // quarantineRecord sends a rejected record to the source region's quarantine.
 // The message still holds the source record as read (nothing was changed yet).

@@ -38,6 +38,7 @@ type Set struct {
 	Transactions *prometheus.CounterVec   // pipeline, result
 	TaskRestarts *prometheus.CounterVec   // pipeline
 	TopicsMirror *prometheus.GaugeVec     // pipeline
+	Expired      *prometheus.CounterVec   // pipeline
 }
 
 // LatencyBuckets run from 1 ms to 60 s.
@@ -80,11 +81,15 @@ func New(reg prometheus.Registerer) *Set {
 			Help: "Source topics a pipeline currently selects.",
 		}, []string{"pipeline"}),
 	}
+	s.Expired = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tributary_source_records_expired_total",
+		Help: "Source records deleted by the source's retention before they were mirrored (unrecoverable; alert on any increase).",
+	}, []string{"pipeline"})
 	for _, st := range TaskStates {
 		s.Tasks.WithLabelValues(st)
 	}
 	if reg != nil {
-		reg.MustRegister(s.Records, s.Bytes, s.Lag, s.Latency, s.Tasks, s.Transactions, s.TaskRestarts, s.TopicsMirror)
+		reg.MustRegister(s.Records, s.Bytes, s.Lag, s.Latency, s.Tasks, s.Transactions, s.TaskRestarts, s.TopicsMirror, s.Expired)
 	}
 	return s
 }
