@@ -321,6 +321,11 @@ func (c *Client) Compatibility(ctx context.Context, subject string) (Level, erro
 		return "", err
 	}
 	got, err := c.sr.GetCompatibilityLevel(subject, true)
+	if ae := asAPIError(err); ae != nil && (ae.Code == CodeSubjectCompatNotConfigured || ae.Code == CodeSubjectNotFound) {
+		// A registry that ignores defaultToGlobal (Confluent before 5.5)
+		// answers that the subject has no level of its own.
+		got, err = c.sr.GetGlobalCompatibilityLevel()
+	}
 	if err != nil {
 		return "", c.fail(err, fmt.Sprintf("reading the compatibility level of subject %q", subject))
 	}

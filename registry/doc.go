@@ -1,6 +1,7 @@
 // Package registry is tributary's schema governance: the Confluent wire
-// format, schema compatibility, and an embedded Confluent-compatible schema
-// registry server. It never decides about masking; it only tells the pipeline
+// format, a client per cluster's registry, schema-id translation between
+// registries, schema compatibility, and an embedded Confluent-compatible
+// schema registry server. It never decides about masking; it only tells the pipeline
 // which schema a record was written with and whether that schema may land.
 //
 // # Wire format (wire.go)
@@ -159,6 +160,74 @@
 // MULTIPLE_FIELDS_MOVED_TO_ONEOF are incompatible. Adding or removing
 // optional fields, renaming fields, adding messages at the end and enum
 // changes are compatible.
+//
+// # Client (client.go)
+//
+// NewClient builds one Client per cluster from config.SchemaRegistry: basic
+// auth, TLS verified with ca_file (which replaces the system roots), a client
+// certificate, a per-request timeout (ClientOptions.Timeout, default 10s) and
+// a cache of schemas by id (ClientOptions.CacheSize, default 10,000). srclient
+// makes the calls it does right (GetSchema, CreateSchema, LookupSchema,
+// GetCompatibilityLevel) with its own caches switched off: they are unbounded
+// maps and "subject-latest" never expires. Our own small calls cover what it
+// lacks: POST /compatibility/subjects/{s}/versions?verbose=true (every version
+// the level requires), GET /schemas/guids/{guid}, and GET
+// /subjects/{s}/versions/{v}?deleted=true (a stored schema may reference a
+// soft-deleted version). The version of a registration is read back with
+// POST /subjects/{s} because srclient reports 0; the latest version is never
+// read at all.
+//
+// The client's round tripper adds basic auth (to the registry's own host
+// only, not to a redirect's) and rewrites every error response that is not a
+// Confluent {"error_code","message"} body (a proxy's 502 page, a 401 from an
+// authenticating proxy) into one carrying the HTTP status as the code, since
+// srclient otherwise returns just the status text. So every registry answer
+// arrives as *APIError (srclient.Error is converted), and errors classify:
+// ErrSchemaNotFound for 40403 and, where a schema is asked for by subject and
+// version, 40401/40402; ErrGUIDUnsupported for a 404/405 on the guid
+// endpoint; *IncompatibleError for a failed check or a 409; IsRetryable for
+// outages (network errors, timeouts, 5xx, 429, 408). Errors that are none of
+// these (401/403, TLS verification, 422) are configuration problems: not
+// retryable and never a reason to quarantine. srclient takes no context, so
+// its calls check ctx before they start and are otherwise bounded by the
+// timeout; our own calls honour ctx.
+//
+// # Translation (translate.go)
+//
+// A Translator (one per pipeline: it knows the format and the KeyMode) moves
+// a record's schema references from the source cluster's registry to the
+// target's. For a key or value that carries one (Locate): the writer schema
+// by id (or GUID) from the source; its references, depth first, each looked
+// up in the source by subject and version and made a version of the subject
+// of the same name in the target; then the target subject by
+// TopicNameStrategy on the renamed topic (<topic>-value, <topic>-key).
+// Making a schema a version of a subject (ensure) is: POST /subjects/{s} (if
+// a live version holds it, that is the answer, without a check, as
+// registration would do); else the subject's level (GET
+// /config/{s}?defaultToGlobal=true) and, unless NONE, the check against every
+// version the level requires; then registration, which checks again. The id
+// is rewritten where the record carries it: payload prefix or schema-id
+// header, with the Protobuf message indexes and the body copied byte for
+// byte. A GUID reference becomes an id reference (magic byte 0), because
+// GUIDs are random per registry and every deserializer reads ids.
+//
+// Answers are cached per (source registry, reference, subject): the source
+// registry is the Translator's own, the key is the id or GUID, the target
+// topic and the part. Translations never expire (ids are immutable); a
+// target subject deleted by hand is noticed only after a restart.
+// Rejections (*RecordError: not-wire-format for a schema of another type
+// than the pipeline's, unknown-schema-id, incompatible-schema,
+// bad-schema-reference) are cached in a separate bounded map, so a flood of
+// bad ids cannot evict good translations, for TranslatorOptions.NegativeTTL
+// (default one minute), after which an operator's fix takes effect. Registry
+// outages are not cached. Concurrent first records of one schema share one
+// resolution (singleflight). A warm record costs Locate, one read-locked map
+// lookup and one allocation for the rewritten bytes (key and value share it;
+// the header form adds the copied header slice); see BenchmarkTranslate.
+//
+// The caches (cache.go) are bounded maps with CLOCK eviction, an LRU
+// approximation whose hits take only the read lock. Each cache has one
+// RWMutex and is never locked together with another lock.
 //
 // # srclient v0.7.3 (github.com/riferrei/srclient)
 //

@@ -146,7 +146,8 @@ func NewTranslator(source, target *Client, opts TranslatorOptions) *Translator {
 // was not judged, because a registry could not be asked: IsRetryable tells
 // an outage (pause and retry) from a configuration problem such as refused
 // credentials. Never quarantine a record for an error that is not a
-// *RecordError. ctx bounds the registry calls of a cache miss.
+// *RecordError. On a cache miss ctx bounds the registry calls (those made
+// through srclient only until they start; the client timeout bounds them).
 func (t *Translator) Translate(ctx context.Context, targetTopic string, key, value []byte, headers []Header) (Result, error) {
 	kl, vl, err := Locate(key, value, headers, t.typ, t.keys)
 	if err != nil {

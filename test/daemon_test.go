@@ -45,6 +45,20 @@ func freeAddr(t testing.TB) string {
 // its path and HTTP address.
 func writeConfig(t testing.TB, source, target, pipelines string) (path, httpAddr string) {
 	t.Helper()
+	return writeConfigWith(t, fmt.Sprintf(`kafka:
+  regional:
+    region: eu
+    bootstrap: %s
+  central:
+    region: cloud
+    bootstrap: %s
+`, source, target), pipelines)
+}
+
+// writeConfigWith writes a node config with the given kafka and pipelines
+// sections (target: central).
+func writeConfigWith(t testing.TB, kafkaSection, pipelines string) (path, httpAddr string) {
+	t.Helper()
 	dir := t.TempDir()
 	httpAddr = freeAddr(t)
 	text := fmt.Sprintf(`node:
@@ -53,16 +67,9 @@ func writeConfig(t testing.TB, source, target, pipelines string) (path, httpAddr
   data_dir: %s/data
   http_addr: %s
   raft_addr: %s
-kafka:
-  regional:
-    region: eu
-    bootstrap: %s
-  central:
-    region: cloud
-    bootstrap: %s
-target: central
+%starget: central
 pipelines:
-%s`, dir, httpAddr, freeAddr(t), source, target, pipelines)
+%s`, dir, httpAddr, freeAddr(t), kafkaSection, pipelines)
 	path = filepath.Join(dir, "tributary.yaml")
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)

@@ -84,7 +84,12 @@ func runNode(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks no
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg)
-	deps := replicator.Deps{Logger: log, Metrics: m}
+	transformers, closeRegistries, err := schemaTransformers(cfg, m)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	defer closeRegistries()
+	deps := replicator.Deps{Logger: log, Metrics: m, Transformers: transformers}
 
 	worker, err := replicator.NewWorker(cfg, deps)
 	if err != nil {

@@ -39,6 +39,9 @@ type Set struct {
 	TaskRestarts *prometheus.CounterVec   // pipeline
 	TopicsMirror *prometheus.GaugeVec     // pipeline
 	Expired      *prometheus.CounterVec   // pipeline
+	// SchemaTranslations counts schema-id translations by pipeline and result:
+	// translated, registry-unavailable, or a quarantine reason code.
+	SchemaTranslations *prometheus.CounterVec
 }
 
 // LatencyBuckets run from 1 ms to 60 s.
@@ -85,11 +88,15 @@ func New(reg prometheus.Registerer) *Set {
 		Name: "tributary_source_records_expired_total",
 		Help: "Source records deleted by the source's retention before they were mirrored (unrecoverable; alert on any increase).",
 	}, []string{"pipeline"})
+	s.SchemaTranslations = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tributary_schema_translations_total",
+		Help: "Schema-id translations by pipeline and result: translated, registry-unavailable, or the quarantine reason (not-wire-format, unknown-schema-id, incompatible-schema, bad-schema-reference).",
+	}, []string{"pipeline", "result"})
 	for _, st := range TaskStates {
 		s.Tasks.WithLabelValues(st)
 	}
 	if reg != nil {
-		reg.MustRegister(s.Records, s.Bytes, s.Lag, s.Latency, s.Tasks, s.Transactions, s.TaskRestarts, s.TopicsMirror, s.Expired)
+		reg.MustRegister(s.Records, s.Bytes, s.Lag, s.Latency, s.Tasks, s.Transactions, s.TaskRestarts, s.TopicsMirror, s.Expired, s.SchemaTranslations)
 	}
 	return s
 }
