@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -43,11 +44,12 @@ type clusterStatus struct {
 		Unassigned int `json:"unassigned"`
 	} `json:"cluster"`
 	Tasks []struct {
-		ID      string `json:"id"`
-		Region  string `json:"region"`
-		Node    string `json:"node"`
-		State   string `json:"state"`
-		Running string `json:"running_state"`
+		ID         string `json:"id"`
+		Region     string `json:"region"`
+		Node       string `json:"node"`
+		State      string `json:"state"`
+		Running    string `json:"running_state"`
+		Replicated int64  `json:"replicated"`
 	} `json:"tasks"`
 }
 
@@ -286,6 +288,30 @@ func clusterFailover(t *testing.T, victimKind string) {
 	c.nodes[victim].kill()
 	c.waitAllRunning(15*time.Second, 6, victim)
 	t.Logf("takeover: all 6 tasks running on the survivors %s after the kill", time.Since(killed).Round(10*time.Millisecond))
+	harness.Eventually(t, 15*time.Second, "the new owners of the moved tasks produce", func() error {
+		for _, id := range moved {
+			ok := false
+			for _, sp := range c.specs {
+				if sp.id == victim {
+					continue
+				}
+				st, err := c.status(sp.id)
+				if err != nil {
+					continue
+				}
+				for _, task := range st.Tasks {
+					if task.ID == id && task.Node == sp.id && task.Replicated > 0 {
+						ok = true
+					}
+				}
+			}
+			if !ok {
+				return fmt.Errorf("%s has produced nothing yet on its new node", id)
+			}
+		}
+		return nil
+	})
+	t.Logf("takeover: every moved task produced on its new node %s after the kill", time.Since(killed).Round(10*time.Millisecond))
 	before := countCommitted(t, target, dst)
 	harness.Eventually(t, 15*time.Second, "records flowing after the takeover", func() error {
 		if n := countCommitted(t, target, dst); n <= before && s.produced.Load() < total {
@@ -293,6 +319,24 @@ func clusterFailover(t *testing.T, victimKind string) {
 		}
 		return nil
 	})
+
+	// The operator's view: tributary status against a survivor.
+	var survivor string
+	for _, sp := range c.specs {
+		if sp.id != victim {
+			survivor = sp.id
+			break
+		}
+	}
+	out, err := exec.Command(binPath, "status", "--addr", c.http[survivor]).CombinedOutput()
+	if err != nil {
+		t.Fatalf("tributary status: %v\n%s", err, out)
+	}
+	for _, want := range []string{"leader: n", "MEMBER", victim, "false", "TASK", "running"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("tributary status output lacks %q:\n%s", want, out)
+		}
+	}
 
 	s.wait(t)
 	got := readAll(t, target, dst, total, 3*time.Minute)
