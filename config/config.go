@@ -20,7 +20,12 @@ type Config struct {
 	// Target: target, the name of the central cluster in Kafka. Required.
 	Target string `yaml:"target"`
 	// Policies: policies, the folder of policy files owned by compliance. Optional.
+	// A valid change is proposed through the Raft log; every node applies it at
+	// the same log index.
 	Policies string `yaml:"policies"`
+	// HashKeyFile: hash_key_file, the HMAC key of hash rules; else the
+	// TRIBUTARY_HASH_KEY environment variable. Every node must use the same key.
+	HashKeyFile string `yaml:"hash_key_file"`
 	// Pipelines: pipelines, what to mirror.
 	Pipelines []*Pipeline `yaml:"pipelines"`
 

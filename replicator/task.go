@@ -485,7 +485,7 @@ func (b *batcher) run(ctx context.Context) error {
 				continue
 			}
 			if b.transform != nil {
-				b.rec = Record{TargetTopic: *ps.target, Key: e.Key, Value: e.Value, Headers: e.Headers}
+				b.rec = Record{SourceTopic: ps.src.Topic, TargetTopic: *ps.target, Key: e.Key, Value: e.Value, Headers: e.Headers}
 				if err := b.transform.Transform(ctx, &b.rec); err != nil {
 					reject, ok := asReject(err)
 					if !ok {

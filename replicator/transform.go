@@ -11,6 +11,7 @@ import (
 // Record is what a Transformer sees and changes: one source record on its way to
 // the target topic.
 type Record struct {
+	SourceTopic string
 	TargetTopic string
 	Key, Value  []byte
 	Headers     []kafka.Header

@@ -63,6 +63,7 @@ commands:
   config check FILE        validate a node config file (exit 2 on errors)
   status [--addr URL]      show the cluster: leader, members, tasks with node, state and lag
   registry serve --addr A  run the embedded Confluent-compatible schema registry [--data FILE]
+  policy lint PATH...      check policy files (exit 2 on errors); policy test, policy diff
   version                  print the version
 `
 
@@ -83,6 +84,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdConfigCheck(args[2:], stdout)
 	case "status":
 		return cmdStatus(ctx, args[1:], stdout, stderr)
+	case "policy":
+		return cmdPolicy(ctx, args[1:], stdout, stderr)
 	case "registry":
 		return cmdRegistry(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":

@@ -89,13 +89,26 @@ func runNode(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks no
 		return &exitError{code: 2, err: err}
 	}
 	defer closeRegistries()
+	pol, err := newPolicyEngine(cfg, reg, log)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	defer pol.Close()
+	// Schema-id translation first, then masking with the target's schema.
+	for name, mt := range pol.transformers() {
+		if st, ok := transformers[name]; ok {
+			transformers[name] = replicator.Transformers{st, mt}
+		} else {
+			transformers[name] = mt
+		}
+	}
 	deps := replicator.Deps{Logger: log, Metrics: m, Transformers: transformers}
 
 	worker, err := replicator.NewWorker(cfg, deps)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	n := &node{cfg: cfg, log: log, worker: worker, metrics: m}
+	n := &node{cfg: cfg, log: log, worker: worker, metrics: m, policy: pol}
 	n.srv, err = replicator.NewServer(cfg.Node.HTTPAddr, reg, n.status, n.ready, log)
 	if err != nil {
 		return err
@@ -114,6 +127,7 @@ func runNode(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks no
 	}
 	n.srv.Handle("/v1/cluster", n.coord.Handler())
 	n.srv.Handle("/v1/cluster/", n.coord.Handler())
+	n.srv.Handle("POST /v1/policies/reload", pol.reloadHandler())
 	log.Info("tributary node starting", "version", versionString(), "http", n.srv.Addr(), "raft", cfg.Node.RaftAddr,
 		"region", cfg.Node.Region, "pipelines", len(cfg.Pipelines), "tasks", len(worker.AllTasks()))
 	if hooks.started != nil {
@@ -129,6 +143,8 @@ func runNode(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks no
 	go func() { workerDone <- worker.Run(wctx) }()
 	g.Go(func() error { return n.coord.Run(gctx) })
 	g.Go(func() error { return n.follow(gctx) })
+	g.Go(func() error { pol.follow(gctx, n.coord.Policy()); return nil })
+	g.Go(func() error { pol.watch(gctx, n.coord); return nil })
 	srvCtx, srvCancel := context.WithCancel(context.Background())
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- n.srv.Run(srvCtx) }()
@@ -159,6 +175,7 @@ type node struct {
 	coord   *coord.Node
 	srv     *replicator.Server
 	metrics *metrics.Set
+	policy  *policyEngine
 }
 
 // coordConfig builds the Raft node's config. A node with neither
@@ -272,6 +289,7 @@ func (n *node) follow(ctx context.Context) error {
 type Status struct {
 	Node    NodeInfo                `json:"node"`
 	Cluster coord.Status            `json:"cluster"`
+	Policy  PolicyStatus            `json:"policy"`
 	Local   []replicator.TaskStatus `json:"local_tasks"`
 	Tasks   []TaskView              `json:"tasks"`
 }
@@ -303,7 +321,7 @@ func (n *node) status() any {
 	}
 	st := Status{
 		Node:    NodeInfo{ID: n.cfg.Node.ID, Region: n.cfg.Node.Region, Version: versionString()},
-		Cluster: cs, Local: local,
+		Cluster: cs, Local: local, Policy: n.policy.status(),
 	}
 	for _, t := range cs.Tasks {
 		v := TaskView{TaskStatus: t}

@@ -1,0 +1,141 @@
+// Package policy parses, validates and compiles the PII-masking policies that
+// compliance officers write, and applies them to decoded records before they
+// land in the central cluster.
+//
+// It is a leaf: it imports the standard library, go.yaml.in/yaml/v3 and
+// github.com/hamba/avro/v2 (to parse Avro schemas) only. It sees policy files,
+// schemas and record payloads — never Kafka, a registry or the network. The
+// daemon reads the policy folder with LoadDir, checks the new Set against the
+// active one with CheckAgainst, puts Set.Encode into the Raft log, and every
+// node Decodes the same bytes at the same log index. For each (bundle, pipeline,
+// topic, schema id) a Cache compiles a Plan once; Plan.Apply (MaskAvro or
+// MaskJSON) masks a record or returns a *Violation, and the caller quarantines
+// the record with Violation.Reason.
+//
+// # How it works
+//
+// Parsing walks the yaml.Node tree with its own strict decoder (parse.go), so
+// that unknown keys, duplicate keys and wrong types are errors, every problem of
+// every file is reported at once, and each error carries file:line:col and the
+// key path. Policy.check (validate.go) checks one policy; Set.validate checks
+// policies against each other.
+//
+// Compile (compile.go) turns the applicable rules into a plan tree shaped like
+// the schema. Field patterns are matched by a small NFA whose state is a set of
+// (rule, position) pairs; each schema node records the rule that applies there
+// and, for leaf-wise actions on records, arrays and maps, passes it down as
+// inherited. Nodes no rule touches are cut off, so masking skips their bytes
+// without decoding them. Recursive types make the plan a graph; the compiler
+// reuses the node being built when it meets the same (type, state) again.
+//
+// MaskAvro (avro.go) rewrites the Avro binary encoding in place of decoding and
+// re-encoding it: untouched bytes are copied as they are, which keeps output
+// deterministic and fast (see BenchmarkMaskAvro). MaskJSON (json.go) does the
+// same for JSON text: a validating scan that replaces only the spans of the
+// values it changes, keeping key order, whitespace and number spelling. Both
+// check that the whole record decodes, since an undecodable record must be
+// quarantined, not forwarded.
+//
+// # Policy file reference
+//
+// One policy per file; the daemon reads every *.yaml and *.yml file of the
+// policies folder. Keys are case-sensitive and strict: an unknown key is an
+// error ("did you mean ...?"). A field pattern starting with "*" must be quoted
+// (an unquoted * starts a YAML alias).
+//
+//	policy: payments-pii             # required: unique name; letters, digits, . _ -
+//	version: 7                       # required: integer >= 1; raise it on every change
+//	owner: compliance@acme.example   # optional: who to ask
+//	description: card payments       # optional
+//	applies_to:                      # optional: without it, the policy applies everywhere
+//	  pipelines: [eu-payments]       #   pipeline names from the node config (none: all)
+//	  topics: ['payments\..*']       #   regexes matching the whole source topic (none: all)
+//	rules:                           # required: at least one
+//	  - match: {tag: PII}            # fields tagged PII in the schema
+//	    action: hash
+//	  - match: {field: card.number}  # a field path; both field and tag: must match both
+//	    action: mask
+//	    keep_last: 4
+//	    description: PCI DSS 3.3     # optional, per rule
+//	on_unmatched_pii: quarantine     # optional; the only value (fail closed)
+//
+// Field patterns (match.field) are dot-separated names: "customer.email".
+// "*" matches one level (a field, or a map key), "**" any number of levels
+// including none ("**.ssn" is ssn at any depth). "items[].card" names the card
+// field of each element of the array items; the "[]" may be left out
+// ("items.card" matches too), and "attrs[]" or "attrs.*" matches every value of
+// the map attrs, "attrs.email" the value under the key "email". Array indexes
+// ("items[0]") are not supported. Paths use the schema's field names; for JSON,
+// an object's member names.
+//
+// Tags (match.tag) come from the schema: the Avro field property
+// "confluent:tags" (["PII"]) on any field, nested records included, or
+// "confluent:tags" in a JSON Schema property's subschema.
+//
+// When several rules of one policy match a field, a block rule wins, then the
+// most specific: a path without wildcards beats one with wildcards, which beats
+// a tag alone; a tag added to a path narrows it. Remaining ties go to the rule
+// written first. A rule on a record, array or map applies to every value inside
+// it, unless a rule matches an inner field itself. Two policies that apply to
+// the same stream and give one field different actions are an error.
+//
+// A field tagged PII that no rule covers sends every record of its schema to
+// quarantine (reason "unmatched-pii"), as does a record that does not decode
+// ("undecodable") and a block rule ("blocked"). Masking never changes the
+// writer schema: every output decodes with the schema the input was written
+// with. A rule that cannot keep that promise for a field is an error when the
+// schema is known (Compile, Lint), and otherwise rejects the record ("unmaskable").
+//
+// Actions and their parameters:
+//
+//	redact       no parameters. null where the type allows null (a union with
+//	             null, a nullable JSON type); otherwise "" for strings, 0 for
+//	             numbers, false for booleans, empty bytes, zero bytes for fixed,
+//	             the enum's default symbol (else its first) for enums, the nil
+//	             UUID for uuid strings. On records: every field inside.
+//	hash         no parameters. HMAC-SHA256 with the key from TRIBUTARY_HASH_KEY
+//	             or a key file: the same input gives the same pseudonym on every
+//	             node and after restarts, in Avro and JSON alike. Strings become
+//	             64 lower-case hex digits (uuid strings: a UUID), bytes the 32 raw
+//	             HMAC bytes, fixed(n) n bytes of it. Numbers, booleans and enums
+//	             cannot be hashed into a valid value of their type: an error.
+//	             Result.KeyID names the key, so keys can rotate.
+//	mask         keep_first: N, keep_last: N (default 0), mask_char (default "*",
+//	             one character; ASCII for bytes). Replaces each character but the
+//	             first and last ones kept; when the kept ones would cover the
+//	             whole value, everything is masked. Strings, bytes and fixed
+//	             (same length); not numbers.
+//	generalize   precision: N (numbers: round to N decimal places; a negative N
+//	             rounds to tens, hundreds...: integers need a negative N to change)
+//	             and/or truncate: hour | day | month | year (timestamps: Avro
+//	             long timestamp-millis/-micros, local-timestamp-*, int date, and
+//	             RFC 3339 strings, truncated in their own offset). A string that
+//	             is not a timestamp is rejected ("unmaskable").
+//	drop         no parameters. null where the type allows it, else the field's
+//	             default (Avro default, JSON Schema "default"); a JSON member the
+//	             schema does not require (or any member, without a schema) is
+//	             removed. Elsewhere an error.
+//	replace      value: a fixed string, number or boolean of the field's type:
+//	             an integer for int/long (in range), a symbol for enums, a
+//	             string of the fixed size for fixed, any string for bytes.
+//	bucket       buckets: [{min, max, replacement}]: a value in [min, max)
+//	             becomes replacement, a number that fits the field (integers for
+//	             int and long). Buckets must be sorted and must not overlap; the
+//	             first may leave out min and the last max (open ranges). A value
+//	             outside every bucket is rejected ("unmaskable").
+//	block        no parameters. A record whose matched field holds a value (not
+//	             null, or present in JSON) is quarantined ("blocked").
+//
+// Nulls stay null under every action but drop's default and replace. JSON
+// Schema constraints beyond types (pattern, format, minLength...) are not
+// checked: a hashed email no longer has format "email".
+//
+// Errors read "payments.yaml:14:7: rules[2].action: unknown action "hsah"
+// (did you mean "hash"?)". YAML syntax errors have a line but no column.
+//
+// # Audit trail
+//
+// Set.Files lists each file's sha256 and Set.Hash the bundle's, computable by
+// hand as `cd policies && LC_ALL=C sha256sum *.yaml | sha256sum`. A record a
+// policy touched carries tributary-policy: <name>@<version> (Result.Header).
+package policy

@@ -1,0 +1,121 @@
+package pubsubbridge
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2/pstest"
+)
+
+// envServe makes the test binary a pstest server: TestMain re-executes itself
+// with it so that the emulator tests reach Pub/Sub in another process, through
+// PUBSUB_EMULATOR_HOST, as a deployment with the emulator does.
+const envServe = "TRIBUTARY_TEST_PSTEST_SERVE"
+
+// emulatorHost is the separate pstest process's address (or the emulator
+// PUBSUB_EMULATOR_HOST already named when the tests started).
+var emulatorHost string
+
+func TestMain(m *testing.M) {
+	if os.Getenv(envServe) == "1" {
+		serve()
+		return
+	}
+	var stop func()
+	emulatorHost = os.Getenv(EnvEmulatorHost)
+	if emulatorHost == "" {
+		var err error
+		emulatorHost, stop, err = startEmulator()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "starting pstest in a separate process:", err)
+			os.Exit(1)
+		}
+		// Every client that is not given an endpoint explicitly now talks to
+		// it; the in-process tests pass their own connection.
+		os.Setenv(EnvEmulatorHost, emulatorHost)
+	}
+	code := m.Run()
+	if stop != nil {
+		stop()
+	}
+	if code == 0 {
+		if leaked := leakedGoroutines(5 * time.Second); leaked != "" {
+			fmt.Fprintln(os.Stderr, "goroutines of pubsubbridge still running after the tests:\n"+leaked)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// serve runs pstest until stdin closes, printing its address first.
+func serve() {
+	srv := pstest.NewServer()
+	fmt.Println(srv.Addr)
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	srv.Close()
+}
+
+func startEmulator() (addr string, stop func(), err error) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envServe+"=1")
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return "", nil, fmt.Errorf("reading its address: %w", err)
+	}
+	stop = func() {
+		stdin.Close()
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}
+	return strings.TrimSpace(line), stop, nil
+}
+
+// leakedGoroutines waits up to timeout for goroutines running this package's
+// code to end, and returns their stacks if some do not.
+func leakedGoroutines(timeout time.Duration) string {
+	deadline := time.Now().Add(timeout)
+	for {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		var leaked []string
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, "tributary/pubsubbridge.(*") && !strings.Contains(g, "leakedGoroutines") {
+				leaked = append(leaked, g)
+			}
+		}
+		if len(leaked) == 0 {
+			return ""
+		}
+		if time.Now().After(deadline) {
+			return strings.Join(leaked, "\n\n")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
