@@ -92,6 +92,7 @@ type Task struct {
 	replicated  atomic.Int64
 	skipped     atomic.Int64
 	quarantined atomic.Int64
+	stalled     atomic.Int64
 
 	replicatedCtr, skippedCtr prometheus.Counter
 	bytesCtr                  prometheus.Counter
@@ -192,6 +193,11 @@ type partState struct {
 	pending     int64 // next source offset after the open batch
 	lag         prometheus.Gauge
 	lastWritten int64 // next offset of the last checkpoint written
+	lagSeconds  prometheus.Gauge
+	// headTs is the timestamp (ms) of the oldest record read but not yet
+	// committed, 0 when none; lastTs the headTs of the last committed batch.
+	headTs, lastTs int64
+	progressAt     time.Time // when next last moved (or the partition was assigned)
 }
 
 // session is one life of the task: fresh clients, checkpoints read, mirror until
@@ -282,7 +288,9 @@ func (t *Task) session(ctx context.Context) (err error) {
 	defer func() {
 		for _, ps := range parts {
 			p.deps.Metrics.Lag.DeleteLabelValues(p.cfg.Name, ps.src.Topic, strconv.Itoa(int(ps.src.Partition)))
+			p.deps.Metrics.LagSeconds.DeleteLabelValues(p.cfg.Name, ps.src.Topic, strconv.Itoa(int(ps.src.Partition)))
 		}
+		t.stalled.Store(0)
 		t.partitions.Store(0)
 	}()
 	assign := func(list []Partition) error {
@@ -294,8 +302,10 @@ func (t *Task) session(ctx context.Context) (err error) {
 			target := p.cfg.TargetTopic(sp.Topic)
 			ps := &partState{
 				src: sp, target: &target, topicHdr: []byte(sp.Topic),
-				partHdr: []byte(strconv.Itoa(int(sp.Partition))),
-				lag:     p.deps.Metrics.Lag.WithLabelValues(p.cfg.Name, sp.Topic, strconv.Itoa(int(sp.Partition))),
+				partHdr:    []byte(strconv.Itoa(int(sp.Partition))),
+				lag:        p.deps.Metrics.Lag.WithLabelValues(p.cfg.Name, sp.Topic, strconv.Itoa(int(sp.Partition))),
+				lagSeconds: p.deps.Metrics.LagSeconds.WithLabelValues(p.cfg.Name, sp.Topic, strconv.Itoa(int(sp.Partition))),
+				progressAt: time.Now(),
 			}
 			start := kafka.OffsetBeginning
 			if off, ok := ckpts[sp]; ok {
@@ -380,7 +390,8 @@ func (t *Task) classify(err error) error {
 // updateLag sets the lag gauges from the consumer's cached high watermarks
 // (for read_committed, librdkafka reports the last stable offset).
 func (t *Task) updateLag(cons *kafka.Consumer, parts map[Partition]*partState) {
-	var total int64
+	var total, stalled int64
+	now := time.Now()
 	for _, ps := range parts {
 		_, hi, err := cons.GetWatermarkOffsets(ps.src.Topic, ps.src.Partition)
 		if err != nil || hi < 0 {
@@ -396,9 +407,29 @@ func (t *Task) updateLag(cons *kafka.Consumer, parts map[Partition]*partState) {
 		}
 		ps.lag.Set(float64(lag))
 		total += lag
+		// Lag in time: the age of the oldest record not yet replicated. Read
+		// but uncommitted records give it exactly; otherwise (nothing read, as
+		// when the target is stalled) the newest committed record bounds it.
+		secs := 0.0
+		if lag > 0 {
+			if ts := ps.headTs; ts > 0 {
+				secs = float64(now.UnixMilli()-ts) / 1000
+			} else if ps.lastTs > 0 {
+				secs = float64(now.UnixMilli()-ps.lastTs) / 1000
+			}
+			if now.Sub(ps.progressAt) >= stalledAfter {
+				stalled++
+			}
+		}
+		ps.lagSeconds.Set(max(secs, 0))
 	}
 	t.lag.Store(total)
+	t.stalled.Store(stalled)
 }
+
+// stalledAfter is how long a partition with lag may make no progress before it
+// counts in tributary_stalled_partitions.
+const stalledAfter = time.Minute
 
 // batcher collects one transaction's worth of records and commits it with the
 // checkpoints of the partitions it advanced.
@@ -478,6 +509,9 @@ func (b *batcher) run(ctx context.Context) error {
 						cycle = true
 					}
 				}
+			}
+			if ps.headTs == 0 && e.TimestampType != kafka.TimestampNotAvailable {
+				ps.headTs = e.Timestamp.UnixMilli()
 			}
 			ps.pending = off + 1
 			if cycle {
@@ -586,9 +620,18 @@ func (b *batcher) run(ctx context.Context) error {
 	for _, ts := range b.ts {
 		b.t.latency.Observe(float64(now-ts) / 1000)
 	}
+	commitAt := time.Now()
 	for _, ps := range advanced {
+		if ps.pending != ps.next {
+			ps.progressAt = commitAt
+		}
 		ps.next, ps.lastWritten = ps.pending, ps.pending
+		if ps.headTs > 0 {
+			ps.lastTs = ps.headTs
+		}
+		ps.headTs = 0
 	}
+
 	t.replicated.Add(int64(n))
 	t.skipped.Add(int64(skipped))
 	t.quarantined.Add(int64(quarantined))

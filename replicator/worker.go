@@ -193,8 +193,16 @@ func (w *Worker) releasePipeline(name string) {
 
 func (w *Worker) updateMetricsLocked() {
 	counts := map[string]int{}
+	stalled := map[string]int64{}
+	for name := range w.pipelines {
+		stalled[name] = 0
+	}
 	for _, rt := range w.tasks {
 		counts[rt.t.Status().State]++
+		stalled[rt.t.id.Pipeline] += rt.t.stalled.Load()
+	}
+	for name, n := range stalled {
+		w.deps.Metrics.Stalled.WithLabelValues(name).Set(float64(n))
 	}
 	for _, st := range metrics.TaskStates {
 		if st == metrics.TaskUnassigned {

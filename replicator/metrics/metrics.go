@@ -33,6 +33,8 @@ type Set struct {
 	Records      *prometheus.CounterVec   // pipeline, outcome
 	Bytes        *prometheus.CounterVec   // pipeline
 	Lag          *prometheus.GaugeVec     // pipeline, topic, partition
+	LagSeconds   *prometheus.GaugeVec     // pipeline, topic, partition
+	Stalled      *prometheus.GaugeVec     // pipeline
 	Latency      *prometheus.HistogramVec // pipeline
 	Tasks        *prometheus.GaugeVec     // state
 	Transactions *prometheus.CounterVec   // pipeline, result
@@ -84,6 +86,14 @@ func New(reg prometheus.Registerer) *Set {
 			Help: "Source topics a pipeline currently selects.",
 		}, []string{"pipeline"}),
 	}
+	s.LagSeconds = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "tributary_replication_lag_seconds",
+		Help: "Age of the oldest source record not yet replicated, per source partition; 0 when caught up.",
+	}, []string{"pipeline", "topic", "partition"})
+	s.Stalled = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "tributary_stalled_partitions",
+		Help: "Source partitions with lag and no progress for a minute, by pipeline (on this node).",
+	}, []string{"pipeline"})
 	s.Expired = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tributary_source_records_expired_total",
 		Help: "Source records deleted by the source's retention before they were mirrored (unrecoverable; alert on any increase).",
@@ -96,7 +106,7 @@ func New(reg prometheus.Registerer) *Set {
 		s.Tasks.WithLabelValues(st)
 	}
 	if reg != nil {
-		reg.MustRegister(s.Records, s.Bytes, s.Lag, s.Latency, s.Tasks, s.Transactions, s.TaskRestarts, s.TopicsMirror, s.Expired, s.SchemaTranslations)
+		reg.MustRegister(s.Records, s.Bytes, s.Lag, s.Latency, s.Tasks, s.Transactions, s.TaskRestarts, s.TopicsMirror, s.Expired, s.SchemaTranslations, s.LagSeconds, s.Stalled)
 	}
 	return s
 }
