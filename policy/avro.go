@@ -60,6 +60,16 @@ func (p *Plan) MaskAvro(payload []byte) ([]byte, Result, error) {
 // result turns per-touch counts into a Result.
 func (p *Plan) result(counts []int32) Result {
 	var res Result
+	n := 0
+	for _, c := range counts {
+		if c != 0 {
+			n++
+		}
+	}
+	if n == 0 {
+		return res
+	}
+	res.Touches = make([]Touch, 0, n)
 	for i, c := range counts {
 		if c == 0 {
 			continue
@@ -248,7 +258,13 @@ func (r *avroRun) skip(t *stype) bool {
 	if !r.enter() {
 		return false
 	}
-	defer func() { r.depth-- }()
+	ok := r.skipComplex(t)
+	r.depth--
+	return ok
+}
+
+// skipComplex is skip for records, arrays, maps and unions.
+func (r *avroRun) skipComplex(t *stype) bool {
 	switch t.kind {
 	case kRecord:
 		for _, f := range t.fields {
@@ -345,7 +361,14 @@ func (r *avroRun) walk(n *pnode) bool {
 	if !r.enter() {
 		return false
 	}
-	defer func() { r.depth-- }()
+	ok := r.walkComplex(n)
+	r.depth--
+	return ok
+}
+
+// walkComplex is walk for the records, arrays, maps and unions a plan descends into.
+func (r *avroRun) walkComplex(n *pnode) bool {
+	t := n.t
 	switch t.kind {
 	case kRecord:
 		for i, f := range t.fields {
@@ -480,7 +503,7 @@ func (r *avroRun) leaf(n *pnode) bool {
 		case Redact:
 			v = 0
 		case Generalize:
-			if t.isTimestamp() || t.logical == "time-millis" || t.logical == "time-micros" {
+			if t.isTimestamp() {
 				v = truncLogical(v, t.logical, rule.Truncate)
 			} else {
 				v = roundInt(v, *rule.Precision, lo, hi)

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 )
 
 // Compile builds the plan for records of pipeline's topic written with schema:
@@ -154,7 +153,10 @@ type pnode struct {
 	other    *pnode
 	elem     *pnode
 	branches []*pnode // Avro union branches, by index
-	touches  bool
+	// objOK and arrOK say whether a JSON leaf node can walk into an object or
+	// an array; a value of another kind than the schema's cannot be masked.
+	objOK, arrOK bool
+	touches      bool
 }
 
 func (n *pnode) children(fn func(*pnode)) {
@@ -213,8 +215,7 @@ type compiler struct {
 	errSeen  map[string]bool
 	// unmatched are PII-tagged fields no rule covers.
 	unmatched []string
-	// winners records each field's applied rule per policy, for Lint's conflict
-	// and coverage reports.
+	// hashRule is a hash rule the plan applies, for the missing-key error.
 	hashRule *crule
 	tooBig   bool
 }
@@ -552,6 +553,7 @@ func (c *compiler) buildJSON(l loc) *pnode {
 	defer delete(c.stack, key)
 
 	objT, arrT := jsonBranch(t, kRecord), jsonBranch(t, kArray)
+	n.objOK, n.arrOK = t == nil || objT != nil, t == nil || arrT != nil
 	if t == nil || objT != nil {
 		switch {
 		case objT != nil && objT.kind == kMap:
@@ -913,6 +915,3 @@ func article(s string) string {
 	}
 	return "a " + s
 }
-
-// checkMaskChar reports mask characters that do not fit bytes values.
-func isASCII(s string) bool { return len(s) == 1 && s[0] < utf8.RuneSelf }

@@ -126,7 +126,8 @@
 //	block        no parameters. A record whose matched field holds a value (not
 //	             null, or present in JSON) is quarantined ("blocked").
 //
-// Nulls stay null under every action but drop's default and replace. JSON
+// Null values stay null under every action except replace (and drop, which
+// may remove a null JSON member or write the field's default). JSON
 // Schema constraints beyond types (pattern, format, minLength...) are not
 // checked: a hashed email no longer has format "email".
 //

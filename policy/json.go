@@ -29,7 +29,8 @@ func (p *Plan) MaskJSON(doc []byte) ([]byte, Result, error) {
 	if p.format != JSON {
 		return nil, Result{}, &Violation{Reason: ReasonUndecodable, Detail: "MaskJSON called on a plan for " + string(p.format) + " records"}
 	}
-	r := jsonRun{p: p, in: doc}
+	var stack [16][]byte
+	r := jsonRun{p: p, in: doc, path: stack[:0]}
 	r.ws()
 	if !r.value(p.root) {
 		return nil, Result{}, r.viol
@@ -56,7 +57,8 @@ type jsonRun struct {
 	pos     int
 	out     []byte
 	flushed int
-	path    []string
+	path    [][]byte
+	pbuf    []byte // scratch for paths
 	touches []Touch
 	hashed  bool
 	depth   int
@@ -70,15 +72,17 @@ func (r *jsonRun) fail(msg string) bool {
 	return false
 }
 
-func (r *jsonRun) pathString() string {
-	var b strings.Builder
+func (r *jsonRun) pathString() string { return string(r.appendPath(nil)) }
+
+// appendPath appends the current path, as in "items[].card".
+func (r *jsonRun) appendPath(b []byte) []byte {
 	for i, s := range r.path {
-		if i > 0 && s != "[]" {
-			b.WriteByte('.')
+		if i > 0 && string(s) != "[]" {
+			b = append(b, '.')
 		}
-		b.WriteString(s)
+		b = append(b, s...)
 	}
-	return b.String()
+	return b
 }
 
 func (r *jsonRun) violate(n *pnode, reason string) bool {
@@ -88,19 +92,22 @@ func (r *jsonRun) violate(n *pnode, reason string) bool {
 
 // touched counts one changed value.
 func (r *jsonRun) touched(n *pnode) {
-	path := r.pathString()
+	r.pbuf = r.appendPath(r.pbuf[:0])
 	a := n.act
 	if a.r.Action == Hash {
 		r.hashed = true
 	}
 	for i := range r.touches {
 		t := &r.touches[i]
-		if t.Path == path && t.Rule == a.i && t.Policy == a.p.Name {
+		if t.Path == string(r.pbuf) && t.Rule == a.i && t.Policy == a.p.Name {
 			t.Count++
 			return
 		}
 	}
-	r.touches = append(r.touches, Touch{Path: path, Action: a.r.Action, Policy: a.p.Name, Version: a.p.Version, Rule: a.i, Count: 1})
+	if r.touches == nil {
+		r.touches = make([]Touch, 0, 4)
+	}
+	r.touches = append(r.touches, Touch{Path: string(r.pbuf), Action: a.r.Action, Policy: a.p.Name, Version: a.p.Version, Rule: a.i, Count: 1})
 }
 
 func (r *jsonRun) edit(start int) {
@@ -162,16 +169,35 @@ func (r *jsonRun) value(n *pnode) bool {
 		r.touched(n)
 		return true
 	}
-	switch c {
-	case '{':
-		return r.object(n)
-	case '[':
-		return r.array(n)
+	if c != '{' && c != '[' {
+		if n.mode == modeLeaf {
+			return r.leaf(n)
+		}
+		return r.skip()
 	}
 	if n.mode == modeLeaf {
-		return r.leaf(n)
+		if n.act.r.Action == Redact && n.t != nil && n.t.nullable() {
+			// As in Avro: redact writes null where the type allows it.
+			start := r.pos
+			if !r.skip() {
+				return false
+			}
+			r.edit(start)
+			r.out = append(r.out, "null"...)
+			r.done(r.pos)
+			r.touched(n)
+			return true
+		}
+		if c == '{' && !n.objOK || c == '[' && !n.arrOK {
+			// The document does not match its schema here: the rule
+			// cannot be applied safely.
+			return r.violate(n, ReasonUnmaskable)
+		}
 	}
-	return r.skip()
+	if c == '{' {
+		return r.object(n)
+	}
+	return r.array(n)
 }
 
 func (r *jsonRun) enter() bool {
@@ -186,7 +212,12 @@ func (r *jsonRun) object(n *pnode) bool {
 	if !r.enter() {
 		return false
 	}
-	defer func() { r.depth-- }()
+	ok := r.objectBody(n)
+	r.depth--
+	return ok
+}
+
+func (r *jsonRun) objectBody(n *pnode) bool {
 	r.pos++ // {
 	r.ws()
 	if r.peek() == '}' {
@@ -198,7 +229,7 @@ func (r *jsonRun) object(n *pnode) bool {
 	for {
 		r.ws()
 		keyStart := r.pos
-		key, ok := r.stringValue()
+		key, ok := r.keyBytes()
 		if !ok {
 			return false
 		}
@@ -209,7 +240,7 @@ func (r *jsonRun) object(n *pnode) bool {
 		r.pos++
 		r.ws()
 		child := n.other
-		if c, ok := n.names[key]; ok {
+		if c, ok := n.names[string(key)]; ok {
 			child = c
 		}
 		if child != nil {
@@ -266,7 +297,12 @@ func (r *jsonRun) array(n *pnode) bool {
 	if !r.enter() {
 		return false
 	}
-	defer func() { r.depth-- }()
+	ok := r.arrayBody(n)
+	r.depth--
+	return ok
+}
+
+func (r *jsonRun) arrayBody(n *pnode) bool {
 	r.pos++ // [
 	r.ws()
 	if r.peek() == ']' {
@@ -276,7 +312,7 @@ func (r *jsonRun) array(n *pnode) bool {
 	for {
 		r.ws()
 		if n.elem != nil {
-			r.path = append(r.path, "[]")
+			r.path = append(r.path, elemSeg)
 		}
 		if !r.value(n.elem) {
 			return false
@@ -448,21 +484,21 @@ func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }
 
-// stringValue reads a string and returns it unescaped.
-func (r *jsonRun) stringValue() (string, bool) {
+var elemSeg = []byte("[]")
+
+// keyBytes reads a string (an object key or a value) and returns it
+// unescaped, without copying when it has no escapes.
+func (r *jsonRun) keyBytes() ([]byte, bool) {
 	start := r.pos
 	raw, esc, ok := r.rawString()
-	if !ok {
-		return "", false
-	}
-	if !esc {
-		return string(raw), true
+	if !ok || !esc {
+		return raw, ok
 	}
 	var s string
 	if err := json.Unmarshal(r.in[start:r.pos], &s); err != nil {
-		return "", r.fail("invalid string")
+		return nil, r.fail("invalid string")
 	}
-	return s, true
+	return []byte(s), true
 }
 
 // number reads a number and returns its text.
@@ -516,7 +552,7 @@ func (r *jsonRun) leaf(n *pnode) bool {
 	nullable := t != nil && t.nullable()
 	switch c {
 	case '"':
-		s, ok := r.stringValue()
+		s, ok := r.keyBytes()
 		if !ok {
 			return false
 		}
@@ -537,15 +573,15 @@ func (r *jsonRun) leaf(n *pnode) bool {
 		case Hash:
 			r.out = append(r.out, '"')
 			if uuid {
-				r.out = r.p.appendHashUUID(r.out, []byte(s))
+				r.out = r.p.appendHashUUID(r.out, s)
 			} else {
-				r.out = r.p.appendHashHex(r.out, []byte(s))
+				r.out = r.p.appendHashHex(r.out, s)
 			}
 			r.out = append(r.out, '"')
 		case Mask:
-			r.out = appendJSONString(r.out, appendMasked(nil, []byte(s), rule))
+			r.out = appendJSONString(r.out, appendMasked(r.pbuf[:0], s, rule))
 		case Generalize:
-			v, ok := truncString(s, rule.Truncate)
+			v, ok := truncString(string(s), rule.Truncate)
 			if rule.Truncate == "" || !ok {
 				return r.violate(n, ReasonUnmaskable)
 			}

@@ -185,6 +185,7 @@ func TestMaskAvroActionsByType(t *testing.T) {
 		{"generalize truncates timestamp-millis to the day", `{"type":"long","logicalType":"timestamp-millis"}`, ts, "action: generalize, truncate: day", time.Date(2024, 5, 17, 0, 0, 0, 0, time.UTC), ""},
 		{"generalize truncates timestamp-micros to the hour", `{"type":"long","logicalType":"timestamp-micros"}`, ts, "action: generalize, truncate: hour", time.Date(2024, 5, 17, 13, 0, 0, 0, time.UTC), ""},
 		{"generalize truncates a date to the month", `{"type":"int","logicalType":"date"}`, ts, "action: generalize, truncate: month", time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC), ""},
+		{"generalize truncates a time of day to the hour", `{"type":"int","logicalType":"time-millis"}`, 13*time.Hour + 45*time.Minute, "action: generalize, truncate: hour", 13 * time.Hour, ""},
 		{"generalize of a timestamp needs truncate", `{"type":"long","logicalType":"timestamp-millis"}`, ts, "action: generalize, precision: 2", nil, "a timestamp needs truncate"},
 		{"hash of a uuid string is a uuid", `{"type":"string","logicalType":"uuid"}`, "0b3c5f9e-2f57-4d0e-9c39-1f2a3b4c5d6e", "action: hash", "uuid", ""},
 		{"redact of a uuid string is the nil uuid", `{"type":"string","logicalType":"uuid"}`, "0b3c5f9e-2f57-4d0e-9c39-1f2a3b4c5d6e", "action: redact", zeroUUID, ""},

@@ -132,6 +132,8 @@ func TestMaskJSONActionsByType(t *testing.T) {
 		{"block rejects a record whose nullable member has a value", nstr, `"x"`, "action: block", "", ReasonBlocked},
 		{"hash leaves null alone", nstr, `null`, "action: hash", doc(`null`), ""},
 		{"block lets a null through", nstr, `null`, "action: block", doc(`null`), ""},
+		{"redact nulls a nullable object", `{"type":["object","null"],"properties":{"a":{"type":"string"}}}`, `{"a":"x"}`, "action: redact", doc(`null`), ""},
+		{"a value of another kind than the schema's is unmaskable", str, `{"a":"x"}`, "action: redact", "", ReasonUnmaskable},
 		{"hash of a uuid string is a uuid", `{"type":"string","format":"uuid"}`, `"0b3c5f9e-2f57-4d0e-9c39-1f2a3b4c5d6e"`, "action: hash", "uuid", ""},
 
 		// no schema: types come from the values

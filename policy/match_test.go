@@ -26,12 +26,12 @@ func paymentRecord() map[string]any {
 			"id": "c-1001", "name": "Alice Example", "email": "alice@example.com",
 			"phone": "+49 30 1234567", "country": "DE", "loyalty_tier": "gold",
 		},
-		"card":        map[string]any{"number": "4111111111111111", "brand": "VISA", "expiry_month": 12, "expiry_year": 2027},
-		"location":    map[string]any{"acme.payments.Location": map[string]any{"lat": 52.520008, "lon": 13.404954}},
-		"ip_address":  "203.0.113.7",
-		"risk_score":  0.137,
-		"three_ds":    true,
-		"attributes":  map[string]any{"device": "ios", "email": "alice.alt@example.com"},
+		"card":       map[string]any{"number": "4111111111111111", "brand": "VISA", "expiry_month": 12, "expiry_year": 2027},
+		"location":   map[string]any{"acme.payments.Location": map[string]any{"lat": 52.520008, "lon": 13.404954}},
+		"ip_address": "203.0.113.7",
+		"risk_score": 0.137,
+		"three_ds":   true,
+		"attributes": map[string]any{"device": "ios", "email": "alice.alt@example.com"},
 	}
 }
 
@@ -420,5 +420,33 @@ func TestRecursiveSchemasCompile(t *testing.T) {
 	want := `{"name":"` + hexHMAC("a") + `","kids":[{"name":"` + hexHMAC("b") + `","kids":[{"name":"` + hexHMAC("c") + `"}]}]}`
 	if string(jout) != want {
 		t.Fatalf("got %s", jout)
+	}
+}
+
+func TestTwoPoliciesTouchOneRecord(t *testing.T) {
+	set, err := ParseFiles(
+		Source{Name: "a.yaml", Data: []byte("policy: a\nversion: 3\nrules:\n  - {match: {field: email}, action: hash}\n")},
+		Source{Name: "b.yaml", Data: []byte("policy: b\nversion: 9\napplies_to: {pipelines: [eu-payments]}\nrules:\n  - {match: {field: \"phones[]\"}, action: drop}\n  - {match: {field: email}, action: hash}\n")},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := `{"type":"record","name":"R","fields":[{"name":"email","type":"string"},{"name":"phones","type":{"type":"array","items":["null","string"]}}]}`
+	plan := compile(t, set, Schema{Type: Avro, Text: schema, ID: 3})
+	hs := hambaSchema(t, schema)
+	in, _ := avro.Marshal(hs, map[string]any{"email": "a@b.c", "phones": []any{"1", nil, "2"}})
+	out, res, err := plan.MaskAvro(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := decode(t, hs, out)
+	if got["email"] != hexHMAC("a@b.c") || !reflect.DeepEqual(got["phones"], []any{nil, nil, nil}) {
+		t.Fatalf("got %v", got)
+	}
+	if res.Header() != "a@3,b@9" || res.Touches[1].Count != 2 || res.Touches[1].Path != "phones[]" {
+		t.Fatalf("result %+v", res)
+	}
+	if !reflect.DeepEqual(plan.Policies(), []string{"a@3", "b@9"}) {
+		t.Fatalf("policies %v", plan.Policies())
 	}
 }

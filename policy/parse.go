@@ -154,10 +154,11 @@ func syntaxError(file string, data []byte, err error) *Error {
 		msg = strings.TrimPrefix(msg, "yaml: ")
 	}
 	// yaml.v3 reports parser (not scanner) errors at the 0-based line where
-	// the enclosing construct starts; and no line at all for line 1.
+	// the enclosing construct starts, which for a top-level mapping is the top
+	// of the file; and no line at all for line 1.
 	for _, p := range parserProblems {
 		if strings.HasPrefix(msg, p) {
-			line++
+			line = max(line+1, problemLine(data, msg))
 			break
 		}
 	}
@@ -174,6 +175,33 @@ func syntaxError(file string, data []byte, err error) *Error {
 		}
 	}
 	return &Error{File: file, Line: line, Msg: msg}
+}
+
+// problemLine finds the line of a parser error that yaml.v3 reports at the
+// start of the enclosing block: the first line whose prefix of the file fails
+// with the same message. It gives up (0) on long files.
+func problemLine(data []byte, msg string) int {
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	if len(lines) > 2000 {
+		return 0
+	}
+	end := 0
+	for k, l := range lines {
+		end += len(l)
+		var n yaml.Node
+		err := yaml.Unmarshal(data[:end], &n)
+		if err == nil {
+			continue
+		}
+		m := err.Error()
+		if sub := syntaxLine.FindStringSubmatch(m); sub != nil {
+			m = m[len(sub[0]):]
+		}
+		if m == msg {
+			return k + 1
+		}
+	}
+	return 0
 }
 
 // parserProblems are yaml.v3's parser error messages, whose lines are off by one.

@@ -37,6 +37,8 @@ func TestBadPolicyFiles(t *testing.T) {
 	}{
 		{file: "syntax.yaml", want: []string{
 			`syntax.yaml:4: syntax error: did not find expected ',' or '}'`}},
+		{file: "bad-indentation.yaml", want: []string{
+			`bad-indentation.yaml:8: syntax error: did not find expected '-' indicator`}},
 		{file: "unquoted-wildcard.yaml", want: []string{
 			`unquoted-wildcard.yaml:5: syntax error: did not find expected alphabetic or numeric character (a value starting with "*" must be quoted, as in field: "**.ssn")`}},
 		{file: "two-documents.yaml", want: []string{

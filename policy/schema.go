@@ -144,7 +144,8 @@ func (t *stype) isNumber() bool {
 
 func (t *stype) isTimestamp() bool {
 	switch t.logical {
-	case "timestamp-millis", "timestamp-micros", "local-timestamp-millis", "local-timestamp-micros", "date", "date-time":
+	case "timestamp-millis", "timestamp-micros", "local-timestamp-millis", "local-timestamp-micros",
+		"date", "time-millis", "time-micros", "date-time":
 		return true
 	}
 	return false

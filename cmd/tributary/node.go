@@ -108,7 +108,12 @@ func runNode(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks no
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	n := &node{cfg: cfg, log: log, worker: worker, metrics: m, policy: pol}
+	br, err := newBridges(cfg, log, reg, pol)
+	if err != nil {
+		return err
+	}
+	defer br.Close()
+	n := &node{cfg: cfg, log: log, worker: worker, metrics: m, policy: pol, bridges: br}
 	n.srv, err = replicator.NewServer(cfg.Node.HTTPAddr, reg, n.status, n.ready, log)
 	if err != nil {
 		return err
@@ -176,6 +181,7 @@ type node struct {
 	srv     *replicator.Server
 	metrics *metrics.Set
 	policy  *policyEngine
+	bridges *bridges
 }
 
 // coordConfig builds the Raft node's config. A node with neither
@@ -213,15 +219,21 @@ func advertisedHTTP(bound, raftAddr string) string {
 	return net.JoinHostPort(host, port)
 }
 
-// taskSpecs lists every task of the configured pipelines with the region of its
-// source: the leader places a task only on nodes of that region.
+// taskSpecs lists every task of the configured pipelines (Kafka and Pub/Sub)
+// with the region of its source: the leader places a task only on nodes of
+// that region.
 func taskSpecs(cfg *config.Config) []coord.TaskSpec {
 	var specs []coord.TaskSpec
 	for _, p := range cfg.Pipelines {
-		if p.Source.Kafka == "" {
+		var region string
+		switch {
+		case p.Source.Kafka != "":
+			region = cfg.Kafka[p.Source.Kafka].Region
+		case p.Source.PubSub != "":
+			region = cfg.PubSub[p.Source.PubSub].Region
+		default:
 			continue
 		}
-		region := cfg.Kafka[p.Source.Kafka].Region
 		for i := 0; i < p.Tasks; i++ {
 			specs = append(specs, coord.TaskSpec{ID: replicator.TaskID{Pipeline: p.Name, Index: i}.String(), Pipeline: p.Name, Region: region})
 		}
@@ -245,7 +257,7 @@ func (n *node) follow(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case ids := <-n.coord.Assigned():
-			var tasks []replicator.TaskID
+			var tasks, psTasks []replicator.TaskID
 			for _, s := range ids {
 				id, err := replicator.ParseTaskID(s)
 				if err != nil {
@@ -258,11 +270,16 @@ func (n *node) follow(ctx context.Context) error {
 					n.log.Error("refusing assigned task: its source is in another region or unknown here", "task", s, "task_region", r, "node_region", n.cfg.Node.Region)
 					continue
 				}
-				tasks = append(tasks, id)
+				if n.bridges.has(id) {
+					psTasks = append(psTasks, id)
+				} else {
+					tasks = append(tasks, id)
+				}
 			}
 			if err := n.worker.Assign(tasks); err != nil {
 				n.log.Error("applying assignment", "err", err)
 			}
+			n.bridges.Assign(ctx, psTasks)
 		case now := <-tick.C:
 			n.metrics.Tasks.WithLabelValues(metrics.TaskUnassigned).Set(float64(n.coord.Unassigned()))
 			if now.Sub(lastAt) < 5*time.Second {
@@ -314,7 +331,7 @@ type TaskView struct {
 
 func (n *node) status() any {
 	cs := n.coord.Status()
-	local := n.worker.Status()
+	local := append(n.worker.Status(), n.bridges.Status()...)
 	byID := map[string]replicator.TaskStatus{}
 	for _, t := range local {
 		byID[t.ID] = t

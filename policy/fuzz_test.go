@@ -1,0 +1,133 @@
+package policy
+
+import (
+	"encoding/json"
+	"errors"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/hamba/avro/v2"
+)
+
+var hex64 = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// FuzzMaskAvro feeds arbitrary bytes to the plan of the design example. It
+// must never panic; what it accepts must decode with the writer schema, with
+// every PII field masked.
+func FuzzMaskAvro(f *testing.F) {
+	set, err := LoadFiles("testdata/good/payments.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	schema := loadSchema(f, "payment.avsc", 1)
+	plan := compile(f, set, schema)
+	hs := hambaSchema(f, schema.Text)
+	good, _ := encodePayment(f, paymentRecord())
+	f.Add(good)
+	f.Add(good[:len(good)/2])
+	f.Add([]byte{})
+	rec := paymentRecord()
+	rec["customer"].(map[string]any)["email"] = nil
+	rec["location"] = nil
+	rec["attributes"] = map[string]any{}
+	b, _ := avro.Marshal(hs, rec)
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		out, res, err := plan.MaskAvro(data)
+		if err != nil {
+			var v *Violation
+			if !errors.As(err, &v) || out != nil {
+				t.Fatalf("error %v is not a violation, or there is output", err)
+			}
+			return
+		}
+		var got map[string]any
+		if err := avro.Unmarshal(hs, out, &got); err != nil {
+			t.Fatalf("accepted input, but the output does not decode: %v", err)
+		}
+		c := got["customer"].(map[string]any)
+		if !hex64.MatchString(c["name"].(string)) || c["email"] != nil {
+			t.Fatalf("customer left unmasked: %v", c)
+		}
+		if p, ok := c["phone"].(string); ok && !hex64.MatchString(p) {
+			t.Fatalf("phone left unmasked: %q", p)
+		}
+		if n := []rune(got["card"].(map[string]any)["number"].(string)); len(n) > 0 && strings.Trim(string(n[:max(0, len(n)-4)]), "*") != "" {
+			t.Fatalf("card number left unmasked: %q", string(n))
+		}
+		if len(res.Touches) < 2 {
+			t.Fatalf("touches %+v", res.Touches)
+		}
+	})
+}
+
+// FuzzMaskJSON feeds arbitrary documents to a schema-less plan. It must never
+// panic, never accept invalid JSON, and what it accepts must be valid JSON
+// with the matched fields masked.
+func FuzzMaskJSON(f *testing.F) {
+	set := mustParse(f, "j.yaml", `policy: j
+version: 1
+rules:
+  - {match: {field: customer.email}, action: redact}
+  - {match: {field: "**.card"}, action: mask, keep_last: 4}
+  - {match: {field: "items[].price"}, action: generalize, precision: 0}
+  - {match: {field: notes}, action: drop}
+  - {match: {field: "**.ssn"}, action: block}
+`)
+	plan := compile(f, set, Schema{})
+	for _, s := range []string{
+		`{"customer":{"email":"a@b.c","name":"x"},"items":[{"card":"4111111111111111","price":12.5}],"notes":"n"}`,
+		`{"notes":1,"customer":{"email":null}}`,
+		`{"a":[1,2,{"card":"12345"}],"ssn":null}`,
+		`[{"customer":{"email":"\u0041"}}]`,
+		`{"customer":{"email":"x"},"customer":{"email":"y"}}`,
+		`  {"items":[{"price":1e3}], "ssn": "1"} `,
+		`{"x":`, `"str"`, `nul`, `{"a":"\ud800"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		out, _, err := plan.MaskJSON(doc)
+		if err != nil {
+			var v *Violation
+			if !errors.As(err, &v) || out != nil {
+				t.Fatalf("error %v is not a violation, or there is output", err)
+			}
+			return
+		}
+		if !json.Valid(doc) {
+			t.Fatalf("accepted invalid JSON %q", doc)
+		}
+		if !json.Valid(out) {
+			t.Fatalf("output %q of %q is not JSON", out, doc)
+		}
+		var v any
+		json.Unmarshal(out, &v)
+		checkMaskedJSON(t, v, nil)
+	})
+}
+
+// checkMaskedJSON walks a masked document: customer.email is "" or null,
+// notes is gone.
+func checkMaskedJSON(t *testing.T, v any, path []string) {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, c := range x {
+			p := append(append([]string{}, path...), k)
+			if k == "notes" && len(path) == 0 {
+				t.Fatalf("notes survived")
+			}
+			if k == "email" && len(path) == 1 && path[0] == "customer" {
+				if s, ok := c.(string); ok && s != "" {
+					t.Fatalf("email left unmasked: %q", s)
+				}
+			}
+			checkMaskedJSON(t, c, p)
+		}
+	case []any:
+		for _, c := range x {
+			checkMaskedJSON(t, c, append(path, "[]"))
+		}
+	}
+}
