@@ -115,7 +115,11 @@ func (p *Pipeline) Task(i int) *Task {
 		aborted:       m.Transactions.WithLabelValues(p.cfg.Name, "aborted"),
 		expired:       m.Expired.WithLabelValues(p.cfg.Name),
 	}
-	m.Records.WithLabelValues(p.cfg.Name, metrics.Quarantined) // exists at 0 from the start
+	// Series that exist at 0 from the start, so dashboards and alerts see them.
+	m.Records.WithLabelValues(p.cfg.Name, metrics.Quarantined)
+	m.Records.WithLabelValues(p.cfg.Name, metrics.Skipped)
+	m.TaskRestarts.WithLabelValues(p.cfg.Name)
+	m.Expired.WithLabelValues(p.cfg.Name)
 	t.state.Store(metrics.TaskStarting)
 	t.lastErr.Store("")
 	return t

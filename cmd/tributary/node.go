@@ -20,6 +20,7 @@ import (
 	"github.com/tributary-dev/tributary/replicator"
 	"github.com/tributary-dev/tributary/replicator/coord"
 	"github.com/tributary-dev/tributary/replicator/metrics"
+	"github.com/tributary-dev/tributary/statuspage"
 )
 
 func cmdConfigCheck(args []string, stdout io.Writer) error {
@@ -133,6 +134,11 @@ func runNode(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks no
 	n.srv.Handle("/v1/cluster", n.coord.Handler())
 	n.srv.Handle("/v1/cluster/", n.coord.Handler())
 	n.srv.Handle("POST /v1/policies/reload", pol.reloadHandler())
+	// The status page: "/{$}" rather than "/", which the mux cannot order
+	// against the method-less /v1/cluster/ routes.
+	page := statuspage.Handler()
+	n.srv.Handle("GET /{$}", page)
+	n.srv.Handle("GET /ui/", page)
 	log.Info("tributary node starting", "version", versionString(), "http", n.srv.Addr(), "raft", cfg.Node.RaftAddr,
 		"region", cfg.Node.Region, "pipelines", len(cfg.Pipelines), "tasks", len(worker.AllTasks()))
 	if hooks.started != nil {
