@@ -60,6 +60,7 @@ type Bridge struct {
 	batch     *batcher
 	isJSON    bool
 	sinkWarn  every
+	nackWarn  every
 
 	ran atomic.Bool
 
@@ -91,6 +92,7 @@ func New(cfg BridgeConfig, deps Deps) (*Bridge, error) {
 		now:       deps.Now,
 		isJSON:    cfg.Format == "json",
 		sinkWarn:  every{d: 5 * time.Second},
+		nackWarn:  every{d: 5 * time.Second},
 	}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
@@ -332,8 +334,9 @@ func (b *Bridge) handle(ctx context.Context, m *pubsub.Message) {
 	if err != nil {
 		if ctx.Err() != nil {
 			reason = nackShutdown
-		} else {
-			b.log.Error("message not written; nacked for redelivery", "message_id", m.ID, "reason", reason, "err", err)
+		} else if b.nackWarn.ok() {
+			b.log.Warn("message not written within retry_timeout; nacked for redelivery (further ones counted in tributary_pubsub_nacks_total)",
+				"message_id", m.ID, "reason", reason, "err", err)
 		}
 		b.fence.close(m.OrderingKey, m.ID, b.now())
 		b.nack(m, reason)
@@ -355,23 +358,30 @@ func (b *Bridge) process(ctx context.Context, m *pubsub.Message) (outcome, reaso
 		return b.quarantine(ctx, m, qUndecodable, &RejectError{Reason: reasonUndecodable, Msg: "message data is not valid JSON"}, deadline)
 	}
 	var rec *Record
-	err = b.retry(ctx, deadline, isReject, func() error {
+	// The transformer and schema mapper get the message's retry deadline, so a
+	// hanging dependency ends in a nack instead of holding the message forever.
+	tctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	err = b.retry(ctx, deadline, func(err error) bool { return isReject(err) || isTooLarge(err) }, func() error {
 		// Rebuilt on every attempt: a failed Transform may have changed it.
 		rec = b.mp.record(m)
 		if b.mapSchema != nil && rec.Schema.Name != "" {
-			s, err := b.mapSchema(ctx, rec.Schema)
+			s, err := b.mapSchema(tctx, rec.Schema)
 			if err != nil {
 				return fmt.Errorf("mapping schema %s revision %s: %w", rec.Schema.Name, rec.Schema.RevisionID, err)
 			}
 			rec.Schema = s
 		}
 		if b.tr != nil {
-			return b.tr.Transform(ctx, rec)
+			return b.tr.Transform(tctx, rec)
 		}
 		return nil
 	})
 	if re, ok := asReject(err); ok {
 		return b.quarantine(ctx, m, qRejected, re, deadline)
+	}
+	if isTooLarge(err) {
+		return b.quarantine(ctx, m, qTooLarge, &RejectError{Reason: reasonTooLarge, Msg: err.Error()}, deadline)
 	}
 	if err != nil {
 		return "", nackTransform, err

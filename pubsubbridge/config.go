@@ -18,17 +18,17 @@ const QuarantineTopic = "_tributary.quarantine"
 // The names in parentheses are the YAML keys proposed for them under
 // pipelines[].pubsub (not yet in package config).
 const (
-	DefaultStreams                = 4                  // (streams)
-	DefaultMaxOutstandingMessages = 1000               // (max_outstanding_messages)
-	DefaultMaxOutstandingBytes    = 256 << 20          // (max_outstanding_bytes)
-	DefaultMaxExtension           = 60 * time.Minute   // (max_extension)
-	DefaultDedupWindow            = 10 * time.Minute   // (dedup_window)
-	DefaultDedupMaxIDs            = 200_000            // (dedup_max_ids)
-	DefaultMaxMessageBytes        = 1048588            // (max_message_bytes), Kafka's default max.message.bytes
-	DefaultBatchMaxMessages       = 500                // (batch_max_messages)
-	DefaultLinger                 = time.Millisecond   // (linger)
-	DefaultProduceConcurrency     = 4                  // (produce_concurrency)
-	DefaultRetryTimeout           = 5 * time.Minute    // (retry_timeout)
+	DefaultStreams                = 4                // (streams)
+	DefaultMaxOutstandingMessages = 1000             // (max_outstanding_messages)
+	DefaultMaxOutstandingBytes    = 256 << 20        // (max_outstanding_bytes)
+	DefaultMaxExtension           = 60 * time.Minute // (max_extension)
+	DefaultDedupWindow            = 10 * time.Minute // (dedup_window)
+	DefaultDedupMaxIDs            = 200_000          // (dedup_max_ids)
+	DefaultMaxMessageBytes        = 1048588          // (max_message_bytes), Kafka's default max.message.bytes
+	DefaultBatchMaxMessages       = 500              // (batch_max_messages)
+	DefaultLinger                 = time.Millisecond // (linger)
+	DefaultProduceConcurrency     = 4                // (produce_concurrency)
+	DefaultRetryTimeout           = 5 * time.Minute  // (retry_timeout)
 	DefaultRetryBackoff           = 100 * time.Millisecond
 	DefaultRetryBackoffMax        = 5 * time.Second
 	DefaultOrderingFenceTimeout   = time.Minute      // (ordering_fence_timeout)

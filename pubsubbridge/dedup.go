@@ -1,15 +1,25 @@
 package pubsubbridge
 
 import (
+	"hash/maphash"
 	"sync"
 	"time"
 )
 
+// trackerShards spreads the tracker's lock: every receive callback takes it
+// twice, and hundreds run at once.
+const trackerShards = 16
+
 // tracker knows the messages this bridge holds (in flight) and the ids of the
 // messages it handled recently (written to Kafka or quarantined), to suppress
 // Pub/Sub redeliveries within a window. Memory is bounded: at most max ids are
-// kept, each for at most window.
+// kept (max/trackerShards per shard), each for at most window.
 type tracker struct {
+	seed   maphash.Seed
+	shards [trackerShards]trackerShard
+}
+
+type trackerShard struct {
 	mu       sync.Mutex
 	window   time.Duration // <= 0: no suppression of handled ids
 	max      int
@@ -40,18 +50,59 @@ const (
 	seenInFlight                  // another delivery is being processed: wait for it
 )
 
-func newTracker(window time.Duration, max int) *tracker {
-	return &tracker{
-		window:   window,
-		max:      max,
-		handled:  make(map[string]int64),
-		inflight: make(map[string]*flight),
+func newTracker(window time.Duration, limit int) *tracker {
+	t := &tracker{seed: maphash.MakeSeed()}
+	for i := range t.shards {
+		t.shards[i] = trackerShard{
+			window:   window,
+			max:      max(limit/trackerShards, 1),
+			handled:  make(map[string]int64),
+			inflight: make(map[string]*flight),
+		}
 	}
+	return t
+}
+
+func (t *tracker) shard(id string) *trackerShard {
+	return &t.shards[maphash.String(t.seed, id)%trackerShards]
 }
 
 // begin registers a delivery of message id. For seenNew the caller owns the
 // returned flight and must call finish; for seenInFlight it may wait on it.
 func (t *tracker) begin(id string, published, now time.Time) (*flight, seenState) {
+	return t.shard(id).begin(id, published, now)
+}
+
+// finish ends the flight of id; ok means the message was written or quarantined.
+func (t *tracker) finish(id string, f *flight, ok bool, now time.Time) {
+	t.shard(id).finish(id, f, ok, now)
+}
+
+// markHandled records a write that completed after its message was given up on
+// (a delivery report that arrived after shutdown began), so that the
+// redelivery is suppressed.
+func (t *tracker) markHandled(id string, now time.Time) {
+	s := t.shard(id)
+	s.mu.Lock()
+	s.add(id, now)
+	s.mu.Unlock()
+}
+
+// stats returns the publish time of the oldest message in flight (zero when
+// none), the number of messages in flight and the number of remembered ids.
+func (t *tracker) stats() (oldest time.Time, inflight, ids int) {
+	for i := range t.shards {
+		o, n, m := t.shards[i].stats()
+		if !o.IsZero() && (oldest.IsZero() || o.Before(oldest)) {
+			oldest = o
+		}
+		inflight += n
+		ids += m
+	}
+	return oldest, inflight, ids
+}
+
+func (t *trackerShard) begin(id string, published, now time.Time) (*flight, seenState) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.window > 0 {
@@ -68,8 +119,7 @@ func (t *tracker) begin(id string, published, now time.Time) (*flight, seenState
 	return f, seenNew
 }
 
-// finish ends the flight of id; ok means the message was written or quarantined.
-func (t *tracker) finish(id string, f *flight, ok bool, now time.Time) {
+func (t *trackerShard) finish(id string, f *flight, ok bool, now time.Time) {
 	t.mu.Lock()
 	if t.inflight[id] == f {
 		delete(t.inflight, id)
@@ -82,16 +132,7 @@ func (t *tracker) finish(id string, f *flight, ok bool, now time.Time) {
 	close(f.done)
 }
 
-// markHandled records a write that completed after its message was given up on
-// (a delivery report that arrived after shutdown began), so that the
-// redelivery is suppressed.
-func (t *tracker) markHandled(id string, now time.Time) {
-	t.mu.Lock()
-	t.add(id, now)
-	t.mu.Unlock()
-}
-
-func (t *tracker) add(id string, now time.Time) {
+func (t *trackerShard) add(id string, now time.Time) {
 	if t.window <= 0 {
 		return
 	}
@@ -105,7 +146,7 @@ func (t *tracker) add(id string, now time.Time) {
 }
 
 // expire drops ids older than the window and the oldest ids beyond max.
-func (t *tracker) expire(now time.Time) {
+func (t *trackerShard) expire(now time.Time) {
 	cutoff := now.Add(-t.window).UnixNano()
 	for t.head < len(t.queue) {
 		e := t.queue[t.head]
@@ -127,9 +168,7 @@ func (t *tracker) expire(now time.Time) {
 	}
 }
 
-// stats returns the publish time of the oldest message in flight (zero when
-// none), the number of messages in flight and the number of remembered ids.
-func (t *tracker) stats() (oldest time.Time, inflight, ids int) {
+func (t *trackerShard) stats() (oldest time.Time, inflight, ids int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, f := range t.inflight {

@@ -52,6 +52,21 @@
 //     published the same data twice (different message ids). The producer's
 //     idempotence removes duplicates from its own retries.
 //
+// # Ack deadlines
+//
+// While a message is held (a slow Kafka, an outage, a slow transformer) the
+// client extends its ack deadline, up to MaxExtension in total, by the p99 of
+// the observed ack latency per extension, clamped to
+// [MinDurationPerAckExtension, MaxDurationPerAckExtension] and at least 10 s
+// (60 s on exactly-once subscriptions). MaxDurationPerAckExtension therefore
+// bounds how long Pub/Sub waits before redelivering the messages of a bridge
+// that died. One exception: a new stream starts with a 600 s stream ack
+// deadline (the v2 client's constant), lowered only by the client's first ping
+// after 30 s, so messages Pub/Sub had sent on a stream that dies young (not
+// yet read by the client) come back after up to 10 minutes. pstest never
+// lowers it (it ignores deadlines sent with pings), so tests that stop a
+// bridge mid-stream expire those leases themselves (see expireLeases).
+//
 // # Metrics
 //
 // tributary_pubsub_{messages_received,received_bytes,acks,ack_errors,
@@ -65,7 +80,9 @@
 // not expose a subscription's backlog (num_undelivered_messages,
 // oldest_unacked_message_age are Cloud Monitoring metrics), so the age is that
 // of the oldest message this bridge holds; dashboards that need the backlog
-// read Cloud Monitoring.
+// read Cloud Monitoring. Bridges of different pipelines share the metric
+// vectors of one Registerer; two bridges of the same pipeline on one
+// Registerer need prometheus.WrapRegistererWith (e.g. a task label).
 //
 // # Locks
 //

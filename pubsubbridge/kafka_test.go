@@ -168,7 +168,7 @@ func (s *kafkaSink) Partitions(ctx context.Context, topic string) (int, error) {
 // (so a test can check that nothing is acked before), and fails on demand.
 type testSink struct {
 	*kafkaSink
-	down    atomic.Bool                 // every Produce fails (the target is down)
+	down    atomic.Bool                // every Produce fails (the target is down)
 	failFor func(*kafka.Message) error // per-record injected error, may be nil
 
 	mu      sync.Mutex

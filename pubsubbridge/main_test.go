@@ -2,6 +2,7 @@ package pubsubbridge
 
 import (
 	"bufio"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -27,6 +28,15 @@ func TestMain(m *testing.M) {
 	if os.Getenv(envServe) == "1" {
 		serve()
 		return
+	}
+	// The end-to-end tests mostly wait: pstest hands out about one message per
+	// stream every 10 ms and the client acks every 100 ms. Run more of them at
+	// once than -parallel's default (GOMAXPROCS) unless -parallel is given.
+	flag.Parse()
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit {
+		_ = flag.Set("test.parallel", "8")
 	}
 	var stop func()
 	emulatorHost = os.Getenv(EnvEmulatorHost)

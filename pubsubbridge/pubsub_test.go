@@ -205,11 +205,11 @@ func (r *running) stop(t *testing.T) {
 type ackChecker struct {
 	sink *testSink // set before the bridge starts
 
-	mu       sync.Mutex
-	acked    map[string]int
-	early    []string // acked, never written
-	dropped  map[string]bool
-	drop     func(id string) bool
+	mu      sync.Mutex
+	acked   map[string]int
+	early   []string // acked, never written
+	dropped map[string]bool
+	drop    func(id string) bool
 }
 
 func newAckChecker() *ackChecker {

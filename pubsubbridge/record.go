@@ -70,7 +70,11 @@ type Schema struct {
 // Transformer applies governance (JSON Schema validation, PII masking) to a
 // record before it lands. The bridge calls Transform once per message from the
 // receive callbacks, so up to MaxOutstandingMessages calls run concurrently: it
-// must be safe for concurrent use. It changes rec in place (Value, Headers, Key).
+// must be safe for concurrent use. It changes rec by assigning its fields
+// (Value, Key, Headers); it must not write into the bytes of Key or Value,
+// which are the message's own and are reused when a failed attempt is retried.
+// ctx ends at the message's retry deadline (RetryTimeout after it arrived) or
+// when the bridge stops.
 //
 // Errors: a *RejectError (found with errors.As) means the message must not land;
 // it is quarantined with that reason and acked. Any other error means the

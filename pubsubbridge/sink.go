@@ -19,7 +19,9 @@ import (
 // The bridge calls Produce from up to BridgeConfig.ProduceConcurrency goroutines
 // at once, each call with a batch of up to BatchMaxMessages records gathered
 // from many receive callbacks, so Produce must be safe for concurrent use.
-// Records of one Pub/Sub ordering key are never in two calls at the same time.
+// On a subscription with message ordering, records of one ordering key are
+// never in two calls at the same time: the next is handed over only after the
+// previous one's delivery report.
 //
 // Produce returns when every record has its final delivery report, or when ctx
 // is done. It returns nil when all records were written, else one error per

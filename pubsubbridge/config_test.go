@@ -1,0 +1,122 @@
+package pubsubbridge
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tributary-dev/tributary/config"
+)
+
+func TestValidate(t *testing.T) {
+	valid := func() BridgeConfig {
+		c := BridgeConfig{Pipeline: "p", PubSub: config.PubSub{Project: "proj"}, Subscription: "s", Topic: "t"}
+		c.setDefaults()
+		return c
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(*BridgeConfig)
+		want []string
+	}{
+		{"defaults are valid", func(*BridgeConfig) {}, nil},
+		{"required fields are named", func(c *BridgeConfig) { c.Pipeline, c.PubSub.Project, c.Subscription, c.Topic = "", "", "", "" },
+			[]string{"pipeline: required", "pubsub.project: required", "subscription: required", "topic: required"}},
+		{"retry timeout must end before the ack deadline extension does",
+			func(c *BridgeConfig) { c.RetryTimeout, c.MaxExtension = time.Hour, 10*time.Minute },
+			[]string{"retry_timeout (1h0m0s) must be < max_extension (10m0s)"}},
+		{"extension periods are 10s..600s", func(c *BridgeConfig) { c.MaxDurationPerAckExtension = time.Second },
+			[]string{"max_duration_per_ack_extension (1s): must be 0 or between 10s and 600s"}},
+		{"format is one of the four", func(c *BridgeConfig) { c.Format = "xml" }, []string{`format ("xml")`}},
+		{"every problem is reported", func(c *BridgeConfig) { c.Streams, c.BatchMaxMessages = -1, -1 },
+			[]string{"streams (-1)", "batch_max_messages (-1)"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := valid()
+			tc.edit(&c)
+			err := c.Validate()
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate: nil, want %q", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Validate: %v\nwant it to contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestFromConfig(t *testing.T) {
+	cfg, err := config.Parse("fromconfig.yaml", []byte(`
+node: {id: cloud-1, region: cloud}
+kafka:
+  central: {region: cloud, bootstrap: "127.0.0.1:9092"}
+pubsub:
+  fleet: {project: acme-fleet, emulator_host: "127.0.0.1:8085"}
+target: central
+pipelines:
+  - name: fleet-telemetry
+    source: {pubsub: fleet, subscription: telemetry-sub}
+    topic: fleet.telemetry
+    key_attribute: vin
+    format: json
+`))
+	if err != nil {
+		t.Fatalf("config.Parse: %v", err)
+	}
+	bc, err := FromConfig(cfg, "fleet-telemetry")
+	if err != nil {
+		t.Fatalf("FromConfig: %v", err)
+	}
+	if bc.Subscription != "telemetry-sub" || bc.Topic != "fleet.telemetry" || bc.KeyAttribute != "vin" ||
+		bc.Format != "json" || bc.Source != "fleet" || bc.PubSub.Project != "acme-fleet" || bc.PubSub.Region != "cloud" ||
+		bc.Streams != DefaultStreams || bc.QuarantineTopic != QuarantineTopic {
+		t.Errorf("FromConfig = %+v", bc)
+	}
+	if _, err := FromConfig(cfg, "nope"); err == nil {
+		t.Errorf("FromConfig of an unknown pipeline: nil error")
+	}
+}
+
+func TestClientOptions(t *testing.T) {
+	t.Run("the config's emulator host wins over the environment", func(t *testing.T) {
+		opts, err := clientOptions("a:1", "b:2", "/nonexistent")
+		if err != nil || len(opts) == 0 {
+			t.Fatalf("clientOptions = %v, %v", opts, err)
+		}
+	})
+	t.Run("application default credentials without a file", func(t *testing.T) {
+		if opts, err := clientOptions("", "", ""); err != nil || opts != nil {
+			t.Errorf("clientOptions = %v, %v; want none", opts, err)
+		}
+	})
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	t.Run("a credentials file is loaded as the type it declares", func(t *testing.T) {
+		if _, err := clientOptions("", "", write("sa.json", `{"type":"service_account"}`)); err != nil {
+			t.Errorf("service account: %v", err)
+		}
+	})
+	t.Run("unknown credential types and bad files are errors", func(t *testing.T) {
+		for _, p := range []string{write("odd.json", `{"type":"gdch_service_account"}`), write("bad.json", `{`), filepath.Join(dir, "missing.json")} {
+			if _, err := clientOptions("", "", p); err == nil {
+				t.Errorf("%s: nil error", filepath.Base(p))
+			}
+		}
+	})
+}
