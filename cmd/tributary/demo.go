@@ -134,7 +134,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	fmt.Fprintf(stdout, "tributary demo: started in %s\n", time.Since(start).Round(time.Millisecond))
 	fmt.Fprintf(stdout, "  config:     %s\n", cfgPath)
-	fmt.Fprintf(stdout, "  status API: http://%s/v1/status   metrics: http://%s/metrics\n", addr, addr)
+	fmt.Fprintf(stdout, "  status page: http://%s/   status API: http://%s/v1/status   metrics: http://%s/metrics\n", addr, addr, addr)
 
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
