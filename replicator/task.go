@@ -753,18 +753,14 @@ func (b *batcher) logConsumeErr(err error) {
 
 func strPtr(s string) *string { return &s }
 
-// resetOutOfRange applies resetOffset to every partition whose position lies
-// outside its source log.
+// resetOutOfRange handles a range error that names no partition: every
+// partition is checked against its source log and assigned afresh (librdkafka
+// stops fetching a partition after such an error, even a transient one right
+// after a broker restart).
 func (b *batcher) resetOutOfRange() error {
-	for sp, ps := range b.parts {
-		lo, hi, err := b.cons.QueryWatermarkOffsets(sp.Topic, sp.Partition, 10000)
-		if err != nil {
-			return fmt.Errorf("source %s: position out of range, and reading its offsets failed: %w", sp, err)
-		}
-		if ps.pending >= 0 && (ps.pending < lo || ps.pending > hi) {
-			if err := b.resetOffset(sp.Topic, sp.Partition); err != nil {
-				return err
-			}
+	for sp := range b.parts {
+		if err := b.resetOffset(sp.Topic, sp.Partition); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -785,16 +781,24 @@ func (b *batcher) resetOffset(topic string, partition int32) error {
 		return fmt.Errorf("source %s: position out of range, and reading its offsets failed: %w", ps.src, err)
 	}
 	from := ps.pending
-	to := lo
+	to := from
+	if from < 0 {
+		to = lo // nothing read yet: the log start is where it begins
+	}
 	if from > hi {
 		to = hi
 		b.t.log.Error("source partition ends before the checkpoint (topic recreated or truncated?); continuing from its end",
 			"partition", ps.src.String(), "checkpoint", from, "end", hi)
 	} else if from >= 0 && lo > from {
+		to = lo
 		lost := lo - from
 		b.t.expired.Add(float64(lost))
 		b.t.log.Error("source records deleted before they were mirrored (retention); continuing from the log start",
 			"partition", ps.src.String(), "from", from, "log_start", lo, "lost", lost)
+	}
+	if to == from {
+		b.t.log.Warn("source reported an offset out of range, but the position is inside the log (broker restart?); fetching again from it",
+			"partition", ps.src.String(), "position", from, "log_start", lo, "end", hi)
 	}
 	// After a range error the partition cannot Seek ("erroneous state"):
 	// assign it afresh at the new position.

@@ -183,22 +183,38 @@ policies: %s`, source, srcReg.url(), target, dstReg.url(), polDir)
 
 	// A policy change while records flow: version 2 also redacts the vin. Each
 	// record is masked by one version, and per partition the switch happens once.
-	done := make(chan struct{})
+	stop, done := make(chan struct{}), make(chan int)
 	go func() {
-		defer close(done)
-		for i := 0; i < 200; i++ {
+		i := 0
+		defer func() { done <- i }()
+		for ; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
 			send(int32(i%2), idA, cardSchemaA, cardPayment{Vin: "WVW-late-" + strconv.Itoa(i), Email: emails[i%5], Card: card, Amount: 1})
-			if i%20 == 0 {
+			if i%20 == 19 {
 				p.Flush(1000)
-				time.Sleep(100 * time.Millisecond)
+				time.Sleep(50 * time.Millisecond)
 			}
 		}
 	}()
 	time.Sleep(500 * time.Millisecond)
 	writePolicy(policyFile(2, "  - match: {field: vin}\n    action: redact\n"))
-	<-done
+	for _, id := range []string{"n1", "n2"} {
+		harness.Eventually(t, 30*time.Second, id+" applies version 2", func() error {
+			if m := c.nodes[id].metrics(); !strings.Contains(m, `tributary_policy_version{policy="payments-pii"} 2`) {
+				return fmt.Errorf("not yet")
+			}
+			return nil
+		})
+	}
+	time.Sleep(time.Second) // records masked by version 2 follow
+	close(stop)
+	late := <-done
 	flush(t, p)
-	got = readAll(t, target, dst, 300, 2*time.Minute)
+	got = readAll(t, target, dst, 100+late, 2*time.Minute)
 	for part, recs := range got {
 		seen2 := false
 		for _, r := range recs[50:] {
