@@ -23,7 +23,9 @@ import (
 type Deps struct {
 	// Sink writes records to the target cluster (required).
 	Sink Sink
-	// Transformer applies governance; nil lands records as mapped.
+	// Transformer applies governance to every message, whatever the format
+	// (for format json after the bridge checked the JSON syntax); nil lands
+	// records as mapped.
 	Transformer Transformer
 	// MapSchema maps googclient_schema* attributes to a registry subject and
 	// version before the Transformer runs; nil leaves Subject empty.
@@ -37,7 +39,8 @@ type Deps struct {
 	// Registerer receives the tributary_pubsub_* metrics; nil registers them on a
 	// private registry.
 	Registerer prometheus.Registerer
-	// Now is the clock of metrics and the dedup window; defaults to time.Now.
+	// Now is the clock of metrics, the dedup window and the ordering fence;
+	// defaults to time.Now.
 	Now func() time.Time
 }
 
@@ -169,12 +172,12 @@ func (b *Bridge) Run(ctx context.Context) error {
 		MaxOutstandingMessages:     b.cfg.MaxOutstandingMessages,
 		MaxOutstandingBytes:        b.cfg.MaxOutstandingBytes,
 		NumGoroutines:              b.cfg.Streams,
-		// The callbacks bound their own shutdown by ShutdownTimeout; the margin
-		// lets them ack what was written before the client gives up on them.
-		ShutdownOptions: &pubsub.ShutdownOptions{
-			Behavior: pubsub.ShutdownBehaviorWaitForProcessing,
-			Timeout:  b.cfg.ShutdownTimeout + 5*time.Second,
-		},
+		// Graceful shutdown: Receive returns only after every callback did and
+		// the final acks were sent. With a timeout the client stops its
+		// iterators in the background and returns first, so the last acks can
+		// be lost (duplicates after a handover). The callbacks bound their own
+		// shutdown by ShutdownTimeout.
+		ShutdownOptions: &pubsub.ShutdownOptions{Behavior: pubsub.ShutdownBehaviorWaitForProcessing, Timeout: -1},
 	}
 	b.log.Info("receiving", "subscription", b.sub.String(), "topic", b.cfg.Topic, "streams", b.cfg.Streams)
 	err := b.sub.Receive(ctx, b.receive)
