@@ -358,9 +358,7 @@ func ensureCheckpointTopic(ctx context.Context, admin *kafka.AdminClient, md *ka
 	if t, ok := md.Topics[CheckpointTopic]; ok && t.Error.Code() == kafka.ErrNoError {
 		return nil
 	}
-	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	res, err := admin.CreateTopics(cctx, []kafka.TopicSpecification{{
+	return createTopic(ctx, admin, kafka.TopicSpecification{
 		Topic: CheckpointTopic, NumPartitions: 1, ReplicationFactor: -1,
 		Config: map[string]string{
 			"cleanup.policy":            "compact",
@@ -368,13 +366,21 @@ func ensureCheckpointTopic(ctx context.Context, admin *kafka.AdminClient, md *ka
 			"segment.bytes":             strconv.Itoa(64 << 20),
 			"min.cleanable.dirty.ratio": "0.1",
 		},
-	}})
+	})
+}
+
+// createTopic creates one topic; one that already exists (another node or task
+// was first) is fine.
+func createTopic(ctx context.Context, admin *kafka.AdminClient, spec kafka.TopicSpecification) error {
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	res, err := admin.CreateTopics(cctx, []kafka.TopicSpecification{spec})
 	if err != nil {
-		return fmt.Errorf("creating %s: %w", CheckpointTopic, err)
+		return fmt.Errorf("creating %s: %w", spec.Topic, err)
 	}
 	for _, r := range res {
 		if c := r.Error.Code(); c != kafka.ErrNoError && c != kafka.ErrTopicAlreadyExists {
-			return fmt.Errorf("creating %s: %w", CheckpointTopic, r.Error)
+			return fmt.Errorf("creating %s: %w", spec.Topic, r.Error)
 		}
 	}
 	return nil

@@ -141,19 +141,8 @@ func ensureQuarantineTopic(ctx context.Context, source *config.Kafka) error {
 		return fmt.Errorf("creating admin client for the quarantine: %w", err)
 	}
 	defer admin.Close()
-	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	res, err := admin.CreateTopics(cctx, []kafka.TopicSpecification{{
+	return createTopic(ctx, admin, kafka.TopicSpecification{
 		Topic: QuarantineTopic, NumPartitions: 1, ReplicationFactor: -1,
 		Config: map[string]string{"cleanup.policy": "compact", "max.message.bytes": strconv.Itoa(64 << 20)},
-	}})
-	if err != nil {
-		return fmt.Errorf("creating %s: %w", QuarantineTopic, err)
-	}
-	for _, r := range res {
-		if c := r.Error.Code(); c != kafka.ErrNoError && c != kafka.ErrTopicAlreadyExists {
-			return fmt.Errorf("creating %s: %w", QuarantineTopic, r.Error)
-		}
-	}
-	return nil
+	})
 }

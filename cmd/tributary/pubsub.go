@@ -92,7 +92,6 @@ func (s *kafkaSink) Produce(ctx context.Context, msgs []*kafka.Message) []error 
 			break
 		}
 	}
-	failed := false
 	for pending > 0 {
 		select {
 		case ev := <-dr:
@@ -100,7 +99,7 @@ func (s *kafkaSink) Produce(ctx context.Context, msgs []*kafka.Message) []error 
 			i := m.Opaque.(int)
 			pending--
 			if m.TopicPartition.Error != nil {
-				errs[i], failed = m.TopicPartition.Error, true
+				errs[i] = m.TopicPartition.Error
 			}
 		case <-ctx.Done():
 			// Unknown outcome: report an error, so the message is redelivered
@@ -116,13 +115,10 @@ func (s *kafkaSink) Produce(ctx context.Context, msgs []*kafka.Message) []error 
 	}
 	for _, e := range errs {
 		if e != nil {
-			failed = true
+			return errs
 		}
 	}
-	if !failed {
-		return nil
-	}
-	return errs
+	return nil
 }
 
 // Partitions returns a target topic's partition count, creating the topic
