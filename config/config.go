@@ -147,8 +147,64 @@ type Pipeline struct {
 	// CommitInterval: pipelines[].commit_interval, default 100ms. How long one
 	// transaction (or checkpoint batch) collects records.
 	CommitInterval Duration `yaml:"commit_interval"`
+	// Heartbeats: pipelines[].heartbeats, Kafka sources, default true unless the
+	// source is read_only. Each task writes a heartbeat record to the source's
+	// _tributary.heartbeats every HeartbeatInterval and mirrors it like data, so
+	// tributary_heartbeat_age_seconds shows a stalled pipeline without traffic.
+	Heartbeats *bool `yaml:"heartbeats,omitempty"`
+	// HeartbeatInterval: pipelines[].heartbeat_interval, default 1s.
+	HeartbeatInterval Duration `yaml:"heartbeat_interval,omitempty"`
+	// OffsetSyncInterval: pipelines[].offset_sync_interval, Kafka sources, default
+	// 1s. How often each partition's (source offset, target offset) pair is
+	// written to the target's _tributary.offset-syncs for consumer failover.
+	OffsetSyncInterval Duration `yaml:"offset_sync_interval,omitempty"`
+	// PubSub: pipelines[].pubsub, receiver settings of a Pub/Sub source.
+	PubSub *PubSubReceive `yaml:"pubsub,omitempty"`
 
 	include, exclude []*regexp.Regexp
+}
+
+// PubSubReceive tunes how a Pub/Sub pipeline receives. Unset fields take the
+// defaults listed in package pubsubbridge.
+type PubSubReceive struct {
+	// Streams: pubsub.streams, StreamingPull streams per task, default 4.
+	Streams int `yaml:"streams,omitempty"`
+	// MaxOutstandingMessages, MaxOutstandingBytes: pubsub.max_outstanding_messages
+	// (default 1000) and pubsub.max_outstanding_bytes (default 256 MiB), flow
+	// control per task: messages received and not yet acked.
+	MaxOutstandingMessages int `yaml:"max_outstanding_messages,omitempty"`
+	MaxOutstandingBytes    int `yaml:"max_outstanding_bytes,omitempty"`
+	// MaxExtension: pubsub.max_extension, default 60m. How long ack deadlines of
+	// held messages are extended (slow deliveries, a Kafka outage).
+	MaxExtension Duration `yaml:"max_extension,omitempty"`
+	// RetryTimeout: pubsub.retry_timeout, default 5m. How long a message is
+	// retried in place before it is nacked for redelivery; < max_extension.
+	RetryTimeout Duration `yaml:"retry_timeout,omitempty"`
+	// DedupWindow: pubsub.dedup_window, default 10m; 0s turns suppression of
+	// redeliveries off. DedupMaxIDs: pubsub.dedup_max_ids, default 200000.
+	DedupWindow *Duration `yaml:"dedup_window,omitempty"`
+	DedupMaxIDs int      `yaml:"dedup_max_ids,omitempty"`
+	// MaxMessageBytes: pubsub.max_message_bytes, default 1048588 (the target
+	// topic's max.message.bytes): larger records are quarantined.
+	MaxMessageBytes int `yaml:"max_message_bytes,omitempty"`
+	// DeadLetterTopic: pubsub.dead_letter_topic, a Pub/Sub topic for quarantined
+	// messages; default: _tributary.quarantine in the target cluster.
+	DeadLetterTopic string `yaml:"dead_letter_topic,omitempty"`
+	// Schema: pubsub.schema, JSON Schema validation against the target registry.
+	Schema *PubSubSchema `yaml:"schema,omitempty"`
+}
+
+// PubSubSchema validates a format json Pub/Sub pipeline's messages against a
+// JSON Schema subject of the target's schema registry.
+type PubSubSchema struct {
+	// Subject: pubsub.schema.subject, required.
+	Subject string `yaml:"subject"`
+	// Version: pubsub.schema.version, the subject version used for messages
+	// without a mapped Pub/Sub schema revision; default (unset) the latest.
+	Version int `yaml:"version,omitempty"`
+	// Revisions: pubsub.schema.revisions, Pub/Sub schema revision id
+	// (googclient_schemarevisionid) → subject version.
+	Revisions map[string]int `yaml:"revisions,omitempty"`
 }
 
 // Source names where a pipeline reads.
@@ -170,6 +226,9 @@ type Topics struct {
 
 // IsExactlyOnce reports whether the pipeline uses transactions.
 func (p *Pipeline) IsExactlyOnce() bool { return p.ExactlyOnce == nil || *p.ExactlyOnce }
+
+// HasHeartbeats reports whether the pipeline's tasks write heartbeats.
+func (p *Pipeline) HasHeartbeats() bool { return p.Heartbeats != nil && *p.Heartbeats }
 
 // HasLineage reports whether lineage headers are added.
 func (p *Pipeline) HasLineage() bool { return p.LineageHeaders == nil || *p.LineageHeaders }

@@ -57,6 +57,21 @@ func (c *Config) setDefaults() {
 		if p.CommitInterval == 0 && at("commit_interval") {
 			p.CommitInterval = Duration(100 * time.Millisecond)
 		}
+		if p.Source.Kafka != "" {
+			if p.HeartbeatInterval == 0 && at("heartbeat_interval") {
+				p.HeartbeatInterval = Duration(time.Second)
+			}
+			if p.OffsetSyncInterval == 0 && at("offset_sync_interval") {
+				p.OffsetSyncInterval = Duration(time.Second)
+			}
+			if p.Heartbeats == nil {
+				on := true
+				if k := c.Kafka[p.Source.Kafka]; k != nil && k.ReadOnly {
+					on = false
+				}
+				p.Heartbeats = &on
+			}
+		}
 		// Spelled out, so that Redacted shows the effective value.
 		if p.ExactlyOnce == nil {
 			p.ExactlyOnce = yes()

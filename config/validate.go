@@ -25,6 +25,10 @@ const maxNameLen = 100
 // that long, and read_committed consumers of the target wait for it.
 const maxCommitInterval = 10 * time.Second
 
+// defaultMaxExtension is pubsubbridge.DefaultMaxExtension (which imports this
+// package), for checking pipelines[].pubsub.retry_timeout against it.
+const defaultMaxExtension = 60 * time.Minute
+
 // namePattern is what node ids, pipeline and cluster names may contain: the
 // characters Kafka allows in topic names, as the names end up in them.
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
@@ -258,6 +262,22 @@ func (v *validator) kafkaSource(path string, p *Pipeline) {
 	if len(p.Topics.Include) == 0 {
 		v.errorf(path+".topics.include", "must list at least one regex for a kafka source")
 	}
+	if p.PubSub != nil {
+		v.errorf(path+".pubsub", "only for pubsub sources")
+	}
+	if k := c.Kafka[p.Source.Kafka]; k != nil && k.ReadOnly && p.HasHeartbeats() {
+		v.errorf(path+".heartbeats", "kafka.%s is read_only: heartbeats need writes to the source", p.Source.Kafka)
+	}
+	// A config built in code may leave these zero (the replicator then uses
+	// the defaults); a zero written in the file is an error.
+	for _, f := range []struct {
+		key string
+		d   Duration
+	}{{"heartbeat_interval", p.HeartbeatInterval}, {"offset_sync_interval", p.OffsetSyncInterval}} {
+		if f.d != 0 || !c.unset(path+"."+f.key) {
+			v.positive(path+"."+f.key, f.d)
+		}
+	}
 	p.include = v.regexes(path+".topics.include", p.Topics.Include)
 	p.exclude = v.regexes(path+".topics.exclude", p.Topics.Exclude)
 	v.rename(path+".rename", p.Rename)
@@ -285,6 +305,82 @@ func (v *validator) pubsubSource(path string, p *Pipeline) {
 	}
 	if p.Rename != "" {
 		v.errorf(path+".rename", "only for kafka sources (use topic)")
+	}
+	for _, f := range []struct {
+		key string
+		set bool
+	}{
+		{"heartbeats", p.Heartbeats != nil},
+		{"heartbeat_interval", p.HeartbeatInterval != 0},
+		{"offset_sync_interval", p.OffsetSyncInterval != 0},
+	} {
+		if f.set {
+			v.errorf(path+"."+f.key, "only for kafka sources")
+		}
+	}
+	if r := p.PubSub; r != nil {
+		v.pubsubReceive(path+".pubsub", p, r)
+	}
+}
+
+// pubsubReceive checks pipelines[].pubsub. Zeros written in the file are errors
+// (an unset field takes its default), except dedup_window: 0s turns dedup off.
+func (v *validator) pubsubReceive(path string, p *Pipeline, r *PubSubReceive) {
+	c := v.c
+	for _, f := range []struct {
+		key string
+		n   int
+	}{
+		{"streams", r.Streams},
+		{"max_outstanding_messages", r.MaxOutstandingMessages},
+		{"max_outstanding_bytes", r.MaxOutstandingBytes},
+		{"dedup_max_ids", r.DedupMaxIDs},
+		{"max_message_bytes", r.MaxMessageBytes},
+	} {
+		if f.n < 1 && !c.unset(path+"."+f.key) {
+			v.errorf(path+"."+f.key, "must be >= 1, got %d", f.n)
+		}
+	}
+	if r.Streams > 256 {
+		v.errorf(path+".streams", "%d is more than 256", r.Streams)
+	}
+	for _, f := range []struct {
+		key string
+		d   Duration
+	}{{"max_extension", r.MaxExtension}, {"retry_timeout", r.RetryTimeout}} {
+		if f.d <= 0 && !c.unset(path+"."+f.key) {
+			v.errorf(path+"."+f.key, "must be > 0, got %s", f.d)
+		}
+	}
+	if r.DedupWindow != nil && *r.DedupWindow < 0 {
+		v.errorf(path+".dedup_window", "must be >= 0 (0s: off), got %s", *r.DedupWindow)
+	}
+	maxExt := r.MaxExtension
+	if maxExt == 0 {
+		maxExt = Duration(defaultMaxExtension)
+	}
+	if r.RetryTimeout > 0 && maxExt > 0 && r.RetryTimeout >= maxExt {
+		v.errorf(path+".retry_timeout", "%s must be < max_extension %s (Pub/Sub would redeliver a message still being retried)", r.RetryTimeout, maxExt)
+	}
+	if s := r.Schema; s != nil {
+		sp := path + ".schema"
+		if p.Format != "json" {
+			v.errorf(sp, "JSON Schema validation needs format json, not %q", p.Format)
+		}
+		if t := c.Kafka[c.Target]; t != nil && t.SchemaRegistry == nil {
+			v.errorf(sp, "needs kafka.%s.schema_registry (the target's registry holds the subject)", c.Target)
+		}
+		if s.Subject == "" {
+			v.errorf(sp+".subject", "required")
+		}
+		if s.Version < 1 && !c.unset(sp+".version") {
+			v.errorf(sp+".version", "must be >= 1 (leave it out for the latest), got %d", s.Version)
+		}
+		for _, rev := range sortedKeys(s.Revisions) {
+			if s.Revisions[rev] < 1 {
+				v.errorf(sp+".revisions."+rev, "version must be >= 1, got %d", s.Revisions[rev])
+			}
+		}
 	}
 }
 
