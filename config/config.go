@@ -183,7 +183,7 @@ type PubSubReceive struct {
 	// DedupWindow: pubsub.dedup_window, default 10m; 0s turns suppression of
 	// redeliveries off. DedupMaxIDs: pubsub.dedup_max_ids, default 200000.
 	DedupWindow *Duration `yaml:"dedup_window,omitempty"`
-	DedupMaxIDs int      `yaml:"dedup_max_ids,omitempty"`
+	DedupMaxIDs int       `yaml:"dedup_max_ids,omitempty"`
 	// MaxMessageBytes: pubsub.max_message_bytes, default 1048588 (the target
 	// topic's max.message.bytes): larger records are quarantined.
 	MaxMessageBytes int `yaml:"max_message_bytes,omitempty"`
