@@ -26,6 +26,39 @@ test | bench) ;;
 	;;
 esac
 
+# The status page test (test/browser_test.go) drives Debian's chromium with playwright-core
+# (test/browser); under this script a missing browser fails it instead of skipping it.
+if [[ "$MODE" == test ]]; then
+	if [[ ! -x /usr/bin/chromium ]]; then
+		echo "run.sh: /usr/bin/chromium missing; installing Debian's chromium for the status page test" >&2
+		sudo=()
+		if ((EUID != 0)); then
+			if ! command -v sudo >/dev/null; then
+				echo "run.sh: cannot install chromium: not root and no sudo; run: apt-get install -y --no-install-recommends chromium" >&2
+				exit 1
+			fi
+			sudo=(sudo)
+		fi
+		if ! { ${sudo[@]+"${sudo[@]}"} apt-get update -q &&
+			${sudo[@]+"${sudo[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; } >&2 ||
+			[[ ! -x /usr/bin/chromium ]]; then
+			echo "run.sh: installing chromium failed; the status page test needs /usr/bin/chromium" >&2
+			exit 1
+		fi
+	fi
+	if ! command -v npm >/dev/null || ! node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)'; then
+		echo "run.sh: the status page test needs Node.js >= 20 with npm (found: $(node --version 2>/dev/null || echo none))" >&2
+		exit 1
+	fi
+	if [[ ! -d test/browser/node_modules ]]; then
+		echo "run.sh: npm ci in test/browser" >&2
+		if ! (cd test/browser && npm ci --no-audit --no-fund) >&2; then
+			echo "run.sh: npm ci in test/browser failed" >&2
+			exit 1
+		fi
+	fi
+fi
+
 KAFKA_DIR="$(mktemp -d "${TMPDIR:-/tmp}/tributary-kafka.XXXXXX")"
 GOPID=""
 cleanup() {
