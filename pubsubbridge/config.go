@@ -14,9 +14,9 @@ import (
 // unlike Kafka sources its quarantine is in the central cluster.
 const QuarantineTopic = "_tributary.quarantine"
 
-// Defaults of the BridgeConfig knobs that the config file does not carry yet.
-// The names in parentheses are the YAML keys proposed for them under
-// pipelines[].pubsub (not yet in package config).
+// Defaults of the BridgeConfig knobs. The names in parentheses are the YAML
+// keys under pipelines[].pubsub that set them; the others are not in the
+// config file.
 const (
 	DefaultStreams                = 4                // (streams)
 	DefaultMaxOutstandingMessages = 1000             // (max_outstanding_messages)
@@ -25,14 +25,14 @@ const (
 	DefaultDedupWindow            = 10 * time.Minute // (dedup_window)
 	DefaultDedupMaxIDs            = 200_000          // (dedup_max_ids)
 	DefaultMaxMessageBytes        = 1048588          // (max_message_bytes), Kafka's default max.message.bytes
-	DefaultBatchMaxMessages       = 500              // (batch_max_messages)
-	DefaultLinger                 = time.Millisecond // (linger)
-	DefaultProduceConcurrency     = 4                // (produce_concurrency)
-	DefaultRetryTimeout           = 5 * time.Minute  // (retry_timeout)
+	DefaultBatchMaxMessages       = 500
+	DefaultLinger                 = time.Millisecond
+	DefaultProduceConcurrency     = 4
+	DefaultRetryTimeout           = 5 * time.Minute // (retry_timeout)
 	DefaultRetryBackoff           = 100 * time.Millisecond
 	DefaultRetryBackoffMax        = 5 * time.Second
-	DefaultOrderingFenceTimeout   = time.Minute      // (ordering_fence_timeout)
-	DefaultShutdownTimeout        = 20 * time.Second // (shutdown_timeout)
+	DefaultOrderingFenceTimeout   = time.Minute
+	DefaultShutdownTimeout        = 20 * time.Second
 	DefaultPartitionRefresh       = 30 * time.Second // pipelines[].refresh_interval
 )
 
@@ -156,6 +156,22 @@ func FromConfig(c *config.Config, pipeline string) (BridgeConfig, error) {
 		KeyAttribute:     p.KeyAttribute,
 		Format:           p.Format,
 		PartitionRefresh: p.RefreshInterval.D(),
+	}
+	if r := p.PubSub; r != nil {
+		bc.Streams = r.Streams
+		bc.MaxOutstandingMessages = r.MaxOutstandingMessages
+		bc.MaxOutstandingBytes = r.MaxOutstandingBytes
+		bc.MaxExtension = r.MaxExtension.D()
+		bc.RetryTimeout = r.RetryTimeout.D()
+		bc.DedupMaxIDs = r.DedupMaxIDs
+		bc.MaxMessageBytes = r.MaxMessageBytes
+		bc.DeadLetterTopic = r.DeadLetterTopic
+		if w := r.DedupWindow; w != nil {
+			bc.DedupWindow = w.D()
+			if bc.DedupWindow == 0 {
+				bc.DedupWindow = -1 // written as 0s: suppression off
+			}
+		}
 	}
 	bc.setDefaults()
 	return bc, bc.Validate()

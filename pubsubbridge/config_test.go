@@ -85,6 +85,46 @@ pipelines:
 	if _, err := FromConfig(cfg, "nope"); err == nil {
 		t.Errorf("FromConfig of an unknown pipeline: nil error")
 	}
+
+	t.Run("pipelines[].pubsub sets the receiver knobs", func(t *testing.T) {
+		cfg, err := config.Parse("knobs.yaml", []byte(`
+node: {id: cloud-1, region: cloud}
+kafka:
+  central: {region: cloud, bootstrap: "127.0.0.1:9092"}
+pubsub:
+  fleet: {project: acme-fleet}
+target: central
+pipelines:
+  - name: a
+    source: {pubsub: fleet, subscription: s}
+    topic: a
+    pubsub: {streams: 9, max_outstanding_messages: 50, max_outstanding_bytes: 4096, max_extension: 20m,
+             retry_timeout: 1m, dedup_window: 2m, dedup_max_ids: 77, max_message_bytes: 2048, dead_letter_topic: dlq}
+  - name: b
+    source: {pubsub: fleet, subscription: s}
+    topic: b
+    pubsub: {dedup_window: 0s}
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := FromConfig(cfg, "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Streams != 9 || a.MaxOutstandingMessages != 50 || a.MaxOutstandingBytes != 4096 || a.MaxExtension != 20*time.Minute ||
+			a.RetryTimeout != time.Minute || a.DedupWindow != 2*time.Minute || a.DedupMaxIDs != 77 || a.MaxMessageBytes != 2048 ||
+			a.DeadLetterTopic != "dlq" {
+			t.Errorf("FromConfig(a) = %+v", a)
+		}
+		b, err := FromConfig(cfg, "b")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.DedupWindow >= 0 || b.Streams != DefaultStreams || b.RetryTimeout != DefaultRetryTimeout {
+			t.Errorf("FromConfig(b): dedup_window 0s must turn dedup off (negative), others default: %+v", b)
+		}
+	})
 }
 
 func TestClientOptions(t *testing.T) {

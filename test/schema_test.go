@@ -65,10 +65,21 @@ func (r *registryProc) stop() {
 
 func (r *registryProc) url() string { return "http://" + r.addr }
 
-// register registers a schema under a subject and returns its id.
+// register registers an Avro schema under a subject and returns its id.
 func (r *registryProc) register(subject, schema string) int32 {
 	r.t.Helper()
-	body, _ := json.Marshal(map[string]string{"schema": schema})
+	return r.registerType(subject, schema, "AVRO")
+}
+
+// registerJSON registers a JSON Schema under a subject and returns its id.
+func (r *registryProc) registerJSON(subject, schema string) int32 {
+	r.t.Helper()
+	return r.registerType(subject, schema, "JSON")
+}
+
+func (r *registryProc) registerType(subject, schema, typ string) int32 {
+	r.t.Helper()
+	body, _ := json.Marshal(map[string]string{"schema": schema, "schemaType": typ})
 	resp, err := http.Post(r.url()+"/subjects/"+subject+"/versions", "application/vnd.schemaregistry.v1+json", bytes.NewReader(body))
 	if err != nil {
 		r.t.Fatal(err)

@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 
 	"sync"
 	"time"
@@ -16,6 +16,7 @@ import (
 	"github.com/tributary-dev/tributary/config"
 	"github.com/tributary-dev/tributary/policy"
 	"github.com/tributary-dev/tributary/pubsubbridge"
+	"github.com/tributary-dev/tributary/registry"
 	"github.com/tributary-dev/tributary/replicator"
 )
 
@@ -74,6 +75,17 @@ func (s *kafkaSink) Close() {
 // Produce writes a batch and waits for every delivery report.
 func (s *kafkaSink) Produce(ctx context.Context, msgs []*kafka.Message) []error {
 	errs := make([]error, len(msgs))
+	for _, m := range msgs {
+		if t := m.TopicPartition.Topic; t != nil && *t == pubsubbridge.QuarantineTopic {
+			if err := s.ensureQuarantine(ctx); err != nil {
+				for i := range errs {
+					errs[i] = err
+				}
+				return errs
+			}
+			break
+		}
+	}
 	dr := make(chan kafka.Event, len(msgs))
 	pending := 0
 	for i, m := range msgs {
@@ -121,6 +133,33 @@ func (s *kafkaSink) Produce(ctx context.Context, msgs []*kafka.Message) []error 
 	return nil
 }
 
+// ensureQuarantine creates the target's _tributary.quarantine (compacted: a
+// message rewritten after a crash replaces itself) before the first record
+// goes there; brokers usually do not create topics on produce.
+func (s *kafkaSink) ensureQuarantine(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ready[pubsubbridge.QuarantineTopic] {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	res, err := s.admin.CreateTopics(cctx, []kafka.TopicSpecification{{
+		Topic: pubsubbridge.QuarantineTopic, NumPartitions: 1, ReplicationFactor: -1,
+		Config: map[string]string{"cleanup.policy": "compact", "max.message.bytes": strconv.Itoa(64 << 20)},
+	}})
+	if err == nil {
+		if c := res[0].Error.Code(); c != kafka.ErrNoError && c != kafka.ErrTopicAlreadyExists {
+			err = res[0].Error
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("creating %s in the target: %w", pubsubbridge.QuarantineTopic, err)
+	}
+	s.ready[pubsubbridge.QuarantineTopic] = true
+	return nil
+}
+
 // Partitions returns a target topic's partition count, creating the topic
 // (with the target's default partitions and replication) when missing.
 func (s *kafkaSink) Partitions(ctx context.Context, topic string) (int, error) {
@@ -151,22 +190,44 @@ type bridges struct {
 	log     *slog.Logger
 	reg     prometheus.Registerer
 	sink    *kafkaSink
-	tr      map[string]pubsubbridge.Transformer
+	gov     map[string]*pubsubGovernor
 	mu      sync.Mutex
 	running map[string]context.CancelFunc
 	done    map[string]chan struct{}
 }
 
 func newBridges(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, pol *policyEngine) (*bridges, error) {
-	b := &bridges{cfg: cfg, log: log, reg: reg, running: map[string]context.CancelFunc{}, done: map[string]chan struct{}{}, tr: map[string]pubsubbridge.Transformer{}}
+	b := &bridges{cfg: cfg, log: log, reg: reg, running: map[string]context.CancelFunc{}, done: map[string]chan struct{}{}, gov: map[string]*pubsubGovernor{}}
 	any := false
+	var validations *prometheus.CounterVec
+	var val *registry.JSONValidator
 	for _, p := range cfg.Pipelines {
-		if p.Source.PubSub != "" {
-			any = true
-			if p.Format == "json" {
-				b.tr[p.Name] = &jsonMasker{e: pol, pipeline: p.Name, subscription: p.Source.Subscription}
-			}
+		if p.Source.PubSub == "" {
+			continue
 		}
+		any = true
+		if p.Format != "json" {
+			continue
+		}
+		g := &pubsubGovernor{e: pol, pipeline: p.Name, subscription: p.Source.Subscription}
+		if p.PubSub != nil && p.PubSub.Schema != nil {
+			if pol.schemas == nil { // config validation requires the target registry
+				return nil, fmt.Errorf("pipeline %s: pubsub.schema needs kafka.%s.schema_registry", p.Name, cfg.Target)
+			}
+			if val == nil {
+				val = registry.NewJSONValidator(pol.schemas)
+				validations = prometheus.NewCounterVec(prometheus.CounterOpts{
+					Name: "tributary_pubsub_schema_validations_total",
+					Help: "Pub/Sub messages checked against their JSON Schema subject, by pipeline and result (valid, invalid).",
+				}, []string{"pipeline", "result"})
+				reg.MustRegister(validations)
+			}
+			g.schema, g.val = p.PubSub.Schema, val
+			g.validations = validations.MustCurryWith(prometheus.Labels{"pipeline": p.Name})
+			g.validations.WithLabelValues("valid")
+			g.validations.WithLabelValues("invalid")
+		}
+		b.gov[p.Name] = g
 	}
 	if !any {
 		return b, nil
@@ -211,7 +272,14 @@ func (b *bridges) Assign(ctx context.Context, ids []replicator.TaskID) {
 			b.log.Error("Pub/Sub task", "task", s, "err", err)
 			continue
 		}
-		br, err := pubsubbridge.New(bc, pubsubbridge.Deps{Sink: b.sink, Transformer: b.tr[id.Pipeline], Logger: b.log.With("task", s), Registerer: b.reg})
+		deps := pubsubbridge.Deps{Sink: b.sink, Logger: b.log.With("task", s), Registerer: b.reg}
+		if g := b.gov[id.Pipeline]; g != nil {
+			deps.Transformer = g
+			if g.schema != nil {
+				deps.MapSchema = g.mapSchema
+			}
+		}
+		br, err := pubsubbridge.New(bc, deps)
 		if err != nil {
 			b.log.Error("Pub/Sub task", "task", s, "err", err)
 			continue
@@ -259,29 +327,63 @@ func (b *bridges) Close() {
 	}
 }
 
-// jsonMasker applies the active policy bundle to JSON Pub/Sub messages (by
-// field path; JSON Schema tags when a schema is known).
-type jsonMasker struct {
+// pubsubGovernor is the governance of a format json Pub/Sub pipeline: JSON
+// Schema validation against the target registry when pipelines[].pubsub.schema
+// is set, then the active policy bundle (by field path, and by the schema's
+// PII tags when there is a schema).
+type pubsubGovernor struct {
 	e                      *policyEngine
 	pipeline, subscription string
+	schema                 *config.PubSubSchema // nil: no validation
+	val                    *registry.JSONValidator
+	validations            *prometheus.CounterVec // result
 }
 
-func (j *jsonMasker) Transform(ctx context.Context, rec *pubsubbridge.Record) error {
+// mapSchema maps a message's Pub/Sub schema revision to the configured subject
+// and the version pipelines[].pubsub.schema.revisions gives it (else the
+// configured version, else the latest).
+func (g *pubsubGovernor) mapSchema(_ context.Context, s pubsubbridge.Schema) (pubsubbridge.Schema, error) {
+	s.Subject, s.Version = g.schema.Subject, g.schema.Version
+	if v, ok := g.schema.Revisions[s.RevisionID]; ok {
+		s.Version = v
+	}
+	return s, nil
+}
+
+func (g *pubsubGovernor) Transform(ctx context.Context, rec *pubsubbridge.Record) error {
 	var set *policy.Set
-	if b := j.e.active.Load(); b != nil {
+	if b := g.e.active.Load(); b != nil {
 		set = b.set
-	} else if j.e.cfg.Policies != "" {
+	} else if g.e.cfg.Policies != "" {
 		return errors.New("waiting for the cluster's policy bundle")
 	}
-	plan, err := j.e.cache.Plan(set, j.pipeline, j.subscription, policy.Schema{Type: policy.JSON})
+	ps := policy.Schema{Type: policy.JSON}
+	if g.schema != nil {
+		subject, version := rec.Schema.Subject, rec.Schema.Version
+		if subject == "" { // no googclient_schema* attributes
+			subject, version = g.schema.Subject, g.schema.Version
+		}
+		s, err := g.val.Schema(ctx, subject, version)
+		if err == nil {
+			err = s.Validate(rec.Value)
+		}
+		var re *registry.RecordError
+		switch {
+		case errors.As(err, &re):
+			g.validations.WithLabelValues("invalid").Inc()
+			return pubsubbridge.Reject(re.Reason, "%s", re.Msg)
+		case err != nil:
+			return fmt.Errorf("JSON Schema of subject %q: %w", subject, err) // registry outage: retried
+		}
+		g.validations.WithLabelValues("valid").Inc()
+		ps = policy.Schema{Type: policy.JSON, Text: s.Text, ID: s.ID, Name: fmt.Sprintf("%s version %d", s.Subject, s.Version)}
+	}
+	plan, err := g.e.cache.Plan(set, g.pipeline, g.subscription, ps)
 	if err != nil {
 		return pubsubbridge.Reject("policy-error", "compiling policies: %v", err)
 	}
 	if !plan.Touches() {
-		if rec.Value != nil && !jsonValid(rec.Value) {
-			return pubsubbridge.Reject(policy.ReasonUndecodable, "message data is not JSON")
-		}
-		return nil
+		return nil // the bridge checked the JSON syntax before
 	}
 	out, res, err := plan.Apply(rec.Value)
 	if err != nil {
@@ -295,10 +397,8 @@ func (j *jsonMasker) Transform(ctx context.Context, rec *pubsubbridge.Record) er
 	if h := res.Header(); h != "" {
 		rec.Headers = append(rec.Headers, kafka.Header{Key: HeaderPolicy, Value: []byte(h)})
 		for _, t := range res.Touches {
-			j.e.masked.WithLabelValues(j.pipeline, t.Policy, string(t.Action)).Add(float64(max(t.Count, 1)))
+			g.e.masked.WithLabelValues(g.pipeline, t.Policy, string(t.Action)).Add(float64(max(t.Count, 1)))
 		}
 	}
 	return nil
 }
-
-func jsonValid(b []byte) bool { return json.Valid(b) }
