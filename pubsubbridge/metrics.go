@@ -2,6 +2,7 @@ package pubsubbridge
 
 import (
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,7 +40,6 @@ type metrics struct {
 	reg         prometheus.Registerer
 	pipeline    string
 	vecs        []deleter
-	funcs       []prometheus.Collector
 	received    prometheus.Counter
 	bytes       prometheus.Counter
 	acks        prometheus.Counter
@@ -99,32 +99,94 @@ func newMetrics(reg prometheus.Registerer, pipeline string, stats func() (oldest
 		m.unregister()
 		return nil, err
 	}
-	gauge := func(name, help string, f func() float64) {
-		g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: p}, f)
-		if err := reg.Register(g); err != nil {
-			errs = append(errs, err)
-			return
-		}
-		m.funcs = append(m.funcs, g)
-	}
-	gauge("tributary_pubsub_outstanding_messages", "Pub/Sub messages held by the bridge: received, not yet acked or nacked.",
-		func() float64 { _, n, _ := stats(); return float64(n) })
-	gauge("tributary_pubsub_oldest_unacked_age_seconds",
-		"Age (since publish) of the oldest message held by this bridge; 0 when none. The subscription's backlog is only in Cloud Monitoring.",
-		func() float64 {
-			oldest, _, _ := stats()
-			if oldest.IsZero() {
-				return 0
-			}
-			return max(now().Sub(oldest).Seconds(), 0)
-		})
-	gauge("tributary_pubsub_dedup_ids", "Message ids remembered to suppress redeliveries.",
-		func() float64 { _, _, n := stats(); return float64(n) })
-	if err := errors.Join(errs...); err != nil {
+	if err := m.addGauges(stats, now); err != nil {
 		m.unregister()
 		return nil, err
 	}
 	return m, nil
+}
+
+// pipelineGauges are the gauge functions of one pipeline on one Registerer,
+// shared by the pipeline's bridges on this node (several receiver tasks):
+// they sum (or take the oldest) over the live bridges, and the pipeline's
+// series go away with its last bridge.
+type pipelineGauges struct {
+	funcs []prometheus.Collector
+	now   func() time.Time
+	mu    sync.Mutex // guards stats; never held while calling the registry
+	stats map[*metrics]func() (time.Time, int, int)
+}
+
+type gaugeKey struct {
+	reg      prometheus.Registerer
+	pipeline string
+}
+
+var (
+	gaugesMu sync.Mutex // guards gauges and registration of the gauge functions
+	gauges   = map[gaugeKey]*pipelineGauges{}
+)
+
+func (m *metrics) addGauges(stats func() (time.Time, int, int), now func() time.Time) error {
+	gaugesMu.Lock()
+	defer gaugesMu.Unlock()
+	k := gaugeKey{m.reg, m.pipeline}
+	if g := gauges[k]; g != nil {
+		g.mu.Lock()
+		g.stats[m] = stats
+		g.mu.Unlock()
+		return nil
+	}
+	g := &pipelineGauges{stats: map[*metrics]func() (time.Time, int, int){m: stats}, now: now}
+	var errs []error
+	gauge := func(name, help string, f func() float64) {
+		c := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: prometheus.Labels{"pipeline": m.pipeline}}, f)
+		if err := m.reg.Register(c); err != nil {
+			errs = append(errs, err)
+			return
+		}
+		g.funcs = append(g.funcs, c)
+	}
+	gauge("tributary_pubsub_outstanding_messages", "Pub/Sub messages held by the bridge: received, not yet acked or nacked.",
+		func() float64 { _, n, _ := g.sum(); return float64(n) })
+	gauge("tributary_pubsub_oldest_unacked_age_seconds",
+		"Age (since publish) of the oldest message held by the bridge; 0 when none. The subscription's backlog is only in Cloud Monitoring.",
+		func() float64 {
+			oldest, _, _ := g.sum()
+			if oldest.IsZero() {
+				return 0
+			}
+			return max(g.now().Sub(oldest).Seconds(), 0)
+		})
+	gauge("tributary_pubsub_dedup_ids", "Message ids remembered to suppress redeliveries.",
+		func() float64 { _, _, n := g.sum(); return float64(n) })
+	if err := errors.Join(errs...); err != nil {
+		for _, c := range g.funcs {
+			m.reg.Unregister(c)
+		}
+		return err
+	}
+	gauges[k] = g
+	return nil
+}
+
+// sum adds up the live bridges' stats; oldest is the oldest of them.
+func (g *pipelineGauges) sum() (oldest time.Time, inflight, ids int) {
+	g.mu.Lock()
+	fs := make([]func() (time.Time, int, int), 0, len(g.stats))
+	for _, f := range g.stats {
+		fs = append(fs, f)
+	}
+	g.mu.Unlock()
+	for _, f := range fs {
+		o, n, d := f()
+		if !o.IsZero() && (oldest.IsZero() || o.Before(oldest)) {
+			oldest = o
+		}
+		inflight += n
+		ids += d
+	}
+	return oldest, inflight, ids
 }
 
 // register registers c, or returns the collector already registered under the
@@ -143,13 +205,29 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 	return c, nil
 }
 
-// unregister deletes this pipeline's children and gauge functions.
+// unregister removes this bridge from its pipeline's gauges; the last bridge
+// of the pipeline on the Registerer also deletes the pipeline's series.
 func (m *metrics) unregister() {
-	for _, v := range m.vecs {
-		v.DeletePartialMatch(prometheus.Labels{"pipeline": m.pipeline})
+	gaugesMu.Lock()
+	k := gaugeKey{m.reg, m.pipeline}
+	last := true
+	if g := gauges[k]; g != nil {
+		g.mu.Lock()
+		delete(g.stats, m)
+		last = len(g.stats) == 0
+		g.mu.Unlock()
+		if last {
+			for _, f := range g.funcs {
+				m.reg.Unregister(f)
+			}
+			delete(gauges, k)
+		}
 	}
-	for _, f := range m.funcs {
-		m.reg.Unregister(f)
+	gaugesMu.Unlock()
+	if last {
+		for _, v := range m.vecs {
+			v.DeletePartialMatch(prometheus.Labels{"pipeline": m.pipeline})
+		}
 	}
-	m.vecs, m.funcs = nil, nil
+	m.vecs = nil
 }

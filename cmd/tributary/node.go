@@ -75,8 +75,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 // nodeHooks let the demo (and tests) watch a node run in-process.
 type nodeHooks struct {
-	started func(httpAddr string)         // once the node serves HTTP
-	stopped func(reg prometheus.Gatherer) // after its tasks have drained
+	// started is called once the node serves HTTP, with its metrics.
+	started func(httpAddr string, reg prometheus.Gatherer)
 }
 
 // runNode runs one node until ctx is cancelled.
@@ -142,7 +142,7 @@ func runNode(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks no
 	log.Info("tributary node starting", "version", versionString(), "http", n.srv.Addr(), "raft", cfg.Node.RaftAddr,
 		"region", cfg.Node.Region, "pipelines", len(cfg.Pipelines), "tasks", len(worker.AllTasks()))
 	if hooks.started != nil {
-		hooks.started(n.srv.Addr())
+		hooks.started(n.srv.Addr(), reg)
 	}
 
 	// The worker drains before Raft stops, so a task never outlives the node's
@@ -163,9 +163,6 @@ func runNode(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks no
 	<-gctx.Done()
 	wcancel()
 	werr := <-workerDone
-	if hooks.stopped != nil {
-		hooks.stopped(reg)
-	}
 	err = g.Wait()
 	srvCancel()
 	serr := <-srvDone
