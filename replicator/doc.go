@@ -17,6 +17,28 @@
 // off the producer is idempotent and checkpoints follow acknowledged data
 // (at-least-once).
 //
+// Heartbeats: where the source is writable, the pipeline creates the source's
+// _tributary.heartbeats (delete, 1 h, at least as many partitions as the largest
+// task count of its pipelines) and mirrors it like data, although internal topics
+// are otherwise never selected. Every task owns at least one of its partitions and
+// writes a heartbeat to the first one every heartbeat_interval with a plain
+// producer; when a transaction holding the task's own heartbeat commits, the
+// heartbeat's timestamp becomes the task's heartbeatAt, and
+// tributary_heartbeat_age_seconds{pipeline} is computed from those at scrape
+// time. Heartbeat records skip the transformers and count in no record, byte,
+// latency or lag metric.
+//
+// Offset syncs: at most once per offset_sync_interval per partition, the first
+// record a transaction sends to a target partition is produced with its own
+// delivery channel (why the first: see syncSample); once that transaction has
+// committed and the report has arrived, the pair (source offset, target offset)
+// goes to the target's _tributary.offset-syncs in the next transaction, so a sync
+// never names an uncommitted record. TranslateGroup uses them and the lineage
+// headers to translate consumer group offsets.
+//
 // Locks: Pipeline.mu guards the topic table only and is never held while calling
-// Kafka. Task has no lock; its run loop owns all its state, and Status reads atomics.
+// Kafka. Pipeline.hb.mu guards the set of running tasks for the heartbeat age;
+// the two are never held together, and metrics.GaugeFuncs calls the age function
+// without its own lock held. Task has no lock; its run loop owns all its state,
+// and Status reads atomics.
 package replicator

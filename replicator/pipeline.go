@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -77,6 +78,15 @@ type Pipeline struct {
 	deps       Deps
 	log        *slog.Logger
 
+	// heartbeats: the tasks write heartbeats and the heartbeat topic is
+	// mirrored; hbPartitions is the partition count the topic needs.
+	heartbeats   bool
+	hbPartitions int
+	hb           heartbeatTracker
+	// syncsReady is set once _tributary.offset-syncs exists in the target:
+	// tasks write offset syncs only then.
+	syncsReady atomic.Bool
+
 	mu      sync.Mutex
 	topics  map[string]int  // selected source topic → partitions ready in the target
 	changed chan struct{}   // closed and replaced whenever topics changes
@@ -106,7 +116,9 @@ func NewPipeline(cfg *config.Config, name string, deps Deps) (*Pipeline, error) 
 	return &Pipeline{
 		cfg: pc, sourceName: pc.Source.Kafka, targetName: cfg.Target, source: src, target: tgt,
 		deps: deps, log: deps.Logger.With("pipeline", name),
-		topics: map[string]int{}, changed: make(chan struct{}),
+		heartbeats:   pc.HasHeartbeats() && !src.ReadOnly,
+		hbPartitions: heartbeatPartitions(cfg, pc.Source.Kafka),
+		topics:       map[string]int{}, changed: make(chan struct{}),
 	}, nil
 }
 
@@ -195,8 +207,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 
 	backoff := newBackoff(500*time.Millisecond, p.cfg.RefreshInterval.D())
 	for {
-		err := p.refresh(ctx, srcAdmin, tgtAdmin)
+		again, err := p.refresh(ctx, srcAdmin, tgtAdmin)
 		wait := p.cfg.RefreshInterval.D()
+		if again {
+			wait = min(wait, time.Second)
+		}
 		if err != nil {
 			wait = backoff.next()
 			p.log.Warn("refreshing topics failed; retrying", "err", err, "retry_in", wait)
@@ -215,11 +230,12 @@ func (p *Pipeline) Run(ctx context.Context) error {
 }
 
 // refresh lists the source topics, creates or grows their target topics, and
-// publishes the partitions that are ready.
-func (p *Pipeline) refresh(ctx context.Context, srcAdmin, tgtAdmin *kafka.AdminClient) error {
+// publishes the partitions that are ready. again asks for the next refresh
+// soon: the heartbeat topic was just created or grown in the source.
+func (p *Pipeline) refresh(ctx context.Context, srcAdmin, tgtAdmin *kafka.AdminClient) (again bool, err error) {
 	md, err := srcAdmin.GetMetadata(nil, true, 10000)
 	if err != nil {
-		return fmt.Errorf("listing topics of source %s (%s): %w", p.sourceName, redactedBootstrap(p.source.Bootstrap), err)
+		return false, fmt.Errorf("listing topics of source %s (%s): %w", p.sourceName, redactedBootstrap(p.source.Bootstrap), err)
 	}
 	want := map[string]int{}
 	for name, t := range md.Topics {
@@ -228,16 +244,36 @@ func (p *Pipeline) refresh(ctx context.Context, srcAdmin, tgtAdmin *kafka.AdminC
 		}
 		want[name] = len(t.Partitions)
 	}
+	var errs []error
+	if p.heartbeats {
+		// Internal topics are never selected; this one is mirrored on purpose.
+		n, again2, err := p.ensureHeartbeatTopic(ctx, srcAdmin, md)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if n > 0 {
+			want[HeartbeatTopic] = n
+		}
+		again = again2
+	}
 	tmd, err := tgtAdmin.GetMetadata(nil, true, 10000)
 	if err != nil {
-		return fmt.Errorf("listing topics of target %s (%s): %w", p.targetName, redactedBootstrap(p.target.Bootstrap), err)
+		return again, fmt.Errorf("listing topics of target %s (%s): %w", p.targetName, redactedBootstrap(p.target.Bootstrap), err)
 	}
 	if err := ensureCheckpointTopic(ctx, tgtAdmin, tmd); err != nil {
-		return err
+		return again, err
+	}
+	if !p.syncsReady.Load() {
+		// Offset syncs are an aid for consumer failover: without the topic
+		// the pipeline mirrors on and only the syncs wait.
+		if err := ensureOffsetSyncTopic(ctx, tgtAdmin, tmd); err != nil {
+			errs = append(errs, err)
+		} else {
+			p.syncsReady.Store(true)
+		}
 	}
 
 	ready := map[string]int{}
-	var errs []error
 	var create []string
 	for src, n := range want {
 		dst := p.cfg.TargetTopic(src)
@@ -268,7 +304,33 @@ func (p *Pipeline) refresh(ctx context.Context, srcAdmin, tgtAdmin *kafka.AdminC
 		}
 	}
 	p.publish(ready)
-	return errors.Join(errs...)
+	return again, errors.Join(errs...)
+}
+
+// ensureHeartbeatTopic creates the heartbeat topic in the source, or grows it
+// to hbPartitions, and returns its partition count once the source's metadata
+// shows it (0 before), and whether to look again soon.
+func (p *Pipeline) ensureHeartbeatTopic(ctx context.Context, srcAdmin *kafka.AdminClient, md *kafka.Metadata) (n int, again bool, err error) {
+	t, ok := md.Topics[HeartbeatTopic]
+	switch {
+	case !ok || t.Error.Code() == kafka.ErrUnknownTopicOrPart:
+		if err := createTopic(ctx, srcAdmin, heartbeatTopicSpec(p.hbPartitions)); err != nil {
+			return 0, false, fmt.Errorf("source %s: %w", p.sourceName, err)
+		}
+		p.log.Info("created the heartbeat topic in the source", "topic", HeartbeatTopic, "partitions", p.hbPartitions)
+		return 0, true, nil // mirrored once the metadata shows it
+	case t.Error.Code() == kafka.ErrLeaderNotAvailable:
+		return 0, true, nil // just created
+	case t.Error.Code() != kafka.ErrNoError:
+		return 0, false, fmt.Errorf("source %s: topic %s: %w", p.sourceName, HeartbeatTopic, t.Error)
+	case len(t.Partitions) < p.hbPartitions:
+		if err := growPartitions(ctx, srcAdmin, HeartbeatTopic, p.hbPartitions); err != nil {
+			return len(t.Partitions), false, fmt.Errorf("source %s: %w", p.sourceName, err)
+		}
+		p.log.Info("grew the heartbeat topic in the source to the largest task count", "topic", HeartbeatTopic, "partitions", p.hbPartitions)
+		return len(t.Partitions), true, nil
+	}
+	return len(t.Partitions), false, nil
 }
 
 // createTargets creates the target topics of new source topics with the source's
@@ -341,11 +403,11 @@ func growPartitions(ctx context.Context, admin *kafka.AdminClient, topic string,
 	defer cancel()
 	res, err := admin.CreatePartitions(cctx, []kafka.PartitionsSpecification{{Topic: topic, IncreaseTo: n}})
 	if err != nil {
-		return fmt.Errorf("growing target topic %s to %d partitions: %w", topic, n, err)
+		return fmt.Errorf("growing topic %s to %d partitions: %w", topic, n, err)
 	}
 	for _, r := range res {
 		if c := r.Error.Code(); c != kafka.ErrNoError && c != kafka.ErrInvalidPartitions {
-			return fmt.Errorf("growing target topic %s to %d partitions: %w", topic, n, r.Error)
+			return fmt.Errorf("growing topic %s to %d partitions: %w", topic, n, r.Error)
 		}
 	}
 	return nil
@@ -407,7 +469,11 @@ func (p *Pipeline) publish(ready map[string]int) {
 			ready[t] = old // never shrink: partitions do not go away
 		}
 	}
-	p.deps.Metrics.TopicsMirror.WithLabelValues(p.cfg.Name).Set(float64(len(ready)))
+	selected := len(ready)
+	if _, ok := ready[HeartbeatTopic]; ok {
+		selected--
+	}
+	p.deps.Metrics.TopicsMirror.WithLabelValues(p.cfg.Name).Set(float64(selected))
 	if same {
 		return
 	}

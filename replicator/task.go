@@ -93,6 +93,9 @@ type Task struct {
 	skipped     atomic.Int64
 	quarantined atomic.Int64
 	stalled     atomic.Int64
+	// heartbeatAt is the timestamp (unix ms) of the task's newest heartbeat
+	// committed in the target; the task's start until the first one arrives.
+	heartbeatAt atomic.Int64
 
 	replicatedCtr, skippedCtr prometheus.Counter
 	bytesCtr                  prometheus.Counter
@@ -122,6 +125,7 @@ func (p *Pipeline) Task(i int) *Task {
 	m.Expired.WithLabelValues(p.cfg.Name)
 	t.state.Store(metrics.TaskStarting)
 	t.lastErr.Store("")
+	t.heartbeatAt.Store(p.deps.Now().UnixMilli())
 	return t
 }
 
@@ -146,6 +150,7 @@ func (t *Task) Running() bool { return t.state.Load().(string) == metrics.TaskRu
 // and tries again while the node still runs it; the worker stops it when the
 // assignment moves away.
 func (t *Task) Run(ctx context.Context) error {
+	defer t.p.trackHeartbeats(t)()
 	b := newBackoff(500*time.Millisecond, 30*time.Second)
 	for {
 		t.state.Store(metrics.TaskStarting)
@@ -202,6 +207,15 @@ type partState struct {
 	// committed, 0 when none; lastTs the headTs of the last committed batch.
 	headTs, lastTs int64
 	progressAt     time.Time // when next last moved (or the partition was assigned)
+	// heartbeat: a partition of the heartbeat topic. Its records are mirrored
+	// but are not user data: no transformer, no record/byte/latency metrics,
+	// no lag series.
+	heartbeat bool
+	// Offset sync sampling: the transaction that last sent a record of this
+	// partition, when the next sample is due, and whether one is outstanding.
+	lastTxn  uint64
+	syncDue  time.Time
+	sampling bool
 }
 
 // session is one life of the task: fresh clients, checkpoints read, mirror until
@@ -256,10 +270,10 @@ func (t *Task) session(ctx context.Context) (err error) {
 	}()
 
 	if eos {
-		ictx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		err := prod.InitTransactions(ictx)
-		cancel()
-		if err != nil {
+		if err := inSlices(ctx, 60*time.Second, 0, prod.InitTransactions); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
 			return t.classify(fmt.Errorf("initialising transactions (transactional.id %s) on target %s: %w", txnID(p.cfg.Name, t.id.Index), p.targetName, err))
 		}
 	}
@@ -291,6 +305,9 @@ func (t *Task) session(ctx context.Context) (err error) {
 	parts := map[Partition]*partState{}
 	defer func() {
 		for _, ps := range parts {
+			if ps.heartbeat {
+				continue
+			}
 			p.deps.Metrics.Lag.DeleteLabelValues(p.cfg.Name, ps.src.Topic, strconv.Itoa(int(ps.src.Partition)))
 			p.deps.Metrics.LagSeconds.DeleteLabelValues(p.cfg.Name, ps.src.Topic, strconv.Itoa(int(ps.src.Partition)))
 		}
@@ -307,15 +324,19 @@ func (t *Task) session(ctx context.Context) (err error) {
 			ps := &partState{
 				src: sp, target: &target, topicHdr: []byte(sp.Topic),
 				partHdr:    []byte(strconv.Itoa(int(sp.Partition))),
-				lag:        p.deps.Metrics.Lag.WithLabelValues(p.cfg.Name, sp.Topic, strconv.Itoa(int(sp.Partition))),
-				lagSeconds: p.deps.Metrics.LagSeconds.WithLabelValues(p.cfg.Name, sp.Topic, strconv.Itoa(int(sp.Partition))),
 				progressAt: time.Now(),
+				heartbeat:  sp.Topic == HeartbeatTopic,
+			}
+			if !ps.heartbeat {
+				ps.lag = p.deps.Metrics.Lag.WithLabelValues(p.cfg.Name, sp.Topic, strconv.Itoa(int(sp.Partition)))
+				ps.lagSeconds = p.deps.Metrics.LagSeconds.WithLabelValues(p.cfg.Name, sp.Topic, strconv.Itoa(int(sp.Partition)))
 			}
 			start := kafka.OffsetBeginning
 			if off, ok := ckpts[sp]; ok {
 				start = kafka.Offset(off)
 				ps.next, ps.pending, ps.lastWritten = off, off, off
-			} else if p.cfg.Start == "latest" && p.startsAtConfigured(sp.Topic) {
+			} else if ps.heartbeat || (p.cfg.Start == "latest" && p.startsAtConfigured(sp.Topic)) {
+				// Heartbeats written before the pipeline first ran say nothing.
 				start = kafka.OffsetEnd
 			}
 			if start < 0 {
@@ -329,7 +350,13 @@ func (t *Task) session(ctx context.Context) (err error) {
 			return nil
 		}
 		t.log.Info("assigning source partitions", "count", len(add), "total", len(parts))
-		t.partitions.Store(int64(len(parts)))
+		data := 0
+		for _, ps := range parts {
+			if !ps.heartbeat {
+				data++
+			}
+		}
+		t.partitions.Store(int64(data))
 		if err := cons.IncrementalAssign(add); err != nil {
 			return fmt.Errorf("assigning source partitions: %w", err)
 		}
@@ -346,14 +373,27 @@ func (t *Task) session(ctx context.Context) (err error) {
 	for sp, ps := range parts {
 		t.log.Debug("partition start", "partition", sp.String(), "checkpoint", ps.next)
 	}
+	if p.heartbeats {
+		hctx, hcancel := context.WithCancel(ctx)
+		hdone := make(chan struct{})
+		go func() {
+			defer close(hdone)
+			t.writeHeartbeats(hctx, logs)
+		}()
+		defer func() {
+			hcancel()
+			<-hdone
+		}()
+	}
 	t.state.Store(metrics.TaskRunning)
 	t.lastErr.Store("")
-	t.log.Info("task running", "partitions", len(parts), "exactly_once", eos)
+	t.log.Info("task running", "partitions", t.partitions.Load(), "heartbeats", p.heartbeats, "exactly_once", eos)
 
 	b := &batcher{t: t, prod: prod, cons: cons, parts: parts, eos: eos,
 		deliveryFailures: &deliveryFailures, firstDeliveryErr: &firstDeliveryErr,
 		transform: p.deps.Transformers[p.cfg.Name], logs: logs,
-		quarantinedCtr: p.deps.Metrics.Records.WithLabelValues(p.cfg.Name, metrics.Quarantined)}
+		quarantinedCtr: p.deps.Metrics.Records.WithLabelValues(p.cfg.Name, metrics.Quarantined),
+		sampler:        newSampler(p.cfg.OffsetSyncInterval.D())}
 	defer func() {
 		if b.quarantine != nil {
 			b.quarantine.close()
@@ -397,6 +437,9 @@ func (t *Task) updateLag(cons *kafka.Consumer, parts map[Partition]*partState) {
 	var total, stalled int64
 	now := time.Now()
 	for _, ps := range parts {
+		if ps.heartbeat {
+			continue
+		}
 		_, hi, err := cons.GetWatermarkOffsets(ps.src.Topic, ps.src.Partition)
 		if err != nil || hi < 0 {
 			continue
@@ -457,7 +500,10 @@ type batcher struct {
 	ts       []int64 // source timestamps (ms) of the open batch, for latency
 	offBuf   []byte  // lineage offset header values of the open batch
 	inTxn    bool
+	txn      uint64 // counts transactions begun, for partState.lastTxn
 	errLogAt time.Time
+
+	sampler *sampler // offset syncs
 }
 
 func (b *batcher) run(ctx context.Context) error {
@@ -469,7 +515,9 @@ func (b *batcher) run(ctx context.Context) error {
 	origin := []byte(p.sourceName)
 	target := []byte(p.targetName)
 	lineage := p.cfg.HasLineage()
+	syncs := p.syncsReady.Load()
 	var key Partition
+	var heartbeatTs int64 // newest heartbeat of this pipeline in the batch (ms)
 
 	for n < maxBatch && ctx.Err() == nil {
 		remaining := time.Until(deadline)
@@ -522,7 +570,12 @@ func (b *batcher) run(ctx context.Context) error {
 				skipped++
 				continue
 			}
-			if b.transform != nil {
+			if ps.heartbeat {
+				// Not user data: no transformer (schemas, policies) sees it.
+				if e.TimestampType != kafka.TimestampNotAvailable && isHeartbeatOf(p.cfg.Name, e.Key) {
+					heartbeatTs = max(heartbeatTs, e.Timestamp.UnixMilli())
+				}
+			} else if b.transform != nil {
 				b.rec = Record{SourceTopic: ps.src.Topic, TargetTopic: *ps.target, Key: e.Key, Value: e.Value, Headers: e.Headers}
 				if err := b.transform.Transform(ctx, &b.rec); err != nil {
 					reject, ok := asReject(err)
@@ -539,7 +592,7 @@ func (b *batcher) run(ctx context.Context) error {
 			}
 			if e.TimestampType == kafka.TimestampNotAvailable {
 				e.Timestamp = time.Time{}
-			} else {
+			} else if !ps.heartbeat {
 				b.ts = append(b.ts, e.Timestamp.UnixMilli())
 			}
 			if !hasOrigin {
@@ -555,11 +608,24 @@ func (b *batcher) run(ctx context.Context) error {
 			}
 			e.TopicPartition = kafka.TopicPartition{Topic: ps.target, Partition: ps.src.Partition}
 			e.Opaque = nil
-			if err := b.produce(e); err != nil {
+			var dr chan kafka.Event
+			if ps.lastTxn != b.txn {
+				// The first record of the transaction in this partition: the
+				// only kind that may be sampled (see syncSample).
+				ps.lastTxn = b.txn
+				if syncs && !ps.heartbeat {
+					if smp := b.sampler.take(ps, off, time.Now()); smp != nil {
+						e.Opaque, dr = smp, b.sampler.ch
+					}
+				}
+			}
+			if err := b.produce(e, dr); err != nil {
 				return fmt.Errorf("producing %s offset %d to %s: %w", ps.src, off, *ps.target, err)
 			}
-			n++
-			nbytes += len(e.Key) + len(e.Value)
+			if !ps.heartbeat {
+				n++
+				nbytes += len(e.Key) + len(e.Value)
+			}
 		case kafka.PartitionEOF:
 			key.Topic, key.Partition = *e.Topic, e.Partition
 			if ps := b.parts[key]; ps != nil && int64(e.Offset) > ps.pending {
@@ -590,7 +656,11 @@ func (b *batcher) run(ctx context.Context) error {
 			advanced = append(advanced, ps)
 		}
 	}
-	if len(advanced) == 0 && !b.inTxn {
+	// Offset syncs of records whose transactions committed; an idle
+	// pipeline still writes them, in a transaction of their own.
+	b.sampler.drain()
+	ready := b.sampler.ready(time.Now())
+	if len(advanced) == 0 && !b.inTxn && len(ready) == 0 {
 		return nil
 	}
 	if err := b.begin(); err != nil {
@@ -613,12 +683,25 @@ func (b *batcher) run(ctx context.Context) error {
 			TopicPartition: kafka.TopicPartition{Topic: strPtr(CheckpointTopic), Partition: kafka.PartitionAny},
 			Key:            checkpointKey(p.cfg.Name, ps.src),
 			Value:          encodeCheckpoint(task, ps.pending),
-		}); err != nil {
+		}, nil); err != nil {
 			return fmt.Errorf("writing checkpoint of %s: %w", ps.src, err)
+		}
+	}
+	for _, smp := range ready {
+		if err := b.produce(&kafka.Message{
+			TopicPartition: kafka.TopicPartition{Topic: strPtr(OffsetSyncTopic), Partition: kafka.PartitionAny},
+			Key:            offsetSyncKey(p.cfg.Name, p.sourceName, smp.ps.src),
+			Value:          encodeOffsetSync(task, smp),
+		}, nil); err != nil {
+			return fmt.Errorf("writing offset sync of %s: %w", smp.ps.src, err)
 		}
 	}
 	if err := b.commit(ctx); err != nil {
 		return err
+	}
+	b.sampler.committed()
+	if heartbeatTs > 0 && heartbeatTs > t.heartbeatAt.Load() {
+		t.heartbeatAt.Store(heartbeatTs)
 	}
 	now := time.Now().UnixMilli()
 	for _, ts := range b.ts {
@@ -656,16 +739,18 @@ func (b *batcher) begin() error {
 		}
 	}
 	b.inTxn = true
+	b.txn++
 	return nil
 }
 
 // produce enqueues a message, waiting while librdkafka's queue is full. A
 // partition the producer does not know yet (the target topic was just grown and
-// its cached metadata is older) triggers a metadata refresh and a retry.
-func (b *batcher) produce(m *kafka.Message) error {
+// its cached metadata is older) triggers a metadata refresh and a retry. dr is
+// the message's own delivery channel, nil for all but sampled records.
+func (b *batcher) produce(m *kafka.Message, dr chan kafka.Event) error {
 	deadline := time.Time{}
 	for {
-		err := b.prod.Produce(m, nil)
+		err := b.prod.Produce(m, dr)
 		switch kafkaCode(err) {
 		case kafka.ErrQueueFull:
 			b.prod.Flush(100)
@@ -712,34 +797,60 @@ func (b *batcher) commit(ctx context.Context) error {
 		b.t.committed.Inc()
 		return nil
 	}
-	timeout := commitTimeout
-	if ctx.Err() != nil {
-		timeout = drainTimeout
+	err := inSlices(ctx, commitTimeout, drainTimeout, b.prod.CommitTransaction)
+	if err == nil {
+		b.t.committed.Inc()
+		return nil
 	}
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
-	defer cancel()
+	b.t.aborted.Inc()
+	var ke kafka.Error
+	if errors.As(err, &ke) && ke.TxnRequiresAbort() {
+		actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
+		aerr := b.prod.AbortTransaction(actx)
+		acancel()
+		if aerr != nil {
+			return fmt.Errorf("committing transaction: %w (abort failed too: %v)", err, aerr)
+		}
+	}
+	// The consumer has moved past records that are not in the target: the
+	// session restarts from the checkpoints.
+	return fmt.Errorf("committing transaction: %w", err)
+}
+
+// txnSlice bounds one blocking transactional call. librdkafka's calls cannot
+// be interrupted, but one that timed out may be called again and continues
+// where it was: long waits (a target outage) are made of slices, between which
+// a shutdown is noticed.
+const txnSlice = 2 * time.Second
+
+// inSlices calls a transactional call (InitTransactions, CommitTransaction)
+// in slices of at most txnSlice until it succeeds, fails for good, or total
+// has passed; once ctx is cancelled, for at most drain more. (A commit on
+// shutdown still completes when it can, so records read are not read twice.)
+func inSlices(ctx context.Context, total, drain time.Duration, call func(context.Context) error) error {
+	deadline := time.Now().Add(total)
+	draining := false
 	for {
-		err := b.prod.CommitTransaction(cctx)
+		if !draining && ctx.Err() != nil {
+			draining = true
+			if d := time.Now().Add(drain); d.Before(deadline) {
+				deadline = d
+			}
+		}
+		slice := min(txnSlice, time.Until(deadline))
+		if slice < 10*time.Millisecond {
+			slice = 10 * time.Millisecond
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), slice)
+		err := call(sctx)
+		cancel()
 		if err == nil {
-			b.t.committed.Inc()
 			return nil
 		}
 		var ke kafka.Error
-		if errors.As(err, &ke) && ke.IsRetriable() && cctx.Err() == nil {
-			continue
+		if !errors.As(err, &ke) || !ke.IsRetriable() || !time.Now().Before(deadline) {
+			return err
 		}
-		b.t.aborted.Inc()
-		if errors.As(err, &ke) && ke.TxnRequiresAbort() {
-			actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
-			aerr := b.prod.AbortTransaction(actx)
-			acancel()
-			if aerr != nil {
-				return fmt.Errorf("committing transaction: %w (abort failed too: %v)", err, aerr)
-			}
-		}
-		// The consumer has moved past records that are not in the target: the
-		// session restarts from the checkpoints.
-		return fmt.Errorf("committing transaction: %w", err)
 	}
 }
 

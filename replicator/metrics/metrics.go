@@ -7,6 +7,9 @@
 package metrics
 
 import (
+	"sort"
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -44,6 +47,10 @@ type Set struct {
 	// SchemaTranslations counts schema-id translations by pipeline and result:
 	// translated, registry-unavailable, or a quarantine reason code.
 	SchemaTranslations *prometheus.CounterVec
+	// HeartbeatAge is tributary_heartbeat_age_seconds{pipeline}: computed at
+	// scrape time, one series per pipeline with heartbeats of which this node
+	// runs at least one task.
+	HeartbeatAge *GaugeFuncs
 }
 
 // LatencyBuckets run from 1 ms to 60 s.
@@ -102,11 +109,76 @@ func New(reg prometheus.Registerer) *Set {
 		Name: "tributary_schema_translations_total",
 		Help: "Schema-id translations by pipeline and result: translated, registry-unavailable, or the quarantine reason (not-wire-format, unknown-schema-id, incompatible-schema, bad-schema-reference).",
 	}, []string{"pipeline", "result"})
+	s.HeartbeatAge = NewGaugeFuncs("tributary_heartbeat_age_seconds",
+		"Age of the newest heartbeat of the pipeline's tasks on this node that reached the target (committed); "+
+			"before a task's first heartbeat arrives, the time since the task started. Grows when the pipeline stalls, with or without data traffic.",
+		"pipeline")
 	for _, st := range TaskStates {
 		s.Tasks.WithLabelValues(st)
 	}
 	if reg != nil {
-		reg.MustRegister(s.Records, s.Bytes, s.Lag, s.Latency, s.Tasks, s.Transactions, s.TaskRestarts, s.TopicsMirror, s.Expired, s.SchemaTranslations, s.LagSeconds, s.Stalled)
+		reg.MustRegister(s.Records, s.Bytes, s.Lag, s.Latency, s.Tasks, s.Transactions, s.TaskRestarts, s.TopicsMirror, s.Expired, s.SchemaTranslations, s.LagSeconds, s.Stalled, s.HeartbeatAge)
 	}
 	return s
+}
+
+// GaugeFuncs is a gauge with one label whose values are computed by functions
+// when the registry is scraped, so that an age is exact at scrape time instead
+// of as old as the last update. Series come and go with Set and Delete; it is
+// safe for concurrent use. The functions are called without any lock of
+// GaugeFuncs held, so they may take their owner's locks.
+type GaugeFuncs struct {
+	desc *prometheus.Desc
+	mu   sync.Mutex
+	fns  map[string]func() float64
+}
+
+// NewGaugeFuncs returns an empty GaugeFuncs with the given name, help text and
+// label name.
+func NewGaugeFuncs(name, help, label string) *GaugeFuncs {
+	return &GaugeFuncs{desc: prometheus.NewDesc(name, help, []string{label}, nil), fns: map[string]func() float64{}}
+}
+
+// Set makes the series with label value v report fn() at each scrape.
+func (g *GaugeFuncs) Set(v string, fn func() float64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.fns[v] = fn
+}
+
+// Delete removes the series with label value v.
+func (g *GaugeFuncs) Delete(v string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.fns, v)
+}
+
+// Value computes the series with label value v now; ok is false when there is none.
+func (g *GaugeFuncs) Value(v string) (val float64, ok bool) {
+	g.mu.Lock()
+	fn, ok := g.fns[v]
+	g.mu.Unlock()
+	if !ok {
+		return 0, false
+	}
+	return fn(), true
+}
+
+// Describe implements prometheus.Collector.
+func (g *GaugeFuncs) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
+
+// Collect implements prometheus.Collector.
+func (g *GaugeFuncs) Collect(ch chan<- prometheus.Metric) {
+	g.mu.Lock()
+	labels := make([]string, 0, len(g.fns))
+	fns := make(map[string]func() float64, len(g.fns))
+	for v, fn := range g.fns {
+		labels = append(labels, v)
+		fns[v] = fn
+	}
+	g.mu.Unlock()
+	sort.Strings(labels)
+	for _, v := range labels {
+		ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, fns[v](), v)
+	}
 }
