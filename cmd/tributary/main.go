@@ -63,6 +63,8 @@ commands:
   config check FILE        validate a node config file (exit 2 on errors)
   status [--addr URL]      show the cluster: leader, members, tasks with node, state and lag
   registry serve --addr A  run the embedded Confluent-compatible schema registry [--data FILE]
+  offsets translate --config FILE --group G [--json] [--apply]
+                           a consumer group's source offsets as target offsets
   policy lint PATH...      check policy files (exit 2 on errors); policy test, policy diff
   version                  print the version
 `
@@ -88,6 +90,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdPolicy(ctx, args[1:], stdout, stderr)
 	case "registry":
 		return cmdRegistry(ctx, args[1:], stdout, stderr)
+	case "offsets":
+		return cmdOffsets(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionString())
 		return nil
