@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -439,6 +440,15 @@ pipelines:
 				return fmt.Errorf("/metrics lacks %s", want)
 			}
 		}
+		// Heartbeats flow (the in-memory source is writable): the age of the
+		// newest one in the target is small.
+		m := heartbeatAgeLine.FindStringSubmatch(metrics)
+		if m == nil {
+			return fmt.Errorf("/metrics lacks tributary_heartbeat_age_seconds{pipeline=\"deploy\"}")
+		}
+		if age, err := strconv.ParseFloat(m[1], 64); err != nil || age > 5 {
+			return fmt.Errorf("heartbeat age %s s, want < 5", m[1])
+		}
 		return nil
 	})
 
@@ -525,6 +535,8 @@ func (n *nodeProcess) tail(size int) string {
 	}
 	return s
 }
+
+var heartbeatAgeLine = regexp.MustCompile(`(?m)^tributary_heartbeat_age_seconds\{pipeline="deploy"\} (\S+)$`)
 
 var startLine = regexp.MustCompile(`msg="tributary node starting".*\bhttp=(\S+)`)
 
