@@ -2,10 +2,6 @@ package pubsubbridge
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -23,34 +19,45 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/tributary-dev/tributary/config"
+	"github.com/tributary-dev/tributary/policy"
 )
 
-// maskTransformer does what the policy engine does to a JSON record: decode,
-// hash two PII fields with HMAC-SHA256 (stable pseudonyms), redact one,
-// re-encode, and add tributary-policy.
-type maskTransformer struct{ key []byte }
+// planTransformer masks JSON records as the daemon does for Pub/Sub
+// pipelines: the policy package's compiled plan, which rewrites only the
+// touched bytes (hash two PII fields with HMAC-SHA256, redact one), and
+// tributary-policy.
+type planTransformer struct{ plan *policy.Plan }
 
-func (m maskTransformer) Transform(_ context.Context, rec *Record) error {
-	var doc map[string]any
-	if err := json.Unmarshal(rec.Value, &doc); err != nil {
-		return Reject(reasonUndecodable, "not a JSON object")
-	}
-	for _, f := range []string{"vin", "email"} {
-		if s, ok := doc[f].(string); ok {
-			h := hmac.New(sha256.New, m.key)
-			h.Write([]byte(s))
-			doc[f] = hex.EncodeToString(h.Sum(nil))
-		}
-	}
-	if d, ok := doc["driver"].(map[string]any); ok {
-		d["name"] = ""
-	}
-	v, err := json.Marshal(doc)
+func newPlanTransformer(tb testing.TB) planTransformer {
+	set, err := policy.Parse("fleet.yaml", []byte(`policy: fleet-pii
+version: 3
+rules:
+  - match: {field: vin}
+    action: hash
+  - match: {field: email}
+    action: hash
+  - match: {field: driver.name}
+    action: redact
+`))
 	if err != nil {
-		return err
+		tb.Fatal(err)
 	}
-	rec.Value = v
-	rec.Headers = append(rec.Headers, kafka.Header{Key: "tributary-policy", Value: []byte("fleet-pii@3")})
+	plan, err := policy.NewCache(policy.WithHashKey([]byte("bench-hash-key-0123456789"))).Plan(set, "bench", "s", policy.Schema{Type: policy.JSON})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return planTransformer{plan: plan}
+}
+
+func (m planTransformer) Transform(_ context.Context, rec *Record) error {
+	out, res, err := m.plan.Apply(rec.Value)
+	if err != nil {
+		return Reject(reasonUndecodable, "%v", err)
+	}
+	rec.Value = out
+	if h := res.Header(); h != "" {
+		rec.Headers = append(rec.Headers, kafka.Header{Key: "tributary-policy", Value: []byte(h)})
+	}
 	return nil
 }
 
@@ -86,7 +93,7 @@ func BenchmarkBridgePath(b *testing.B) {
 		tr   Transformer
 	}{
 		{"mapping", nil},
-		{"mapping+masking", maskTransformer{key: []byte("k")}},
+		{"mapping+masking", newPlanTransformer(b)},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			conn, err := grpc.NewClient("127.0.0.1:1", grpc.WithTransportCredentials(insecure.NewCredentials()))
