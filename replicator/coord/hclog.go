@@ -2,6 +2,7 @@ package coord
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 )
 
 // hclogAdapter sends the logs of hashicorp/raft and raft-wal (which use hclog)
@@ -64,6 +66,11 @@ func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	default:
 		lvl = slog.LevelError
 	}
+	if lvl > slog.LevelDebug && duringShutdown(args) {
+		// "failed to decode incoming command: transport shutdown" and the
+		// like: the node is stopping, nothing is wrong.
+		lvl = slog.LevelDebug
+	}
 	ctx := context.Background()
 	if !a.l.Enabled(ctx, lvl) {
 		return
@@ -84,6 +91,17 @@ func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 		}
 	}
 	a.l.Log(ctx, lvl, msg, attrs...)
+}
+
+// duringShutdown reports whether a raft log line's error is the transport
+// being closed by this node's shutdown.
+func duringShutdown(args []any) bool {
+	for _, v := range args {
+		if err, ok := v.(error); ok && (errors.Is(err, raft.ErrTransportShutdown) || err.Error() == raft.ErrTransportShutdown.Error()) {
+			return true
+		}
+	}
+	return false
 }
 
 func (a *hclogAdapter) Trace(msg string, args ...any) { a.Log(hclog.Trace, msg, args...) }

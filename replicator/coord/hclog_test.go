@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 func TestHCLogAdapter(t *testing.T) {
@@ -31,5 +33,10 @@ func TestHCLogAdapter(t *testing.T) {
 	w.Error("failed to heartbeat to", "error", "connection refused")
 	if !strings.Contains(buf.String(), "repeated=4") {
 		t.Errorf("next line should count the 4 suppressed ones: %q", buf.String())
+	}
+	buf.Reset()
+	l.Named("transport").Error("failed to decode incoming command", "error", raft.ErrTransportShutdown)
+	if buf.Len() != 0 {
+		t.Errorf("errors of this node's own shutdown should be Debug, got %q", buf.String())
 	}
 }
