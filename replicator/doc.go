@@ -20,7 +20,9 @@
 // Heartbeats: where the source is writable, the pipeline creates the source's
 // _tributary.heartbeats (delete, 1 h, at least as many partitions as the largest
 // task count of its pipelines) and mirrors it like data, although internal topics
-// are otherwise never selected. Every task owns at least one of its partitions and
+// are otherwise never selected; each pipeline mirrors only its own heartbeats
+// (keys "<pipeline>/<task>"), so pipelines sharing a target topic do not copy
+// each other's. Every task owns at least one of its partitions and
 // writes a heartbeat to the first one every heartbeat_interval with a plain
 // producer; when a transaction holding the task's own heartbeat commits, the
 // heartbeat's timestamp becomes the task's heartbeatAt, and

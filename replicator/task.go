@@ -566,13 +566,18 @@ func (b *batcher) run(ctx context.Context) error {
 				ps.headTs = e.Timestamp.UnixMilli()
 			}
 			ps.pending = off + 1
+			if ps.heartbeat && !isHeartbeatOf(p.cfg.Name, e.Key) {
+				// Another pipeline's heartbeat (they share the topic): that
+				// pipeline mirrors it; a second copy would only duplicate it.
+				continue
+			}
 			if cycle {
 				skipped++
 				continue
 			}
 			if ps.heartbeat {
 				// Not user data: no transformer (schemas, policies) sees it.
-				if e.TimestampType != kafka.TimestampNotAvailable && isHeartbeatOf(p.cfg.Name, e.Key) {
+				if e.TimestampType != kafka.TimestampNotAvailable {
 					heartbeatTs = max(heartbeatTs, e.Timestamp.UnixMilli())
 				}
 			} else if b.transform != nil {
