@@ -22,7 +22,9 @@ type Server struct {
 	log    *slog.Logger
 	ready  func() error
 	status func() any
-	ln     net.Listener
+	// statusHandler, when set by HandleStatus, answers GET /v1/status instead.
+	statusHandler http.Handler
+	ln            net.Listener
 }
 
 // NewServer listens on addr at once (so a bad address fails at start-up and tests
@@ -49,6 +51,10 @@ func NewServer(addr string, gatherer prometheus.Gatherer, status func() any, rea
 	})
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)}))
 	s.mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		if s.statusHandler != nil {
+			s.statusHandler.ServeHTTP(w, r)
+			return
+		}
 		WriteJSON(w, http.StatusOK, s.status())
 	})
 	return s, nil
@@ -56,6 +62,12 @@ func NewServer(addr string, gatherer prometheus.Gatherer, status func() any, rea
 
 // Addr returns the address the server listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// HandleStatus makes h answer GET /v1/status in place of the status function
+// given to NewServer, for a caller that reads the request (a query parameter
+// such as ?scope=cluster); the mux cannot register that pattern twice. Call
+// before Run.
+func (s *Server) HandleStatus(h http.Handler) { s.statusHandler = h }
 
 // Handle adds a route; call before Run.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
