@@ -58,7 +58,7 @@ func TestEveryFileThePageRefersToIsServed(t *testing.T) {
 	h := Handler()
 	page := body(t, get(t, h, http.MethodGet, "/"))
 	types := map[string]string{".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
-	endpoints := map[string]bool{"v1/status": true, "metrics": true, "readyz": true, "healthz": true, "#pipelines": true}
+	endpoints := map[string]bool{"v1/status": true, "v1/status?scope=cluster": true, "metrics": true, "readyz": true, "healthz": true, "#pipelines": true}
 	served := 0
 	for _, m := range refAttr.FindAllStringSubmatch(page, -1) {
 		ref := m[1]
@@ -100,8 +100,9 @@ func TestTheScriptIsServed(t *testing.T) {
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/javascript") {
 		t.Errorf("Content-Type %q", ct)
 	}
-	if b := body(t, resp); !strings.Contains(b, "fetch('v1/status'") {
-		t.Errorf("the script does not poll v1/status relative to the page")
+	b := body(t, resp)
+	if !strings.Contains(b, "fetch(STATUS_URL") || !strings.Contains(b, "const STATUS_URL = 'v1/status?scope=cluster';") {
+		t.Errorf("the script does not poll v1/status?scope=cluster relative to the page")
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -114,11 +115,13 @@ func runNode(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks no
 		return err
 	}
 	defer br.Close()
-	n := &node{cfg: cfg, log: log, worker: worker, metrics: m, policy: pol, bridges: br}
+	n := &node{cfg: cfg, log: log, worker: worker, metrics: m, policy: pol, bridges: br,
+		peers: &http.Client{Timeout: memberStatusTimeout}}
 	n.srv, err = replicator.NewServer(cfg.Node.HTTPAddr, reg, n.status, n.ready, log)
 	if err != nil {
 		return err
 	}
+	n.srv.HandleStatus(n.statusHandler())
 	ccfg, err := coordConfig(cfg, n.srv.Addr())
 	if err != nil {
 		return &exitError{code: 2, err: err}
@@ -185,6 +188,7 @@ type node struct {
 	metrics *metrics.Set
 	policy  *policyEngine
 	bridges *bridges
+	peers   *http.Client // asks the other members for the cluster status
 }
 
 // coordConfig builds the Raft node's config. A node with neither
@@ -305,13 +309,20 @@ func (n *node) follow(ctx context.Context) error {
 	}
 }
 
-// Status is the JSON of /v1/status.
+// Status is the JSON of /v1/status. With ?scope=cluster (see clusterstatus.go)
+// the node also asks the other members and Scope, Unreachable and the cluster
+// fields of each TaskView are set; the plain answer leaves them empty.
 type Status struct {
 	Node    NodeInfo                `json:"node"`
 	Cluster coord.Status            `json:"cluster"`
 	Policy  PolicyStatus            `json:"policy"`
 	Local   []replicator.TaskStatus `json:"local_tasks"`
 	Tasks   []TaskView              `json:"tasks"`
+	// Scope is "cluster" in the cluster view, empty in the plain one.
+	Scope string `json:"scope,omitempty"`
+	// Unreachable lists the alive members that did not answer for the
+	// cluster view (sorted by id): their tasks carry no figures.
+	Unreachable []UnreachableMember `json:"unreachable,omitempty"`
 }
 
 // NodeInfo names the answering node.
@@ -322,7 +333,8 @@ type NodeInfo struct {
 }
 
 // TaskView is one task as the cluster assigns it, with this node's measurements
-// when it runs here.
+// when it runs here. In the cluster view the measurements come from the node
+// that runs the task, named by MeasuredBy.
 type TaskView struct {
 	coord.TaskStatus
 	Running    string `json:"running_state,omitempty"`
@@ -330,9 +342,24 @@ type TaskView struct {
 	Lag        *int64 `json:"lag_records,omitempty"`
 	Replicated int64  `json:"replicated,omitempty"`
 	Error      string `json:"error,omitempty"`
+
+	// Set in the cluster view only, so that the plain answer stays as it was.
+
+	// Quarantined counts the records the task quarantined.
+	Quarantined int64 `json:"quarantined,omitempty"`
+	// MeasuredBy is the node whose figures these are; empty when no node
+	// reported the task (its node did not answer or has not started it).
+	MeasuredBy string `json:"measured_by,omitempty"`
+	// Source is the kind of the pipeline's source: "kafka" or "pubsub".
+	// Pub/Sub tasks report their state only, so Lag stays nil for them.
+	Source string `json:"source,omitempty"`
 }
 
-func (n *node) status() any {
+// status is the plain /v1/status: this node's view of the cluster and the
+// figures of the tasks it runs.
+func (n *node) status() any { return n.localStatus() }
+
+func (n *node) localStatus() Status {
 	cs := n.coord.Status()
 	local := append(n.worker.Status(), n.bridges.Status()...)
 	byID := map[string]replicator.TaskStatus{}

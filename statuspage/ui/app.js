@@ -1,8 +1,11 @@
-// tributary status page: polls v1/status (same origin) and renders it.
+// tributary status page: polls v1/status?scope=cluster (same origin) and
+// renders it. In that view the node asks the other members for the figures of
+// the tasks they run, so every task has its figures whatever node runs it
+// (except on members that do not answer, which the answer lists).
 //
 // State kept in the browser between polls:
-//   - samples of each local task's replicated count, for its throughput;
-//   - the summed lag of each pipeline's local tasks, for the chart (5 minutes).
+//   - samples of each task's replicated count, for its throughput;
+//   - the summed lag of each pipeline's tasks, for the chart (5 minutes).
 // Text from the server is always inserted as text (textContent), never as HTML.
 'use strict';
 
@@ -12,6 +15,9 @@
   const HISTORY_MS = 5 * 60 * 1000;
   const RATE_WINDOW_MS = 10000;
   const STALE_MS = 3 * POLL_MS + FETCH_TIMEOUT_MS;
+  // The cluster view: the node asks the other members (within 0.8 s) for the
+  // figures of the tasks they run.
+  const STATUS_URL = 'v1/status?scope=cluster';
   // An XML namespace name, never fetched.
   const SVG_NS = 'http://www.w3.org/2000/svg';
 
@@ -24,8 +30,8 @@
     nodeID: null,
     lastOK: 0,
     lastError: null,
-    lagHistory: new Map(), // pipeline -> [{t, lag}]
-    samples: new Map(), // task id -> [{t, n}]
+    lagHistory: new Map(), // pipeline -> [{t, lag, partial}]; lag null when no task had figures
+    samples: new Map(), // task id + '@' + measuring node -> [{t, n}]
     pipelineEls: new Map(), // pipeline -> {article, region, summary, chart, table, tbody}
     lastModel: null, // for the alerts while the node does not answer
   };
@@ -133,6 +139,22 @@
     return window.location.protocol + '//' + member.http_addr + '/';
   }
 
+  function nodeLink(m, id) {
+    const url = id !== m.self ? nodeURL(m.memberByID.get(id)) : null;
+    return url ? el('a', { href: url, title: 'Status page of ' + id }, id) : id;
+  }
+
+  // joinNodes lists node ids (links to their pages), this node marked.
+  function joinNodes(m, ids) {
+    const out = [];
+    for (const id of ids) {
+      if (out.length) out.push(', ');
+      out.push(nodeLink(m, id));
+      if (id === m.self) out.push(' (this node)');
+    }
+    return out;
+  }
+
   function taskIndex(id) {
     const i = id.lastIndexOf('/');
     const n = i >= 0 ? Number(id.slice(i + 1)) : NaN;
@@ -141,8 +163,9 @@
 
   // ---- browser-side measurements ----
 
-  // rateOf records a task's replicated count and returns its records/s over
-  // the last RATE_WINDOW_MS, or null until two samples exist.
+  // rateOf records a task's replicated count (key: the task and the node that
+  // measured it, whose counter it is) and returns its records/s over the last
+  // RATE_WINDOW_MS, or null until two samples exist.
   function rateOf(id, n, now) {
     let s = mem.samples.get(id);
     if (!s || (s.length && n < s[s.length - 1].n)) {
@@ -157,13 +180,13 @@
     return dt >= 1 ? (n - first.n) / dt : null;
   }
 
-  function recordLag(pipeline, lag, now) {
+  function recordLag(pipeline, lag, partial, now) {
     let h = mem.lagHistory.get(pipeline);
     if (!h) {
       h = [];
       mem.lagHistory.set(pipeline, h);
     }
-    h.push({ t: now, lag: lag });
+    h.push({ t: now, lag: lag, partial: partial });
     while (h.length && now - h[0].t > HISTORY_MS) h.shift();
   }
 
@@ -178,18 +201,26 @@
   function model(st, now) {
     const cluster = st.cluster || {};
     const self = (st.node && st.node.id) || cluster.node || '';
+    // The cluster view carries every task's figures in .tasks; a plain answer
+    // (an older node behind the same URL) only those of this node's tasks.
+    const clusterView = st.scope === 'cluster';
     const members = (cluster.members || []).slice().sort((a, b) => a.id.localeCompare(b.id));
     const memberByID = new Map(members.map((m) => [m.id, m]));
+    const unreachable = new Map((st.unreachable || []).map((u) => [u.id, u.error || 'no answer']));
     const local = new Map((st.local_tasks || []).map((t) => [t.id, t]));
     const views = st.tasks && st.tasks.length ? st.tasks : cluster.tasks || [];
     const tasks = views.map((v) => ({ view: v, local: local.get(v.id) || null }));
     // Tasks the worker runs that Raft does not list (none today; be complete).
     const listed = new Set(views.map((v) => v.id));
     for (const [id, l] of local) {
-      if (!listed.has(id)) tasks.push({ view: { id: id, pipeline: l.pipeline, node: self, state: 'assigned' }, local: l });
+      if (!listed.has(id)) {
+        const v = Object.assign({}, l, { node: self, state: 'assigned', running_state: l.state, measured_by: self });
+        tasks.push({ view: v, local: l });
+      }
     }
 
     const pipelines = new Map();
+    const sampled = new Set();
     let hasLagSeconds = false;
     for (const t of tasks) {
       const v = t.view;
@@ -197,51 +228,69 @@
       const name = v.pipeline || (l && l.pipeline) || '(unknown)';
       let p = pipelines.get(name);
       if (!p) {
-        p = { name: name, regions: new Set(), tasks: [], lag: 0, lagSeconds: null, rate: null, replicated: 0, quarantined: 0, localCount: 0, unassigned: 0, failed: 0, remote: new Set() };
+        p = {
+          name: name, regions: new Set(), tasks: [], nodes: new Set(), measuredOn: new Set(),
+          lag: 0, lagSeconds: null, rate: null, replicated: 0, quarantined: 0,
+          figured: 0, missing: 0, running: 0, unassigned: 0, failed: 0, pubsub: 0,
+        };
         pipelines.set(name, p);
       }
       if (v.region) p.regions.add(v.region);
+      // measuredBy: the node whose figures the row shows, '' when none.
+      const measuredBy = clusterView ? v.measured_by || '' : l ? self : '';
+      const src = clusterView ? v : l || {};
       const row = {
         id: v.id,
         node: v.node || '',
         unassigned: v.state === 'unassigned',
         region: v.region || '',
-        here: !!l,
-        state: l ? l.state : v.running_state || '',
-        partitions: l ? l.partitions : v.partitions,
-        lag: l ? l.lag_records : v.lag_records,
-        lagSeconds: l && typeof l.lag_seconds === 'number' ? l.lag_seconds : typeof v.lag_seconds === 'number' ? v.lag_seconds : null,
-        replicated: l ? l.replicated : v.replicated,
-        quarantined: l ? l.quarantined : null,
-        error: (l && l.error) || v.error || '',
+        pubsub: v.source === 'pubsub',
+        measuredBy: measuredBy,
+        state: measuredBy ? (clusterView ? v.running_state : l.state) || '' : '',
+        figures: false,
+        partitions: src.partitions || 0,
+        lag: typeof src.lag_records === 'number' ? src.lag_records : null,
+        lagSeconds: typeof src.lag_seconds === 'number' ? src.lag_seconds : typeof v.lag_seconds === 'number' ? v.lag_seconds : null,
+        replicated: src.replicated || 0,
+        quarantined: src.quarantined || 0,
+        error: (measuredBy && src.error) || v.error || '',
         rate: null,
       };
-      if (row.here) {
-        row.rate = rateOf(row.id, row.replicated || 0, now);
-        p.localCount++;
-        p.lag += row.lag || 0;
-        p.replicated += row.replicated || 0;
-        p.quarantined += row.quarantined || 0;
+      // Lag is what a measurement has; Pub/Sub receivers report their state only.
+      row.figures = !!measuredBy && row.lag !== null;
+      if (row.pubsub) p.pubsub++;
+      if (row.node && !row.unassigned) p.nodes.add(row.node);
+      if (measuredBy && row.state === 'running') p.running++;
+      if (row.state === 'failed') p.failed++;
+      if (row.unassigned) p.unassigned++;
+      if (row.figures) {
+        const key = row.id + '@' + measuredBy;
+        sampled.add(key);
+        row.rate = rateOf(key, row.replicated, now);
+        p.figured++;
+        p.measuredOn.add(measuredBy);
+        p.lag += row.lag;
+        p.replicated += row.replicated;
+        p.quarantined += row.quarantined;
         if (row.rate !== null) p.rate = (p.rate || 0) + row.rate;
         if (row.lagSeconds !== null) {
           hasLagSeconds = true;
           p.lagSeconds = Math.max(p.lagSeconds || 0, row.lagSeconds);
         }
-        if (row.state === 'failed') p.failed++;
-      } else if (!row.unassigned && row.node) {
-        p.remote.add(row.node);
+      } else if (!row.pubsub) {
+        p.missing++;
       }
-      if (row.unassigned) p.unassigned++;
       p.tasks.push(row);
     }
     for (const p of pipelines.values()) {
       p.tasks.sort((a, b) => taskIndex(a.id) - taskIndex(b.id) || a.id.localeCompare(b.id));
-      if (p.localCount > 0) recordLag(p.name, p.lag, now);
+      // A sum without some tasks is drawn dashed; none at all leaves a gap.
+      if (p.figured > 0 || p.missing > 0) recordLag(p.name, p.figured ? p.lag : null, p.missing > 0, now);
     }
     const names = Array.from(pipelines.keys()).sort();
-    forget(mem.lagHistory, new Set(names.filter((n) => pipelines.get(n).localCount > 0)));
-    forget(mem.samples, new Set(local.keys()));
-    return { self, cluster, members, memberByID, pipelines, names, hasLagSeconds, policy: st.policy || {}, tasks };
+    forget(mem.lagHistory, new Set(names.filter((n) => pipelines.get(n).figured + pipelines.get(n).missing > 0)));
+    forget(mem.samples, sampled);
+    return { self, cluster, clusterView, members, memberByID, unreachable, pipelines, names, hasLagSeconds, policy: st.policy || {}, tasks };
   }
 
   // ---- rendering ----
@@ -302,7 +351,7 @@
       mem.pipelineEls.set(name, e);
       const region = p.regions.size ? 'source region ' + Array.from(p.regions).sort().join(', ') : '';
       if (e.region.textContent !== region) e.region.textContent = region;
-      sync(e.summary, pipelineSummary(p));
+      sync(e.summary, pipelineSummary(p, m));
       renderChart(e.chart, p, m, now);
       e.table.classList.toggle('no-lag-seconds', !m.hasLagSeconds);
       sync(e.tbody, p.tasks.map((t) => taskRow(t, m)));
@@ -351,23 +400,46 @@
     return el('div', null, el('dt', null, label), el('dd', { class: kind || null }, value));
   }
 
-  function pipelineSummary(p) {
-    const running = p.tasks.filter((t) => t.here && t.state === 'running').length;
+  function pipelineSummary(p, m) {
+    const n = p.tasks.length;
     const out = [
-      fact('Tasks', intFmt.format(p.tasks.length)),
-      fact('On this node', running === p.localCount ? intFmt.format(p.localCount) : running + ' of ' + p.localCount + ' running'),
+      fact('Tasks', intFmt.format(n)),
+      fact('Running', p.running === n ? intFmt.format(n) : p.running + ' of ' + n, p.running < n - p.unassigned ? 'warn' : null),
     ];
-    if (p.remote.size) out.push(fact('On other nodes', Array.from(p.remote).sort().join(', ')));
+    if (p.nodes.size) out.push(fact(p.nodes.size === 1 ? 'Node' : 'Nodes', joinNodes(m, Array.from(p.nodes).sort())));
     if (p.unassigned) out.push(fact('Unassigned', intFmt.format(p.unassigned), 'warn'));
     if (p.failed) out.push(fact('Failed', intFmt.format(p.failed), 'bad'));
-    if (p.localCount) {
-      out.push(fact('Lag (this node)', fmtInt(p.lag) + ' records'));
+    if (p.figured) {
+      out.push(fact('Lag', fmtInt(p.lag) + ' records'));
       if (p.lagSeconds !== null) out.push(fact('Oldest unreplicated', fmtSeconds(p.lagSeconds)));
       out.push(fact('Throughput', fmtRate(p.rate) + ' rec/s'));
       out.push(fact('Replicated', fmtInt(p.replicated)));
       out.push(fact('Quarantined', fmtInt(p.quarantined), p.quarantined > 0 ? 'warn' : null));
     }
+    if (p.missing) {
+      out.push(fact('Without figures', p.missing + (p.missing === 1 ? ' task' : ' tasks'), 'warn'));
+    }
+    if (p.pubsub && !p.figured) out.push(fact('Figures', 'state only (Pub/Sub)'));
     return out;
+  }
+
+  // whyNoFigures explains a row without figures; it names the node to ask.
+  function whyNoFigures(t, m) {
+    if (t.unassigned) {
+      return ['Waiting for a live node' + (t.region ? ' in region ' + t.region : '') + ' (data residency: it never moves to another region)'];
+    }
+    const node = t.measuredBy || t.node;
+    const member = m.memberByID.get(node);
+    if (t.pubsub && t.measuredBy) {
+      const href = node === m.self ? 'metrics' : nodeURL(member) && nodeURL(member) + 'metrics';
+      return ['Pub/Sub receiver: no per-task figures; see ',
+        href ? el('a', { href: href }, 'the metrics of ' + node) : 'the metrics of ' + node, ' (tributary_pubsub_*)'];
+    }
+    if (!node) return ['not assigned to a node'];
+    if (m.unreachable.has(node)) return ['no answer from ', nodeLink(m, node), ': ' + m.unreachable.get(node)];
+    if (member && !member.alive) return [nodeLink(m, node), ' is down'];
+    if (!m.clusterView) return ['on ', nodeLink(m, node)];
+    return [nodeLink(m, node), ' does not report it yet'];
   }
 
   function taskRow(t, m) {
@@ -376,20 +448,22 @@
     let nodeCell;
     if (t.unassigned) {
       nodeCell = el('td', null, '—');
-    } else if (t.node === m.self) {
-      nodeCell = el('td', null, t.node, ' ', badge('this node', 'neutral'));
     } else {
-      nodeCell = el('td', null, t.node || '—', member && !member.alive ? [' ', badge('down', 'bad')] : null);
+      nodeCell = el('td', null, t.node ? nodeLink(m, t.node) : '—',
+        t.node === m.self ? [' ', badge('this node', 'neutral')] : null,
+        member && !member.alive ? [' ', badge('down', 'bad')] : null,
+        m.unreachable.has(t.node) ? [' ', badge('no answer', 'warn', m.unreachable.get(t.node))] : null,
+        t.measuredBy && t.measuredBy !== t.node ? el('div', { class: 'measured' }, 'figures from ', nodeLink(m, t.measuredBy)) : null);
     }
 
     let stateCell;
     if (t.unassigned) stateCell = el('td', null, badge('unassigned', 'warn'));
-    else if (t.here) stateCell = el('td', null, badge(t.state || 'unknown', stateKind(t.state)));
+    else if (t.measuredBy) stateCell = el('td', null, badge(t.state || 'unknown', stateKind(t.state)));
     else stateCell = el('td', null, badge('assigned', 'neutral'));
 
     const cells = [el('th', { scope: 'row', class: 'mono' }, t.id), nodeCell, stateCell];
     const measured = m.hasLagSeconds ? 6 : 5;
-    if (t.here) {
+    if (t.figures) {
       cells.push(
         el('td', { class: 'num' }, fmtInt(t.partitions)),
         el('td', { class: 'num' }, fmtInt(t.lag)),
@@ -397,18 +471,12 @@
         el('td', { class: 'num' }, fmtInt(t.replicated)),
         el('td', { class: 'num' }, fmtRate(t.rate)),
         el('td', { class: 'num' }, fmtInt(t.quarantined)));
-    } else if (t.unassigned) {
-      cells.push(el('td', { class: 'elsewhere', colspan: measured },
-        'Waiting for a live node' + (t.region ? ' in region ' + t.region : '') + ' (data residency: it never moves to another region)'));
     } else {
-      const url = nodeURL(member);
-      cells.push(el('td', { class: 'elsewhere', colspan: measured },
-        'on ', url ? el('a', { href: url, title: 'Status page of ' + t.node }, t.node) : t.node || 'another node'));
+      cells.push(el('td', { class: 'elsewhere', colspan: measured }, whyNoFigures(t, m)));
     }
     cells.push(el('td', { class: t.error ? 'err' : null }, t.error || ''));
     return el('tr', { class: cls }, cells);
   }
-
   function stateKind(state) {
     switch (state) {
       case 'running': return 'ok';
@@ -430,30 +498,30 @@
 
   function renderChart(fig, p, m, now) {
     const h = mem.lagHistory.get(p.name) || [];
-    if (p.localCount === 0) {
-      const where = Array.from(p.remote).sort();
-      const links = [];
-      for (const id of where) {
-        const url = nodeURL(m.memberByID.get(id));
-        if (links.length) links.push(', ');
-        links.push(url ? el('a', { href: url }, id) : id);
+    if (!h.length) {
+      let note;
+      if (p.pubsub && p.nodes.size) {
+        note = el('p', { class: 'chart-note' }, 'Pub/Sub receivers report their state only, so there is no lag to chart here; ',
+          'see tributary_pubsub_outstanding_messages and tributary_pubsub_oldest_unacked_age_seconds in the metrics of ',
+          joinNodes(m, Array.from(p.nodes).sort()), '.');
+      } else {
+        note = el('p', { class: 'chart-note' }, 'No lag figures for this pipeline yet.');
       }
-      const note = links.length
-        ? el('p', { class: 'chart-note' }, 'No task of this pipeline runs on this node; its lag chart is on ', links, '.')
-        : el('p', { class: 'chart-note' }, 'No task of this pipeline runs on this node.');
       sync(fig, [note]);
       return;
     }
     const W = 720, H = 150, L = 56, R = 12, T = 10, B = 22;
     const pw = W - L - R, ph = H - T - B;
+    const known = h.filter((s) => s.lag !== null);
+    const peak = known.reduce((a, s) => Math.max(a, s.lag), 0);
     // At least 10, so that an idle pipeline's axis reads 0, 5, 10 records.
-    const max = niceCeil(Math.max(10, h.reduce((a, s) => Math.max(a, s.lag), 0)));
+    const max = niceCeil(Math.max(10, peak));
     const x = (t) => L + ((t - (now - HISTORY_MS)) / HISTORY_MS) * pw;
     const y = (v) => T + ph - (v / max) * ph;
-    const cur = h.length ? h[h.length - 1].lag : 0;
-    const peak = h.reduce((a, s) => Math.max(a, s.lag), 0);
-    const label = 'Lag of ' + p.name + ' on this node over the last 5 minutes: now ' +
-      intFmt.format(cur) + ' records, peak ' + intFmt.format(peak) + ' records.';
+    const last = h[h.length - 1];
+    const cur = last.lag;
+    const label = 'Lag of ' + p.name + ' over the last 5 minutes: now ' +
+      (cur === null ? 'unknown' : intFmt.format(cur) + ' records') + ', peak ' + intFmt.format(peak) + ' records.';
     const root = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, role: 'img', 'aria-label': label, preserveAspectRatio: 'xMidYMid meet' });
     for (const frac of [0, 0.5, 1]) {
       const gy = y(max * frac);
@@ -467,20 +535,38 @@
       t.textContent = text;
       root.append(t);
     }
-    if (h.length) {
-      const pts = h.map((s) => x(s.t).toFixed(1) + ',' + y(s.lag).toFixed(1));
-      const base = y(0).toFixed(1);
-      root.append(svg('path', { class: 'area', d: 'M' + x(h[0].t).toFixed(1) + ',' + base + ' L' + pts.join(' L') + ' L' + x(h[h.length - 1].t).toFixed(1) + ',' + base + ' Z' }));
-      root.append(svg('path', { class: 'line', d: 'M' + pts.join(' L') }));
-      const last = h[h.length - 1];
-      root.append(svg('circle', { class: 'dot', cx: x(last.t).toFixed(1), cy: y(last.lag).toFixed(1), r: 3 }));
+    // Runs of known samples; a sample with some tasks missing makes the
+    // segments next to it dashed, one with none breaks the line.
+    const base = y(0).toFixed(1);
+    const pt = (s) => x(s.t).toFixed(1) + ',' + y(s.lag).toFixed(1);
+    let run = [];
+    const runs = [];
+    for (const s of h) {
+      if (s.lag === null) {
+        if (run.length) runs.push(run);
+        run = [];
+      } else {
+        run.push(s);
+      }
     }
-    const caption = el('figcaption', { class: 'chart-note' },
-      'Lag (records) of the ' + p.localCount + (p.localCount === 1 ? ' task' : ' tasks') + ' on this node; now ' + intFmt.format(cur) + ', peak ' + intFmt.format(peak) + '.');
+    if (run.length) runs.push(run);
+    for (const r of runs) {
+      root.append(svg('path', { class: 'area', d: 'M' + x(r[0].t).toFixed(1) + ',' + base + ' L' + r.map(pt).join(' L') + ' L' + x(r[r.length - 1].t).toFixed(1) + ',' + base + ' Z' }));
+      for (let i = 1; i < r.length; i++) {
+        const partial = r[i - 1].partial || r[i].partial;
+        root.append(svg('path', { class: partial ? 'line partial' : 'line', d: 'M' + pt(r[i - 1]) + ' L' + pt(r[i]) }));
+      }
+    }
+    if (cur !== null) root.append(svg('circle', { class: last.partial ? 'dot partial' : 'dot', cx: x(last.t).toFixed(1), cy: y(cur).toFixed(1), r: 3 }));
+    const n = p.figured;
+    const captionText = ['Lag (records) of ' + (p.missing ? n + ' of ' + (n + p.missing) : 'the ' + n) + (n + p.missing === 1 ? ' task' : ' tasks') +
+      (p.measuredOn.size ? ', measured on ' : '')];
+    const caption = el('figcaption', { class: 'chart-note' }, captionText, joinNodes(m, Array.from(p.measuredOn).sort()),
+      '; now ' + (cur === null ? 'unknown' : intFmt.format(cur)) + ', peak ' + intFmt.format(peak) + '.',
+      h.some((s) => s.partial) ? ' Dashed: some tasks had no figures (their node did not answer, or they were unassigned).' : '');
     // Replace in place: the chart changes on every poll anyway.
     fig.replaceChildren(root, caption);
   }
-
   function renderMembers(m) {
     const counts = new Map();
     for (const t of m.tasks) {
@@ -497,7 +583,8 @@
         el('td', null, mb.region || '—'),
         el('td', { class: 'mono' }, url && mb.id !== m.self ? el('a', { href: url }, mb.http_addr) : mb.http_addr || '—'),
         el('td', { class: 'mono' }, mb.raft_addr || '—'),
-        el('td', null, mb.alive ? badge('alive', 'ok') : badge('down', 'bad')),
+        el('td', null, mb.alive ? badge('alive', 'ok') : badge('down', 'bad'),
+          m.unreachable.has(mb.id) ? [' ', badge('no answer', 'warn', m.unreachable.get(mb.id))] : null),
         el('td', { class: 'num' }, intFmt.format(counts.get(mb.id) || 0)));
     });
     if (!rows.length) rows.push(el('tr', null, el('td', { colspan: 6, class: 'empty' }, 'No members known yet.')));
@@ -559,9 +646,12 @@
       }
       const down = m.members.filter((mb) => !mb.alive).map((mb) => mb.id);
       if (down.length) out.push(alert('warn', 'Members down:', down.join(', ')));
+      for (const [id, err] of Array.from(m.unreachable).sort((a, b) => a[0].localeCompare(b[0]))) {
+        out.push(alert('warn', 'No answer from ' + id + ':', err + '. Its tasks are shown without figures; open its own page, or retry.'));
+      }
       for (const p of m.pipelines.values()) {
         for (const t of p.tasks) {
-          if (t.here && t.state === 'failed') out.push(alert('bad', 'Task ' + t.id + ' failed:', t.error || 'no error reported'));
+          if (t.state === 'failed') out.push(alert('bad', 'Task ' + t.id + ' failed on ' + t.measuredBy + ':', t.error || 'no error reported'));
         }
       }
       if (m.policy.last_error) out.push(alert('warn', 'Policy change rejected.', 'See Policy bundle below.'));
@@ -587,7 +677,7 @@
     const ctrl = new AbortController();
     const timer = setTimeout(() => ctrl.abort(), FETCH_TIMEOUT_MS);
     try {
-      const resp = await fetch('v1/status', { cache: 'no-store', signal: ctrl.signal, headers: { Accept: 'application/json' } });
+      const resp = await fetch(STATUS_URL, { cache: 'no-store', signal: ctrl.signal, headers: { Accept: 'application/json' } });
       if (!resp.ok) {
         const err = new Error('v1/status answered ' + resp.status + (resp.statusText ? ' ' + resp.statusText : '') + '.');
         err.name = 'HTTPError';

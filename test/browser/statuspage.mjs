@@ -11,7 +11,13 @@
 // The check: the page loads and renders without console errors, page errors
 // or failed requests to its own origin; every member of /v1/status's .cluster
 // and every pipeline with tasks is visible; at least --min-nodes members are
-// listed; a displayed lag, records or throughput figure changes within
+// listed; every pipeline shows its figures whatever node runs its tasks (the
+// page polls v1/status?scope=cluster, in which the node asks the other
+// members): a Kafka pipeline its lag and replicated records in its summary and
+// in each task's row, a Pub/Sub pipeline the state of each task as its node
+// reports it (Pub/Sub receivers report no counts); at least one task with
+// figures runs on another node than the page's, and no member is unreachable;
+// a displayed lag, records or throughput figure changes within
 // --change-timeout-ms (the demo's generator keeps writing). A full-page
 // screenshot is saved, on failure too. On success a JSON summary goes to
 // stdout; on failure the reasons go to stderr and the exit code is 1 (2 for
@@ -23,8 +29,8 @@ import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
 
-// DEFAULT_MIN_NODES is the number of cluster members the page must list. The
-// demo runs one node today; raise it (or pass --min-nodes) once it runs three.
+// DEFAULT_MIN_NODES is the number of cluster members the page must list unless
+// --min-nodes says otherwise (test/browser_test.go passes 3, the demo's nodes).
 const DEFAULT_MIN_NODES = 1;
 const DEFAULT_CHANGE_TIMEOUT_MS = 20000;
 // The page polls v1/status every 2 s; the first render must come well within this.
@@ -107,10 +113,11 @@ function escapeRegExp(s) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-// expected reads v1/status itself: the member ids and the names of the
-// pipelines that have tasks (the page shows only those).
+// expected reads v1/status?scope=cluster itself: the member ids, the names of
+// the pipelines that have tasks (the page shows only those) with the kind of
+// their source, and the members that did not answer.
 async function expected(page, opts) {
-  const url = new URL('v1/status', opts.url).href;
+  const url = new URL('v1/status?scope=cluster', opts.url).href;
   let st;
   try {
     const resp = await page.request.get(url, { headers: { Accept: 'application/json' } });
@@ -126,7 +133,86 @@ async function expected(page, opts) {
   for (const t of [...(st.tasks || []), ...(cluster.tasks || []), ...(st.local_tasks || [])]) {
     if (t.pipeline) pipelines.add(t.pipeline);
   }
-  return { node: (st.node || {}).id || cluster.node || '', members, pipelines: [...pipelines].sort() };
+  const sources = {};
+  for (const t of st.tasks || []) {
+    if (t.pipeline && t.source) sources[t.pipeline] = t.source;
+  }
+  return {
+    node: (st.node || {}).id || cluster.node || '',
+    members,
+    pipelines: [...pipelines].sort(),
+    sources,
+    scope: st.scope || '',
+    unreachable: (st.unreachable || []).map((u) => `${u.id} (${u.error})`),
+  };
+}
+
+// pipelineRows reads each pipeline article of the page: its summary facts and,
+// per task row, the node, the state and the figure cells by column heading
+// (a row without figures has one cell spanning them, under "note").
+function pipelineRows(page) {
+  return page.evaluate(() => {
+    const out = {};
+    for (const art of document.querySelectorAll('#pipeline-list article')) {
+      const name = (art.querySelector('h3')?.textContent || '').trim();
+      const summary = {};
+      for (const div of art.querySelectorAll('dl.summary > div')) {
+        summary[(div.querySelector('dt')?.textContent || '').trim()] = (div.querySelector('dd')?.textContent || '').trim();
+      }
+      const heads = [...art.querySelectorAll('thead th')].map((th) => th.textContent.trim());
+      const rows = [];
+      for (const tr of art.querySelectorAll('tbody tr')) {
+        const cells = [...tr.children];
+        const row = { task: (cells[0]?.textContent || '').trim(), cells: {}, note: '' };
+        let col = 0;
+        for (const c of cells) {
+          const text = c.textContent.trim();
+          if (c.hasAttribute('colspan')) row.note = text;
+          else row.cells[heads[col]] = text;
+          col += Number(c.getAttribute('colspan') || 1);
+        }
+        row.node = (row.cells.Node || '').split(/\s/)[0];
+        row.state = row.cells.State || '';
+        rows.push(row);
+      }
+      out[name] = { summary, rows };
+    }
+    return out;
+  });
+}
+
+// clusterFigureProblems lists what the page lacks to show every pipeline's
+// figures, and counts the task rows with figures measured on another node.
+function clusterFigureProblems(shown, want) {
+  const problems = [];
+  const number = (s) => /\d/.test(s || '');
+  let remote = 0;
+  for (const name of want.pipelines) {
+    const p = shown[name];
+    if (!p) {
+      problems.push(`${name}: not on the page`);
+      continue;
+    }
+    if (p.rows.length === 0) problems.push(`${name}: no task rows`);
+    if (want.sources[name] === 'pubsub') {
+      for (const r of p.rows) {
+        if (!/^(running|starting)$/.test(r.state)) problems.push(`${r.task} (Pub/Sub, on ${r.node}): state "${r.state}", want its node's running state (${r.note})`);
+      }
+      continue;
+    }
+    for (const label of ['Lag', 'Replicated']) {
+      if (!number(p.summary[label])) problems.push(`${name}: summary ${label} is "${p.summary[label] ?? ''}"`);
+    }
+    for (const r of p.rows) {
+      const missing = ['Lag (records)', 'Replicated'].filter((h) => !number(r.cells[h]));
+      if (missing.length) {
+        problems.push(`${r.task} (on ${r.node}): no ${missing.join(', ')}` + (r.note ? ` ("${r.note}")` : ''));
+      } else if (r.node !== want.node) {
+        remote++;
+      }
+    }
+  }
+  return { problems, remote };
 }
 
 // figures returns the lag, records and throughput figures the page shows, by
@@ -247,6 +333,22 @@ async function run(opts) {
     const shownMembers = await members.count();
     check(shownMembers >= opts.minNodes, `the page lists ${shownMembers} cluster members, want at least --min-nodes=${opts.minNodes}`);
 
+    // Every pipeline's figures, whatever node runs its tasks. Tasks may still
+    // be starting when the demo reports ready: wait for them.
+    check(want.scope === 'cluster', `v1/status?scope=cluster answered scope "${want.scope}", want "cluster"`);
+    check(want.unreachable.length === 0, 'members did not answer the cluster status: ' + want.unreachable.join(', '));
+    let cluster = clusterFigureProblems(await pipelineRows(page), want);
+    const figuresDeadline = Date.now() + RENDER_TIMEOUT_MS;
+    while ((cluster.problems.length || cluster.remote === 0) && Date.now() < figuresDeadline) {
+      await sleep(500);
+      cluster = clusterFigureProblems(await pipelineRows(page), want);
+    }
+    check(cluster.problems.length === 0, `not every pipeline's figures are on the page of ${want.node} within ${RENDER_TIMEOUT_MS / 1000} s:\n  ` +
+      cluster.problems.join('\n  '));
+    check(cluster.remote > 0, `no task with figures runs on another node than ${want.node}: the page shows no remote figures`);
+    const noAnswer = await page.locator('#alerts').getByText(/^No answer from/).count();
+    check(noAnswer === 0, `the page reports ${noAnswer} member(s) that did not answer`);
+
     // The figures move while the generator writes: wait for one to change.
     const first = await figures(page);
     check(Object.keys(first).length > 0,
@@ -276,6 +378,7 @@ async function run(opts) {
       members: want.members,
       pipelines: want.pipelines,
       figures: Object.keys(first).length,
+      remoteTasksWithFigures: cluster.remote,
       changed: change,
       alerts: alerts ? alerts.split('\n') : [],
       screenshot: opts.screenshot,
