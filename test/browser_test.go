@@ -19,7 +19,7 @@ import (
 // statusPageMinNodes is the number of cluster members the status page of
 // `tributary demo` must list (statuspage.mjs --min-nodes). The demo runs one
 // node today; raise it to 3 when the demo runs its three-node cluster.
-const statusPageMinNodes = 1
+const statusPageMinNodes = 3
 
 // chromiumPath is Debian's chromium, which test/run.sh installs when missing.
 // playwright-core drives it and never downloads a browser of its own.
