@@ -67,12 +67,29 @@ type Bridge struct {
 
 	ran atomic.Bool
 
+	written, quarantined atomic.Int64 // by this bridge, for Stats
+
 	mu        sync.Mutex // guards stopping and callbacks.Add
 	stopping  bool
 	callbacks sync.WaitGroup
 
 	closeOnce sync.Once
 	closeErr  error
+}
+
+// Stats is a snapshot of one bridge for status pages.
+type Stats struct {
+	Written     int64 // records written to the target
+	Quarantined int64 // messages quarantined (and acked)
+	Outstanding int   // messages held: received, not yet acked or nacked
+	// OldestUnacked is the publish time of the oldest held message; zero when none.
+	OldestUnacked time.Time
+}
+
+// Stats returns the bridge's counts since New; safe for concurrent use.
+func (b *Bridge) Stats() Stats {
+	oldest, inflight, _ := b.track.stats()
+	return Stats{Written: b.written.Load(), Quarantined: b.quarantined.Load(), Outstanding: inflight, OldestUnacked: oldest}
 }
 
 // New validates cfg, connects the Pub/Sub client (lazily: nothing is dialed
@@ -346,6 +363,12 @@ func (b *Bridge) handle(ctx context.Context, m *pubsub.Message) {
 		return
 	}
 	b.m.records.WithLabelValues(outcome).Inc()
+	switch outcome {
+	case outcomeWritten:
+		b.written.Add(1)
+	case outcomeQuarantined:
+		b.quarantined.Add(1)
+	}
 	if outcome == outcomeWritten {
 		b.ack(ctx, m, m.PublishTime)
 	} else {

@@ -8,7 +8,9 @@
 // under a path prefix) every 2 s and keeps what it needs between polls in the
 // browser: the throughput of each task, computed from successive values of its
 // replicated count, and the lag of each pipeline over the last 5 minutes for
-// its chart. Lag and throughput are measured by the node that runs a task; for
-// tasks that run elsewhere the page links to that node's own page instead of
-// fetching across origins.
+// its chart. The script polls /v1/status?scope=cluster, in which the node asks
+// the other members (in parallel, within 0.8 s) for the figures of the tasks
+// they run, so the page shows every task's lag and counts whatever node runs
+// it; members that do not answer are listed and their tasks shown without
+// figures.
 package statuspage

@@ -156,12 +156,10 @@ func clusterStatus(ctx context.Context, client *http.Client, st Status, sources 
 			v.MeasuredBy = m.node
 			v.Running, v.Partitions, v.Replicated, v.Quarantined, v.Error =
 				m.task.State, m.task.Partitions, m.task.Replicated, m.task.Quarantined, m.task.Error
-			// A Pub/Sub task reports its state only (bridges.Status): its zero
-			// lag is not a measurement.
-			if v.Source != sourcePubSub {
-				lag := m.task.Lag
-				v.Lag = &lag
-			}
+			// A Pub/Sub receiver's lag is the messages it holds, not yet in
+			// Kafka (bridges.Status).
+			lag := m.task.Lag
+			v.Lag = &lag
 		}
 		tasks = append(tasks, v)
 	}

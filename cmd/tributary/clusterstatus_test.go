@@ -125,10 +125,10 @@ func TestClusterStatus(t *testing.T) {
 		}
 	})
 
-	t.Run("a Pub/Sub task gets its state but no lag, which its bridge does not measure", func(t *testing.T) {
+	t.Run("a Pub/Sub task gets its receiver's figures: held messages as lag", func(t *testing.T) {
 		st := clusterStatus(context.Background(), http.DefaultClient, selfStatus(us, cloud), demoSources)
 		v := viewOf(t, st, "fleet-telemetry/0")
-		if v.MeasuredBy != "cloud-1" || v.Running != "running" || v.Lag != nil || v.Source != sourcePubSub {
+		if v.MeasuredBy != "cloud-1" || v.Running != "running" || v.Lag == nil || v.Source != sourcePubSub {
 			t.Errorf("fleet-telemetry/0 = %+v", v)
 		}
 	})

@@ -194,10 +194,11 @@ type bridges struct {
 	mu      sync.Mutex
 	running map[string]context.CancelFunc
 	done    map[string]chan struct{}
+	stats   map[string]func() pubsubbridge.Stats
 }
 
 func newBridges(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, pol *policyEngine) (*bridges, error) {
-	b := &bridges{cfg: cfg, log: log, reg: reg, running: map[string]context.CancelFunc{}, done: map[string]chan struct{}{}, gov: map[string]*pubsubGovernor{}}
+	b := &bridges{cfg: cfg, log: log, reg: reg, running: map[string]context.CancelFunc{}, done: map[string]chan struct{}{}, stats: map[string]func() pubsubbridge.Stats{}, gov: map[string]*pubsubGovernor{}}
 	any := false
 	var validations *prometheus.CounterVec
 	var val *registry.JSONValidator
@@ -260,6 +261,7 @@ func (b *bridges) Assign(ctx context.Context, ids []replicator.TaskID) {
 			<-b.done[id]
 			delete(b.running, id)
 			delete(b.done, id)
+			delete(b.stats, id)
 			b.log.Info("stopped Pub/Sub task", "task", id)
 		}
 	}
@@ -286,7 +288,7 @@ func (b *bridges) Assign(ctx context.Context, ids []replicator.TaskID) {
 		}
 		tctx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
-		b.running[s], b.done[s] = cancel, done
+		b.running[s], b.done[s], b.stats[s] = cancel, done, br.Stats
 		b.log.Info("starting Pub/Sub task", "task", s, "subscription", bc.Subscription)
 		go func() {
 			defer close(done)
@@ -315,7 +317,11 @@ func (b *bridges) Status() []replicator.TaskStatus {
 	var out []replicator.TaskStatus
 	for id := range b.running {
 		tid, _ := replicator.ParseTaskID(id)
-		out = append(out, replicator.TaskStatus{ID: id, Pipeline: tid.Pipeline, State: "running"})
+		st := b.stats[id]()
+		// Lag of a receiver: the messages it holds, not yet in Kafka (the
+		// subscription's backlog is only in Cloud Monitoring).
+		out = append(out, replicator.TaskStatus{ID: id, Pipeline: tid.Pipeline, State: "running",
+			Replicated: st.Written, Quarantined: st.Quarantined, Lag: int64(st.Outstanding)})
 	}
 	return out
 }

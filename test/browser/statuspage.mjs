@@ -14,8 +14,8 @@
 // listed; every pipeline shows its figures whatever node runs its tasks (the
 // page polls v1/status?scope=cluster, in which the node asks the other
 // members): a Kafka pipeline its lag and replicated records in its summary and
-// in each task's row, a Pub/Sub pipeline the state of each task as its node
-// reports it (Pub/Sub receivers report no counts); at least one task with
+// in each task's row (for a Pub/Sub receiver, lag is the messages it holds),
+// and its tasks running; at least one task with
 // figures runs on another node than the page's, and no member is unreachable;
 // a displayed lag, records or throughput figure changes within
 // --change-timeout-ms (the demo's generator keeps writing). A full-page
@@ -198,7 +198,6 @@ function clusterFigureProblems(shown, want) {
       for (const r of p.rows) {
         if (!/^(running|starting)$/.test(r.state)) problems.push(`${r.task} (Pub/Sub, on ${r.node}): state "${r.state}", want its node's running state (${r.note})`);
       }
-      continue;
     }
     for (const label of ['Lag', 'Replicated']) {
       if (!number(p.summary[label])) problems.push(`${name}: summary ${label} is "${p.summary[label] ?? ''}"`);
