@@ -39,8 +39,9 @@
 // headers to translate consumer group offsets.
 //
 // Locks: Pipeline.mu guards the topic table only and is never held while calling
-// Kafka. Pipeline.hb.mu guards the set of running tasks for the heartbeat age;
-// the two are never held together, and metrics.GaugeFuncs calls the age function
-// without its own lock held. Task has no lock; its run loop owns all its state,
+// Kafka. Pipeline.hb.mu guards the set of running tasks for the heartbeat age; it
+// is never held with Pipeline.mu, and may be held while metrics.GaugeFuncs takes
+// its lock (adding or removing the series), never the reverse: GaugeFuncs calls
+// the age function without its own lock held. Task has no lock; its run loop owns all its state,
 // and Status reads atomics.
 package replicator

@@ -270,7 +270,7 @@ func (t *Task) session(ctx context.Context) (err error) {
 	}()
 
 	if eos {
-		if err := inSlices(ctx, 60*time.Second, 0, prod.InitTransactions); err != nil {
+		if err := inSlices(ctx, 60*time.Second, 0, prod.InitTransactions, nil); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -777,6 +777,7 @@ func (b *batcher) produce(m *kafka.Message, dr chan kafka.Event) error {
 // and fails if any delivery failed, so no checkpoint moves past unwritten data.
 func (b *batcher) flush() error {
 	for b.prod.Flush(1000) > 0 {
+		b.updateLag()
 		if err := b.prod.GetFatalError(); err != nil {
 			return fmt.Errorf("target producer: %w", err)
 		}
@@ -802,7 +803,9 @@ func (b *batcher) commit(ctx context.Context) error {
 		b.t.committed.Inc()
 		return nil
 	}
-	err := inSlices(ctx, commitTimeout, drainTimeout, b.prod.CommitTransaction)
+	// The lag gauges keep moving while a commit waits for an unreachable
+	// target: the source's watermarks still arrive.
+	err := inSlices(ctx, commitTimeout, drainTimeout, b.prod.CommitTransaction, b.updateLag)
 	if err == nil {
 		b.t.committed.Inc()
 		return nil
@@ -832,7 +835,8 @@ const txnSlice = 2 * time.Second
 // in slices of at most txnSlice until it succeeds, fails for good, or total
 // has passed; once ctx is cancelled, for at most drain more. (A commit on
 // shutdown still completes when it can, so records read are not read twice.)
-func inSlices(ctx context.Context, total, drain time.Duration, call func(context.Context) error) error {
+// between, when not nil, runs after each slice that timed out.
+func inSlices(ctx context.Context, total, drain time.Duration, call func(context.Context) error, between func()) error {
 	deadline := time.Now().Add(total)
 	draining := false
 	for {
@@ -856,8 +860,14 @@ func inSlices(ctx context.Context, total, drain time.Duration, call func(context
 		if !errors.As(err, &ke) || !ke.IsRetriable() || !time.Now().Before(deadline) {
 			return err
 		}
+		if between != nil {
+			between()
+		}
 	}
 }
+
+// updateLag updates the lag gauges while the batcher waits for the target.
+func (b *batcher) updateLag() { b.t.updateLag(b.cons, b.parts) }
 
 func (b *batcher) logConsumeErr(err error) {
 	if time.Since(b.errLogAt) < 10*time.Second {
