@@ -105,6 +105,10 @@ func (t *Task) writeHeartbeats(ctx context.Context, logs *logForwarder) {
 		"message.timeout.ms":        int(max(10*time.Second, 2*every) / time.Millisecond),
 		"go.delivery.report.fields": "none",
 		"reconnect.backoff.max.ms":  5000,
+		// The client's Go channels default to 1M entries (24 MB per producer)
+		// for a producer that sends one record a second.
+		"go.events.channel.size":  100,
+		"go.produce.channel.size": 100,
 	})))
 	if err != nil {
 		t.log.Warn("heartbeats off for this session: creating the heartbeat producer failed", "err", err)
