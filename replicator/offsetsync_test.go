@@ -2,8 +2,12 @@ package replicator
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -156,6 +160,36 @@ func TestTranslateGroupFindsTheNextRecordOfEveryPartition(t *testing.T) {
 		}
 	}
 
+	t.Run("the HTTP handler answers the same", func(t *testing.T) {
+		srv := httptest.NewServer(TranslateHandler(cfg))
+		defer srv.Close()
+		for _, c := range []struct {
+			query string
+			code  int
+			body  string
+		}{
+			{"?group=billing", 200, `"target_topic": "` + dstTopic + `"`},
+			{"", 400, "group is required"},
+			{"?group=billing&pipeline=nope", 400, `pipeline \"nope\"`},
+			{"?group=nobody", 404, "has no committed offsets"},
+		} {
+			resp, err := http.Get(srv.URL + c.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != c.code || !strings.Contains(string(b), c.body) {
+				t.Errorf("GET %s = %d %s, want %d with %q", c.query, resp.StatusCode, b, c.code, c.body)
+			}
+			if c.code == 200 {
+				var got GroupOffsets
+				if err := json.Unmarshal(b, &got); err != nil || len(got.Offsets) != 4 || got.Offsets[1].TargetOffset != res.Offsets[1].TargetOffset {
+					t.Errorf("GET %s: %s, want the translation %+v", c.query, b, res.Offsets)
+				}
+			}
+		}
+	})
 	t.Run("a group without offsets is a clear error", func(t *testing.T) {
 		_, err := TranslateGroup(ctx, cfg, "nobody", nil)
 		if !errors.Is(err, ErrNoGroupOffsets) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -556,4 +557,38 @@ func ApplyGroupOffsets(ctx context.Context, cfg *config.Config, g *GroupOffsets)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// TranslateHandler serves GET ?group=G[&pipeline=P...]: TranslateGroup's
+// result as JSON (partitions that could not be translated carry an error);
+// 400 without a group or with an unknown pipeline, 404 when the group has no
+// offsets for mirrored topics, 502 when a cluster cannot be read. It only
+// reads; committing offsets is the CLI's --apply.
+func TranslateHandler(cfg *config.Config) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		group := q.Get("group")
+		if group == "" {
+			WriteJSON(w, http.StatusBadRequest, map[string]string{"error": "query parameter group is required"})
+			return
+		}
+		pipelines := q["pipeline"]
+		for _, name := range pipelines {
+			if pc := cfg.Pipeline(name); pc == nil || pc.Source.Kafka == "" {
+				WriteJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("pipeline %q is not a configured Kafka pipeline", name)})
+				return
+			}
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
+		defer cancel()
+		res, err := TranslateGroup(ctx, cfg, group, pipelines)
+		switch {
+		case errors.Is(err, ErrNoGroupOffsets):
+			WriteJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+		case err != nil:
+			WriteJSON(w, http.StatusBadGateway, map[string]string{"error": err.Error()})
+		default:
+			WriteJSON(w, http.StatusOK, res)
+		}
+	})
 }
