@@ -290,3 +290,64 @@ func TestOffsetSyncKeyRoundTrips(t *testing.T) {
 		}
 	}
 }
+
+func TestTranslateWithoutLineageMayRereadButNeverSkips(t *testing.T) {
+	t.Parallel()
+	src, dst := kfakePair(t, 4)
+	cfg := mirrorConfig(t, src, dst, "    tasks: 2\n    lineage_headers: false\n    offset_sync_interval: 10ms\n    commit_interval: 20ms\n    heartbeats: false\n")
+	w, stop := startWorker(t, cfg, metrics.New(prometheus.NewRegistry()))
+	recs := makeRecords(0, 2000, 4, nil)
+	produceSlowly(t, src, recs, 20)
+	waitTasks(t, w, 2000, 0)
+	time.Sleep(300 * time.Millisecond)
+	stop()
+	srcOffset := map[string]int64{} // test-seq header → source offset
+	for _, r := range recs {
+		srcOffset[strconv.Itoa(r.seq)] = r.offset
+	}
+
+	committed := map[int32]int64{0: 0, 1: 137, 2: 499, 3: 500}
+	commitGroup(t, src, "billing", srcTopic, committed)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := TranslateGroup(ctx, cfg, "billing", nil)
+	if err != nil {
+		t.Fatalf("TranslateGroup: %v", err)
+	}
+	byPartition := map[int32][]*kafka.Message{}
+	for _, m := range readCommitted(t, dst, dstTopic, 4) {
+		byPartition[m.TopicPartition.Partition] = append(byPartition[m.TopicPartition.Partition], m)
+	}
+	for _, o := range res.Offsets {
+		c := committed[o.Partition]
+		if o.Error != "" {
+			t.Errorf("partition %d: %s", o.Partition, o.Error)
+			continue
+		}
+		first, n := int64(-1), int64(0)
+		for _, m := range byPartition[o.Partition] {
+			if int64(m.TopicPartition.Offset) < o.TargetOffset {
+				continue
+			}
+			off := srcOffset[headerValues(m, seqHeader)[0]]
+			if first < 0 {
+				first = off
+			}
+			if off != first+n {
+				t.Errorf("partition %d: gap or reorder at target offset %d", o.Partition, m.TopicPartition.Offset)
+				break
+			}
+			n++
+		}
+		if first < 0 {
+			first = 500 // nothing to read: starts at the end
+		}
+		if first > c {
+			t.Errorf("partition %d: from target offset %d the records start at source offset %d, after the committed %d: skipped", o.Partition, o.TargetOffset, first, c)
+		}
+		if o.Exact != (first == c) {
+			t.Errorf("partition %d: exact %v, but the records start at source offset %d for committed %d", o.Partition, o.Exact, first, c)
+		}
+		t.Logf("partition %d: committed %d → target offset %d (source offset %d, exact %v)", o.Partition, c, o.TargetOffset, first, o.Exact)
+	}
+}
