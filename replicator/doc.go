@@ -38,10 +38,19 @@
 // never names an uncommitted record. TranslateGroup uses them and the lineage
 // headers to translate consumer group offsets.
 //
+// Lag: each task keeps the progress of its partitions (committed next offset,
+// oldest unreplicated timestamp) for its whole run on the node, not per session,
+// and the pipeline reads the source partitions' last stable offsets every second
+// (ListOffsets, read_committed) to set the lag gauges: they stay, and keep
+// counting, while a task's sessions fail and restart (the target down) or wait in
+// a commit.
+//
 // Locks: Pipeline.mu guards the topic table only and is never held while calling
-// Kafka. Pipeline.hb.mu guards the set of running tasks for the heartbeat age; it
-// is never held with Pipeline.mu, and may be held while metrics.GaugeFuncs takes
-// its lock (adding or removing the series), never the reverse: GaugeFuncs calls
-// the age function without its own lock held. Task has no lock; its run loop owns all its state,
-// and Status reads atomics.
+// Kafka. Pipeline.running.mu guards the set of running tasks (lag watcher,
+// heartbeat age); Task.lagMu guards a task's lagParts map. running.mu may be held
+// while taking Task.lagMu (heartbeat age does not; lag reads a snapshot first) and
+// while metrics.GaugeFuncs takes its lock (adding or removing the series), never
+// the reverse: GaugeFuncs calls the age function without its own lock held. No
+// lock is held with Pipeline.mu. Task has no other lock; its run loop owns its
+// session state, and Status reads atomics.
 package replicator

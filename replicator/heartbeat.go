@@ -178,34 +178,25 @@ func isHeartbeatOf(pipeline string, key []byte) bool {
 	return len(key) > len(pipeline) && key[len(pipeline)] == '/' && strings.HasPrefix(string(key), pipeline)
 }
 
-// heartbeatTracker computes tributary_heartbeat_age_seconds of one pipeline
-// from the tasks of it that run on this node.
-type heartbeatTracker struct {
-	mu    sync.Mutex
-	tasks map[*Task]struct{}
-}
-
-// trackHeartbeats adds a running task to the pipeline's heartbeat age; the
-// series exists while at least one task is tracked. untrack undoes it.
-func (p *Pipeline) trackHeartbeats(t *Task) (untrack func()) {
-	if !p.heartbeats {
-		return func() {}
+// track adds a running task to the pipeline's set (lag, heartbeat age); the
+// heartbeat age series exists while at least one task is tracked. untrack
+// undoes it.
+func (p *Pipeline) track(t *Task) (untrack func()) {
+	r := &p.running
+	r.mu.Lock()
+	if r.tasks == nil {
+		r.tasks = map[*Task]struct{}{}
 	}
-	h := &p.hb
-	h.mu.Lock()
-	if h.tasks == nil {
-		h.tasks = map[*Task]struct{}{}
-	}
-	h.tasks[t] = struct{}{}
-	if len(h.tasks) == 1 {
+	r.tasks[t] = struct{}{}
+	if len(r.tasks) == 1 && p.heartbeats {
 		p.deps.Metrics.HeartbeatAge.Set(p.cfg.Name, p.heartbeatAge)
 	}
-	h.mu.Unlock()
+	r.mu.Unlock()
 	return func() {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		delete(h.tasks, t)
-		if len(h.tasks) == 0 {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		delete(r.tasks, t)
+		if len(r.tasks) == 0 && p.heartbeats {
 			p.deps.Metrics.HeartbeatAge.Delete(p.cfg.Name)
 		}
 	}
@@ -216,11 +207,11 @@ func (p *Pipeline) trackHeartbeats(t *Task) (untrack func()) {
 // shows, even when the node runs others of the pipeline that are fine.
 func (p *Pipeline) heartbeatAge() float64 {
 	now := p.deps.Now().UnixMilli()
-	h := &p.hb
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	r := &p.running
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	age := 0.0
-	for t := range h.tasks {
+	for t := range r.tasks {
 		if a := float64(now-t.heartbeatAt.Load()) / 1000; a > age {
 			age = a
 		}

@@ -82,7 +82,8 @@ type Pipeline struct {
 	// mirrored; hbPartitions is the partition count the topic needs.
 	heartbeats   bool
 	hbPartitions int
-	hb           heartbeatTracker
+	// running is the set of the pipeline's tasks running here.
+	running runningTasks
 	// syncsReady is set once _tributary.offset-syncs exists in the target:
 	// tasks write offset syncs only then.
 	syncsReady atomic.Bool
@@ -204,6 +205,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		return fmt.Errorf("pipeline %s: creating admin client for target %s: %w", p.cfg.Name, p.targetName, err)
 	}
 	defer tgtAdmin.Close()
+	var watchers sync.WaitGroup
+	watchers.Add(1)
+	go func() {
+		defer watchers.Done()
+		p.watchLag(ctx, srcAdmin)
+	}()
+	defer watchers.Wait()
 
 	backoff := newBackoff(500*time.Millisecond, p.cfg.RefreshInterval.D())
 	for {

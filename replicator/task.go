@@ -96,6 +96,10 @@ type Task struct {
 	// heartbeatAt is the timestamp (unix ms) of the task's newest heartbeat
 	// committed in the target; the task's start until the first one arrives.
 	heartbeatAt atomic.Int64
+	// lagParts holds the progress of each partition for the whole run (see
+	// lagPart); lagMu guards the map, not the atomics inside.
+	lagMu    sync.Mutex
+	lagParts map[Partition]*lagPart
 
 	replicatedCtr, skippedCtr prometheus.Counter
 	bytesCtr                  prometheus.Counter
@@ -150,7 +154,8 @@ func (t *Task) Running() bool { return t.state.Load().(string) == metrics.TaskRu
 // and tries again while the node still runs it; the worker stops it when the
 // assignment moves away.
 func (t *Task) Run(ctx context.Context) error {
-	defer t.p.trackHeartbeats(t)()
+	defer t.dropLag()
+	defer t.p.track(t)()
 	b := newBackoff(500*time.Millisecond, 30*time.Second)
 	for {
 		t.state.Store(metrics.TaskStarting)
@@ -200,13 +205,12 @@ type partState struct {
 	partHdr     []byte
 	next        int64 // next source offset, as committed in the target
 	pending     int64 // next source offset after the open batch
-	lag         prometheus.Gauge
 	lastWritten int64 // next offset of the last checkpoint written
-	lagSeconds  prometheus.Gauge
-	// headTs is the timestamp (ms) of the oldest record read but not yet
-	// committed, 0 when none; lastTs the headTs of the last committed batch.
-	headTs, lastTs int64
-	progressAt     time.Time // when next last moved (or the partition was assigned)
+	// lp is the partition's progress for the lag gauges, nil for heartbeats.
+	lp *lagPart
+	// headTs is the timestamp (ms) of the first record of the open batch,
+	// 0 when none.
+	headTs int64
 	// heartbeat: a partition of the heartbeat topic. Its records are mirrored
 	// but are not user data: no transformer, no record/byte/latency metrics,
 	// no lag series.
@@ -270,7 +274,7 @@ func (t *Task) session(ctx context.Context) (err error) {
 	}()
 
 	if eos {
-		if err := inSlices(ctx, 60*time.Second, 0, prod.InitTransactions, nil); err != nil {
+		if err := inSlices(ctx, 60*time.Second, 0, prod.InitTransactions); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -303,17 +307,8 @@ func (t *Task) session(ctx context.Context) (err error) {
 	defer cons.Close()
 
 	parts := map[Partition]*partState{}
-	defer func() {
-		for _, ps := range parts {
-			if ps.heartbeat {
-				continue
-			}
-			p.deps.Metrics.Lag.DeleteLabelValues(p.cfg.Name, ps.src.Topic, strconv.Itoa(int(ps.src.Partition)))
-			p.deps.Metrics.LagSeconds.DeleteLabelValues(p.cfg.Name, ps.src.Topic, strconv.Itoa(int(ps.src.Partition)))
-		}
-		t.stalled.Store(0)
-		t.partitions.Store(0)
-	}()
+	// The lag series outlive the session (see lagPart).
+	defer t.partitions.Store(0)
 	assign := func(list []Partition) error {
 		var add []kafka.TopicPartition
 		for _, sp := range list {
@@ -323,13 +318,11 @@ func (t *Task) session(ctx context.Context) (err error) {
 			target := p.cfg.TargetTopic(sp.Topic)
 			ps := &partState{
 				src: sp, target: &target, topicHdr: []byte(sp.Topic),
-				partHdr:    []byte(strconv.Itoa(int(sp.Partition))),
-				progressAt: time.Now(),
-				heartbeat:  sp.Topic == HeartbeatTopic,
+				partHdr:   []byte(strconv.Itoa(int(sp.Partition))),
+				heartbeat: sp.Topic == HeartbeatTopic,
 			}
 			if !ps.heartbeat {
-				ps.lag = p.deps.Metrics.Lag.WithLabelValues(p.cfg.Name, sp.Topic, strconv.Itoa(int(sp.Partition)))
-				ps.lagSeconds = p.deps.Metrics.LagSeconds.WithLabelValues(p.cfg.Name, sp.Topic, strconv.Itoa(int(sp.Partition)))
+				ps.lp = t.lagPart(sp)
 			}
 			start := kafka.OffsetBeginning
 			if off, ok := ckpts[sp]; ok {
@@ -341,6 +334,9 @@ func (t *Task) session(ctx context.Context) (err error) {
 			}
 			if start < 0 {
 				ps.next, ps.pending, ps.lastWritten = -1, -1, -1 // learnt from the first record or EOF
+			}
+			if ps.lp != nil && ps.next >= 0 {
+				ps.lp.next.Store(ps.next)
 			}
 			parts[sp] = ps
 			topic := sp.Topic
@@ -399,7 +395,6 @@ func (t *Task) session(ctx context.Context) (err error) {
 			b.quarantine.close()
 		}
 	}()
-	lastLag := time.Time{}
 	for {
 		select {
 		case <-changed:
@@ -411,10 +406,6 @@ func (t *Task) session(ctx context.Context) (err error) {
 		}
 		if err := b.run(ctx); err != nil {
 			return t.classify(err)
-		}
-		if now := time.Now(); now.Sub(lastLag) >= time.Second || ctx.Err() != nil {
-			lastLag = now
-			t.updateLag(cons, parts)
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -430,53 +421,6 @@ func (t *Task) classify(err error) error {
 	}
 	return err
 }
-
-// updateLag sets the lag gauges from the consumer's cached high watermarks
-// (for read_committed, librdkafka reports the last stable offset).
-func (t *Task) updateLag(cons *kafka.Consumer, parts map[Partition]*partState) {
-	var total, stalled int64
-	now := time.Now()
-	for _, ps := range parts {
-		if ps.heartbeat {
-			continue
-		}
-		_, hi, err := cons.GetWatermarkOffsets(ps.src.Topic, ps.src.Partition)
-		if err != nil || hi < 0 {
-			continue
-		}
-		next := ps.next
-		if next < 0 {
-			next = 0
-		}
-		lag := hi - next
-		if lag < 0 {
-			lag = 0
-		}
-		ps.lag.Set(float64(lag))
-		total += lag
-		// Lag in time: the age of the oldest record not yet replicated. Read
-		// but uncommitted records give it exactly; otherwise (nothing read, as
-		// when the target is stalled) the newest committed record bounds it.
-		secs := 0.0
-		if lag > 0 {
-			if ts := ps.headTs; ts > 0 {
-				secs = float64(now.UnixMilli()-ts) / 1000
-			} else if ps.lastTs > 0 {
-				secs = float64(now.UnixMilli()-ps.lastTs) / 1000
-			}
-			if now.Sub(ps.progressAt) >= stalledAfter {
-				stalled++
-			}
-		}
-		ps.lagSeconds.Set(max(secs, 0))
-	}
-	t.lag.Store(total)
-	t.stalled.Store(stalled)
-}
-
-// stalledAfter is how long a partition with lag may make no progress before it
-// counts in tributary_stalled_partitions.
-const stalledAfter = time.Minute
 
 // batcher collects one transaction's worth of records and commits it with the
 // checkpoints of the partitions it advanced.
@@ -564,6 +508,9 @@ func (b *batcher) run(ctx context.Context) error {
 			}
 			if ps.headTs == 0 && e.TimestampType != kafka.TimestampNotAvailable {
 				ps.headTs = e.Timestamp.UnixMilli()
+				if lp := ps.lp; lp != nil && lp.headTs.Load() == 0 {
+					lp.headTs.Store(ps.headTs) // kept when this session fails
+				}
 			}
 			ps.pending = off + 1
 			if ps.heartbeat && !isHeartbeatOf(p.cfg.Name, e.Key) {
@@ -712,15 +659,19 @@ func (b *batcher) run(ctx context.Context) error {
 	for _, ts := range b.ts {
 		b.t.latency.Observe(float64(now-ts) / 1000)
 	}
-	commitAt := time.Now()
+	commitAt := time.Now().UnixNano()
 	for _, ps := range advanced {
-		if ps.pending != ps.next {
-			ps.progressAt = commitAt
+		if lp := ps.lp; lp != nil {
+			if ps.pending != ps.next {
+				lp.progressAt.Store(commitAt)
+			}
+			lp.next.Store(ps.pending)
+			if ts := lp.headTs.Load(); ts > 0 {
+				lp.lastTs.Store(ts)
+			}
+			lp.headTs.Store(0)
 		}
 		ps.next, ps.lastWritten = ps.pending, ps.pending
-		if ps.headTs > 0 {
-			ps.lastTs = ps.headTs
-		}
 		ps.headTs = 0
 	}
 
@@ -777,7 +728,6 @@ func (b *batcher) produce(m *kafka.Message, dr chan kafka.Event) error {
 // and fails if any delivery failed, so no checkpoint moves past unwritten data.
 func (b *batcher) flush() error {
 	for b.prod.Flush(1000) > 0 {
-		b.updateLag()
 		if err := b.prod.GetFatalError(); err != nil {
 			return fmt.Errorf("target producer: %w", err)
 		}
@@ -803,9 +753,7 @@ func (b *batcher) commit(ctx context.Context) error {
 		b.t.committed.Inc()
 		return nil
 	}
-	// The lag gauges keep moving while a commit waits for an unreachable
-	// target: the source's watermarks still arrive.
-	err := inSlices(ctx, commitTimeout, drainTimeout, b.prod.CommitTransaction, b.updateLag)
+	err := inSlices(ctx, commitTimeout, drainTimeout, b.prod.CommitTransaction)
 	if err == nil {
 		b.t.committed.Inc()
 		return nil
@@ -835,8 +783,7 @@ const txnSlice = 2 * time.Second
 // in slices of at most txnSlice until it succeeds, fails for good, or total
 // has passed; once ctx is cancelled, for at most drain more. (A commit on
 // shutdown still completes when it can, so records read are not read twice.)
-// between, when not nil, runs after each slice that timed out.
-func inSlices(ctx context.Context, total, drain time.Duration, call func(context.Context) error, between func()) error {
+func inSlices(ctx context.Context, total, drain time.Duration, call func(context.Context) error) error {
 	deadline := time.Now().Add(total)
 	draining := false
 	for {
@@ -860,14 +807,8 @@ func inSlices(ctx context.Context, total, drain time.Duration, call func(context
 		if !errors.As(err, &ke) || !ke.IsRetriable() || !time.Now().Before(deadline) {
 			return err
 		}
-		if between != nil {
-			between()
-		}
 	}
 }
-
-// updateLag updates the lag gauges while the batcher waits for the target.
-func (b *batcher) updateLag() { b.t.updateLag(b.cons, b.parts) }
 
 func (b *batcher) logConsumeErr(err error) {
 	if time.Since(b.errLogAt) < 10*time.Second {
