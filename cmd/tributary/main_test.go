@@ -274,6 +274,9 @@ pipelines:
 	if err != nil || code != http.StatusOK || !strings.Contains(body, `"eu-payments/1"`) {
 		t.Errorf("GET /v1/status = %d, %v:\n%s", code, err, body)
 	}
+	if code, body, err := get("/v1/offsets/translate"); err != nil || code != http.StatusBadRequest || !strings.Contains(body, "group") {
+		t.Errorf("GET /v1/offsets/translate without a group = %d, %v:\n%s", code, err, body)
+	}
 
 	sent := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -137,6 +137,7 @@ func runNode(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks no
 	n.srv.Handle("/v1/cluster", n.coord.Handler())
 	n.srv.Handle("/v1/cluster/", n.coord.Handler())
 	n.srv.Handle("POST /v1/policies/reload", pol.reloadHandler())
+	n.srv.Handle("GET /v1/offsets/translate", replicator.TranslateHandler(cfg))
 	// The status page: "/{$}" rather than "/", which the mux cannot order
 	// against the method-less /v1/cluster/ routes.
 	page := statuspage.Handler()
