@@ -3,7 +3,6 @@ package test
 import (
 	"context"
 	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -136,28 +135,7 @@ func startDemo(t *testing.T, bin string) *daemon {
 	port := addr[strings.LastIndexByte(addr, ':')+1:]
 	d := &daemon{t: t, http: addr, exited: make(chan struct{})}
 	d.cmd = exec.Command(bin, "demo", "--http-port", port, "--log-level", "warn")
-	logDir := filepath.Join(os.TempDir(), "tributary-test-logs", sanitizeName(t.Name()))
-	os.MkdirAll(logDir, 0o755)
-	f, err := os.CreateTemp(logDir, "demo-*.log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	w := &lockedWriter{mu: &d.mu, w: io.MultiWriter(&d.out, f)}
-	d.cmd.Stdout, d.cmd.Stderr = w, w
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		d.err = d.cmd.Wait()
-		close(d.exited)
-	}()
-	t.Cleanup(func() {
-		d.kill()
-		if t.Failed() {
-			t.Logf("demo output in %s", f.Name())
-		}
-	})
+	d.spawn("demo")
 	return d
 }
 

@@ -94,10 +94,19 @@ func startDaemon(t testing.TB, cfg, httpAddr string) *daemon {
 	}
 	d := &daemon{t: t, cfg: cfg, http: httpAddr, exited: make(chan struct{})}
 	d.cmd = exec.Command(binPath, "run", "--config", cfg, "--log-level", "debug")
-	// The whole log goes to a file that outlives the test, for post-mortems.
+	d.spawn("node")
+	return d
+}
+
+// spawn starts d.cmd with its output in d.out and in a file that outlives the
+// test, for post-mortems ($TMPDIR/tributary-test-logs/<test>/<kind>-*.log);
+// the process is killed when the test ends.
+func (d *daemon) spawn(kind string) {
+	t := d.t
+	t.Helper()
 	logDir := filepath.Join(os.TempDir(), "tributary-test-logs", sanitizeName(t.Name()))
 	os.MkdirAll(logDir, 0o755)
-	f, err := os.CreateTemp(logDir, "node-*.log")
+	f, err := os.CreateTemp(logDir, kind+"-*.log")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,10 +123,9 @@ func startDaemon(t testing.TB, cfg, httpAddr string) *daemon {
 	t.Cleanup(func() {
 		d.kill()
 		if t.Failed() {
-			t.Logf("daemon output in %s; last 8 KiB:\n%s", f.Name(), d.tail(8192))
+			t.Logf("%s output in %s; last 8 KiB:\n%s", kind, f.Name(), d.tail(8192))
 		}
 	})
-	return d
 }
 
 type lockedWriter struct {

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
-	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
-	"cloud.google.com/go/pubsub/v2/pstest"
 
 	"github.com/tributary-dev/tributary/test/harness"
 )
@@ -39,27 +37,10 @@ const (
 // messages are quarantined in the target and acked, the rest land.
 func TestPubSubJSONSchemaValidation(t *testing.T) {
 	_, target := harness.Brokers(t)
-	srv := pstest.NewServer()
-	defer srv.Close()
-	t.Setenv("PUBSUB_EMULATOR_HOST", srv.Addr)
-	t.Setenv("TRIBUTARY_HASH_KEY", "test-hash-key-0123456789abcdef")
-	const project = "acme-fleet"
+	client, topicID, subID := startPubSub(t, false)
 	ctx := context.Background()
-	client, err := pubsub.NewClient(ctx, project)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	topicID, subID := harness.UniqueName(t, "telemetry"), harness.UniqueName(t, "telemetry-sub")
-	if _, err := client.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: "projects/" + project + "/topics/" + topicID}); err != nil {
-		t.Fatal(err)
-	}
+	const project = pubsubProject
 	fullSub := "projects/" + project + "/subscriptions/" + subID
-	if _, err := client.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
-		Name: fullSub, Topic: "projects/" + project + "/topics/" + topicID, AckDeadlineSeconds: 10,
-	}); err != nil {
-		t.Fatal(err)
-	}
 
 	dst := harness.UniqueName(t, "fleet.telemetry")
 	reg := startRegistry(t, "")

@@ -25,27 +25,8 @@ import (
 // mid-stream, its task moves, and every message lands.
 func TestPubSubSubscriptionMirroredAcrossNodeFailure(t *testing.T) {
 	_, target := harness.Brokers(t)
-	srv := pstest.NewServer()
-	defer srv.Close()
-	t.Setenv("PUBSUB_EMULATOR_HOST", srv.Addr)
-	t.Setenv("TRIBUTARY_HASH_KEY", "test-hash-key-0123456789abcdef")
-	const project = "acme-fleet"
+	client, topicID, subID := startPubSub(t, true)
 	ctx := context.Background()
-	client, err := pubsub.NewClient(ctx, project)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	topicID, subID := harness.UniqueName(t, "telemetry"), harness.UniqueName(t, "telemetry-sub")
-	if _, err := client.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: "projects/" + project + "/topics/" + topicID}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
-		Name: "projects/" + project + "/subscriptions/" + subID, Topic: "projects/" + project + "/topics/" + topicID,
-		AckDeadlineSeconds: 10, EnableMessageOrdering: true,
-	}); err != nil {
-		t.Fatal(err)
-	}
 	polDir := t.TempDir()
 	os.WriteFile(filepath.Join(polDir, "telemetry.yaml"), []byte(`policy: telemetry-pii
 version: 1
@@ -58,7 +39,7 @@ rules:
 	c := newCluster(t, []nodeSpec{{"c1", "cloud"}, {"c2", "cloud"}, {"c3", "cloud"}}, fmt.Sprintf(`  central: {region: cloud, bootstrap: "%s"}
 pubsub:
   fleet: {region: cloud, project: %s}
-policies: %s`, target, project, polDir), fmt.Sprintf(`  - name: telemetry
+policies: %s`, target, pubsubProject, polDir), fmt.Sprintf(`  - name: telemetry
     source: {pubsub: fleet, subscription: %s}
     topic: %s
     key_attribute: vin
@@ -161,6 +142,39 @@ policies: %s`, target, project, polDir), fmt.Sprintf(`  - name: telemetry
 			}
 		}
 	}
+}
+
+// pubsubProject is the Pub/Sub project of the tests' pstest server.
+const pubsubProject = "acme-fleet"
+
+// startPubSub starts a pstest server as a separate endpoint that the daemons
+// reach through PUBSUB_EMULATOR_HOST, with a topic and a subscription (10 s ack
+// deadline, ordered or not), and a client for publishing. The hash key of the
+// policies is set too.
+func startPubSub(t *testing.T, ordered bool) (client *pubsub.Client, topicID, subID string) {
+	t.Helper()
+	srv := pstest.NewServer()
+	t.Cleanup(func() { srv.Close() })
+	t.Setenv("PUBSUB_EMULATOR_HOST", srv.Addr)
+	t.Setenv("TRIBUTARY_HASH_KEY", "test-hash-key-0123456789abcdef")
+	ctx := context.Background()
+	client, err := pubsub.NewClient(ctx, pubsubProject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	topicID, subID = harness.UniqueName(t, "telemetry"), harness.UniqueName(t, "telemetry-sub")
+	topic := "projects/" + pubsubProject + "/topics/" + topicID
+	if _, err := client.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: topic}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
+		Name: "projects/" + pubsubProject + "/subscriptions/" + subID, Topic: topic,
+		AckDeadlineSeconds: 10, EnableMessageOrdering: ordered,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return client, topicID, subID
 }
 
 func msgID(r targetRecord) string {
