@@ -31,6 +31,9 @@ const chromiumPath = "/usr/bin/chromium"
 // $TMPDIR/tributary-test-artifacts/statuspage.png and, with
 // TRIBUTARY_UPDATE_SCREENSHOT=1, copied to docs/statuspage.png.
 func TestStatusPage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: drives a real browser against the demo (make test runs it)")
+	}
 	browserDir, err := filepath.Abs("browser")
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,9 @@ var demoSummaryLine = regexp.MustCompile(`^\s+(\S+)\s+records\s+(\d+)\s+lag\s+(\
 // records replicated and fields masked for every pipeline. It needs no
 // brokers: the demo brings its own in-memory clusters.
 func TestDemoRunsForADurationAndSummarises(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs the demo for 20 s (make test runs it)")
+	}
 	bin := tributaryBinary(t)
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
