@@ -16,8 +16,10 @@ import (
 
 // schemaTransformers builds the schema-id translation of every Kafka pipeline
 // whose format carries a schema: one registry client per cluster, one
-// translator per pipeline.
-func schemaTransformers(cfg *config.Config, m *metrics.Set) (map[string]replicator.Transformer, func(), error) {
+// translator per pipeline. target is the target registry's client, shared
+// with the policy engine (which masks with the schemas translation registers),
+// so a new schema is fetched once; the caller closes it.
+func schemaTransformers(cfg *config.Config, m *metrics.Set, target *registry.Client) (map[string]replicator.Transformer, func(), error) {
 	clients := map[string]*registry.Client{}
 	closeAll := func() {
 		for _, c := range clients {
@@ -25,6 +27,9 @@ func schemaTransformers(cfg *config.Config, m *metrics.Set) (map[string]replicat
 		}
 	}
 	client := func(cluster string) (*registry.Client, error) {
+		if cluster == cfg.Target && target != nil {
+			return target, nil
+		}
 		if c, ok := clients[cluster]; ok {
 			return c, nil
 		}

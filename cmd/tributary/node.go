@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -86,16 +85,16 @@ func runNode(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks no
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg)
-	transformers, closeRegistries, err := schemaTransformers(cfg, m)
-	if err != nil {
-		return &exitError{code: 2, err: err}
-	}
-	defer closeRegistries()
 	pol, err := newPolicyEngine(cfg, reg, log)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	defer pol.Close()
+	transformers, closeRegistries, err := schemaTransformers(cfg, m, pol.schemas)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	defer closeRegistries()
 	// Schema-id translation first, then masking with the target's schema.
 	for name, mt := range pol.transformers() {
 		if st, ok := transformers[name]; ok {
@@ -396,10 +395,4 @@ func (n *node) ready() error {
 		return errors.New("tasks not running: " + strings.Join(waiting, ", "))
 	}
 	return nil
-}
-
-// stderrIsTerminal is used by the demo to pick a compact output.
-func stderrIsTerminal() bool {
-	fi, err := os.Stderr.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
