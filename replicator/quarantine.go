@@ -141,6 +141,14 @@ func ensureQuarantineTopic(ctx context.Context, source *config.Kafka) error {
 		return fmt.Errorf("creating admin client for the quarantine: %w", err)
 	}
 	defer admin.Close()
+	return CreateQuarantineTopic(ctx, admin)
+}
+
+// CreateQuarantineTopic creates _tributary.quarantine in admin's cluster
+// unless it exists: compacted (a record rewritten after a crash replaces
+// itself) and kept a long time. Kafka sources keep it in their region; the
+// Pub/Sub bridge, whose data is in the cloud already, in the target.
+func CreateQuarantineTopic(ctx context.Context, admin *kafka.AdminClient) error {
 	return createTopic(ctx, admin, kafka.TopicSpecification{
 		Topic: QuarantineTopic, NumPartitions: 1, ReplicationFactor: -1,
 		Config: map[string]string{"cleanup.policy": "compact", "max.message.bytes": strconv.Itoa(64 << 20)},

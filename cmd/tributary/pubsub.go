@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 
 	"sync"
 	"time"
@@ -142,19 +141,8 @@ func (s *kafkaSink) ensureQuarantine(ctx context.Context) error {
 	if s.ready[pubsubbridge.QuarantineTopic] {
 		return nil
 	}
-	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	res, err := s.admin.CreateTopics(cctx, []kafka.TopicSpecification{{
-		Topic: pubsubbridge.QuarantineTopic, NumPartitions: 1, ReplicationFactor: -1,
-		Config: map[string]string{"cleanup.policy": "compact", "max.message.bytes": strconv.Itoa(64 << 20)},
-	}})
-	if err == nil {
-		if c := res[0].Error.Code(); c != kafka.ErrNoError && c != kafka.ErrTopicAlreadyExists {
-			err = res[0].Error
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("creating %s in the target: %w", pubsubbridge.QuarantineTopic, err)
+	if err := replicator.CreateQuarantineTopic(ctx, s.admin); err != nil {
+		return fmt.Errorf("target cluster: %w", err)
 	}
 	s.ready[pubsubbridge.QuarantineTopic] = true
 	return nil
