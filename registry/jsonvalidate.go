@@ -73,12 +73,13 @@ func NewJSONValidator(c *Client) *JSONValidator {
 // compile is a *RecordError (the documents meant for it cannot land); registry
 // outages are other errors (retry later).
 func (v *JSONValidator) Schema(ctx context.Context, subject string, version int) (*JSONSchema, error) {
+	var latest *Schema // the latest version's schema when just read
 	if version == 0 {
-		ver, err := v.latestVersion(ctx, subject)
+		ver, s, err := v.latestVersion(ctx, subject)
 		if err != nil {
 			return nil, err
 		}
-		version = ver
+		version, latest = ver, s
 	}
 	key := subjectVersion{subject, version}
 	v.mu.Lock()
@@ -96,7 +97,7 @@ func (v *JSONValidator) Schema(ctx context.Context, subject string, version int)
 			return nil, ctx.Err()
 		}
 	}
-	e.s, e.err = v.load(ctx, subject, version)
+	e.s, e.err = v.load(ctx, subject, version, latest)
 	if e.err != nil && !isRecordError(e.err) {
 		// Not cached: a registry outage is retried by the next call.
 		v.mu.Lock()
@@ -112,34 +113,47 @@ func isRecordError(err error) bool {
 	return errors.As(err, &re)
 }
 
-func (v *JSONValidator) latestVersion(ctx context.Context, subject string) (int, error) {
+// latestVersion returns a subject's latest version number and, when it read
+// the registry for it (not within the TTL), that version's schema.
+func (v *JSONValidator) latestVersion(ctx context.Context, subject string) (int, *Schema, error) {
 	v.mu.Lock()
 	l, ok := v.latest[subject]
 	v.mu.Unlock()
 	if ok && v.now().Sub(l.at) < v.latestTTL {
-		return l.version, nil
+		return l.version, nil, nil
 	}
 	var out schemaJSON
 	err := v.c.do(ctx, "GET", "/subjects/"+url.PathEscape(subject)+"/versions/latest", nil, &out)
 	if err != nil {
 		err = v.c.fail(err, fmt.Sprintf("fetching the latest version of subject %q", subject), CodeSubjectNotFound, CodeVersionNotFound)
 		if errors.Is(err, ErrSchemaNotFound) {
-			return 0, &RecordError{Reason: ReasonUnknownSubjectVersion,
+			return 0, nil, &RecordError{Reason: ReasonUnknownSubjectVersion,
 				Msg: fmt.Sprintf("subject %q has no version in %s", subject, v.c.url), Err: err}
 		}
-		return 0, err
+		return 0, nil, err
+	}
+	s, err := out.schema()
+	if err != nil {
+		return 0, nil, fmt.Errorf("the latest version of subject %q: %w", subject, err)
+	}
+	if s.Subject == "" {
+		s.Subject = subject
 	}
 	v.mu.Lock()
 	v.latest[subject] = latestEntry{version: out.Version, at: v.now()}
 	v.mu.Unlock()
-	return out.Version, nil
+	return out.Version, s, nil
 }
 
-// load fetches a version and its references and compiles it.
-func (v *JSONValidator) load(ctx context.Context, subject string, version int) (*JSONSchema, error) {
-	s, err := v.fetch(ctx, subject, version)
-	if err != nil {
-		return nil, err
+// load fetches a version (unless pre holds it already) and its references,
+// and compiles it.
+func (v *JSONValidator) load(ctx context.Context, subject string, version int, pre *Schema) (*JSONSchema, error) {
+	s := pre
+	if s == nil {
+		var err error
+		if s, err = v.fetch(ctx, subject, version); err != nil {
+			return nil, err
+		}
 	}
 	if s.Type != JSON {
 		return nil, &RecordError{Reason: ReasonUnknownSubjectVersion,

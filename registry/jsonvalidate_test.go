@@ -118,6 +118,18 @@ func TestJSONValidator(t *testing.T) {
 		}
 	})
 
+	t.Run("the first use of latest reads the registry once", func(t *testing.T) {
+		v := NewJSONValidator(reg.client(t))
+		reg.reset()
+		l, err := v.Schema(ctx, "fleet.telemetry-value", 0)
+		if err != nil || l.Version != 2 {
+			t.Fatalf("latest = %v, %v; want version 2", l, err)
+		}
+		if n := reg.count("GET /subjects/fleet.telemetry-value/versions/"); n != 1 {
+			t.Errorf("%d reads of the subject's versions, want 1 (latest, compiled from that answer)", n)
+		}
+	})
+
 	t.Run("concurrent first uses fetch once", func(t *testing.T) {
 		v := NewJSONValidator(reg.client(t))
 		reg.reset()
