@@ -13,7 +13,7 @@ import (
 )
 
 // cmdStatus prints the cluster as one node sees it, with each task's lag taken
-// from the node that runs it.
+// from the node that runs it (GET /v1/status?scope=cluster).
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -30,31 +30,23 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		base = "http://" + base
 	}
 	client := &http.Client{Timeout: 5 * time.Second}
-	var st Status
-	raw, err := getJSON(ctx, client, strings.TrimRight(base, "/")+"/v1/status", &st)
-	if err != nil {
-		return err
-	}
+	base = strings.TrimRight(base, "/")
 	if *asJSON {
-		_, err := stdout.Write(raw)
+		raw, err := getJSON(ctx, client, base+"/v1/status", &Status{})
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(raw)
 		return err
 	}
-	// Lag and throughput live on the node running a task: ask each live member.
-	local := map[string]TaskView{}
-	for _, m := range st.Cluster.Members {
-		if !m.Alive || m.HTTPAddr == "" {
-			continue
-		}
-		var ms Status
-		if _, err := getJSON(ctx, client, "http://"+m.HTTPAddr+"/v1/status", &ms); err != nil {
-			fmt.Fprintf(stderr, "tributary: %s: %v\n", m.ID, err)
-			continue
-		}
-		for _, t := range ms.Tasks {
-			if t.Lag != nil && t.Node == m.ID {
-				local[t.ID] = t
-			}
-		}
+	// Lag lives on the node running a task: the cluster view has the asked
+	// node collect it from the other members.
+	var st Status
+	if _, err := getJSON(ctx, client, base+"/v1/status?scope=cluster", &st); err != nil {
+		return err
+	}
+	for _, u := range st.Unreachable {
+		fmt.Fprintf(stderr, "tributary: %s: %s\n", u.ID, u.Error)
 	}
 
 	fmt.Fprintf(stdout, "leader: %s   term: %d   asked: %s (%s)\n\n", orDash(st.Cluster.Leader.ID), st.Cluster.Term, st.Node.ID, st.Cluster.RaftState)
@@ -69,12 +61,12 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fmt.Fprintln(w, "TASK\tREGION\tNODE\tSTATE\tPARTITIONS\tLAG\tREPLICATED\tERROR")
 	for _, t := range st.Tasks {
 		state, parts, lag, repl, errText := t.State, "-", "-", "-", ""
-		if l, ok := local[t.ID]; ok {
-			state = l.Running
-			parts = fmt.Sprint(l.Partitions)
-			lag = fmt.Sprint(*l.Lag)
-			repl = fmt.Sprint(l.Replicated)
-			errText = l.Error
+		if t.Lag != nil {
+			state = t.Running
+			parts = fmt.Sprint(t.Partitions)
+			lag = fmt.Sprint(*t.Lag)
+			repl = fmt.Sprint(t.Replicated)
+			errText = t.Error
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Region, orDash(t.Node), state, parts, lag, repl, errText)
 	}
