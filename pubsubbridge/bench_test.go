@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/tributary-dev/tributary/config"
+	"github.com/tributary-dev/tributary/internal/governance"
 	"github.com/tributary-dev/tributary/policy"
 )
 
@@ -49,10 +50,10 @@ rules:
 	return planTransformer{plan: plan}
 }
 
-func (m planTransformer) Transform(_ context.Context, rec *Record) error {
+func (m planTransformer) Transform(_ context.Context, rec *governance.Record) error {
 	out, res, err := m.plan.Apply(rec.Value)
 	if err != nil {
-		return Reject(reasonUndecodable, "%v", err)
+		return governance.Reject(reasonUndecodable, "%v", err)
 	}
 	rec.Value = out
 	if h := res.Header(); h != "" {
@@ -90,7 +91,7 @@ func (discardSink) Produce(context.Context, []*kafka.Message) []error { return n
 func BenchmarkBridgePath(b *testing.B) {
 	for _, tc := range []struct {
 		name string
-		tr   Transformer
+		tr   governance.Transformer
 	}{
 		{"mapping", nil},
 		{"mapping+masking", newPlanTransformer(b)},

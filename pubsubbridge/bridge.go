@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/tributary-dev/tributary/internal/governance"
 )
 
 // Deps are what a Bridge gets from the outside. Sink is required; nil fields
@@ -26,7 +28,7 @@ type Deps struct {
 	// Transformer applies governance to every message, whatever the format
 	// (for format json after the bridge checked the JSON syntax); nil lands
 	// records as mapped.
-	Transformer Transformer
+	Transformer governance.Transformer
 	// MapSchema maps googclient_schema* attributes to a registry subject and
 	// version before the Transformer runs; nil leaves Subject empty.
 	MapSchema SchemaMapper
@@ -48,7 +50,7 @@ type Deps struct {
 type Bridge struct {
 	cfg       BridgeConfig
 	sink      Sink
-	tr        Transformer
+	tr        governance.Transformer
 	mapSchema SchemaMapper
 	client    *pubsub.Client
 	ownClient bool
@@ -381,9 +383,9 @@ func (b *Bridge) handle(ctx context.Context, m *pubsub.Message) {
 func (b *Bridge) process(ctx context.Context, m *pubsub.Message) (outcome, reason string, err error) {
 	deadline := time.Now().Add(b.cfg.RetryTimeout)
 	if b.isJSON && !json.Valid(m.Data) {
-		return b.quarantine(ctx, m, qUndecodable, &RejectError{Reason: reasonUndecodable, Msg: "message data is not valid JSON"}, deadline)
+		return b.quarantine(ctx, m, qUndecodable, &governance.RejectError{Reason: reasonUndecodable, Msg: "message data is not valid JSON"}, deadline)
 	}
-	var rec *Record
+	var rec *governance.Record
 	// The transformer and schema mapper get the message's retry deadline, so a
 	// hanging dependency ends in a nack instead of holding the message forever.
 	tctx, cancel := context.WithDeadline(ctx, deadline)
@@ -407,15 +409,15 @@ func (b *Bridge) process(ctx context.Context, m *pubsub.Message) (outcome, reaso
 		return b.quarantine(ctx, m, qRejected, re, deadline)
 	}
 	if isTooLarge(err) {
-		return b.quarantine(ctx, m, qTooLarge, &RejectError{Reason: reasonTooLarge, Msg: err.Error()}, deadline)
+		return b.quarantine(ctx, m, qTooLarge, &governance.RejectError{Reason: reasonTooLarge, Msg: err.Error()}, deadline)
 	}
 	if err != nil {
 		return "", nackTransform, err
 	}
 	partition, sticky := b.batch.partition(rec.Key)
-	msg := rec.message(partition)
+	msg := message(rec, partition)
 	if size := recordSize(msg); size > b.cfg.MaxMessageBytes {
-		return b.quarantine(ctx, m, qTooLarge, &RejectError{Reason: reasonTooLarge,
+		return b.quarantine(ctx, m, qTooLarge, &governance.RejectError{Reason: reasonTooLarge,
 			Msg: fmt.Sprintf("record of about %d bytes exceeds max_message_bytes %d", size, b.cfg.MaxMessageBytes)}, deadline)
 	}
 	err = b.retry(ctx, deadline, isTooLarge, func() error {
@@ -429,7 +431,7 @@ func (b *Bridge) process(ctx context.Context, m *pubsub.Message) (outcome, reaso
 		return err
 	})
 	if isTooLarge(err) {
-		return b.quarantine(ctx, m, qTooLarge, &RejectError{Reason: reasonTooLarge,
+		return b.quarantine(ctx, m, qTooLarge, &governance.RejectError{Reason: reasonTooLarge,
 			Msg: fmt.Sprintf("the target refused the record as too large: %v", err)}, deadline)
 	}
 	if err != nil {
@@ -523,11 +525,7 @@ func isReject(err error) bool {
 	return ok
 }
 
-func asReject(err error) (*RejectError, bool) {
-	var re *RejectError
-	ok := errors.As(err, &re)
-	return re, ok
-}
+func asReject(err error) (*governance.RejectError, bool) { return governance.AsReject(err) }
 
 // every lets one event through per period (log rate limiting).
 type every struct {

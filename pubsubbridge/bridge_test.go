@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/tributary-dev/tributary/internal/governance"
 	"github.com/tributary-dev/tributary/test/harness"
 )
 
@@ -392,13 +393,13 @@ func newPolicyTransformer() *policyTransformer {
 	return &policyTransformer{flaky: map[string]bool{}}
 }
 
-func (p *policyTransformer) Transform(_ context.Context, rec *Record) error {
+func (p *policyTransformer) Transform(_ context.Context, rec *governance.Record) error {
 	var doc map[string]any
 	if err := json.Unmarshal(rec.Value, &doc); err != nil {
-		return Reject(reasonUndecodable, "not a JSON object")
+		return governance.Reject(reasonUndecodable, "not a JSON object")
 	}
 	if _, ok := doc["ssn"]; ok {
-		return Reject("blocked-by-policy", "field ssn is blocked by fleet-pii@3")
+		return governance.Reject("blocked-by-policy", "field ssn is blocked by fleet-pii@3")
 	}
 	if doc["flaky"] == true {
 		p.mu.Lock()

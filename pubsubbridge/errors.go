@@ -2,7 +2,6 @@ package pubsubbridge
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 )
@@ -17,23 +16,6 @@ var ErrTooLarge = errors.New("pubsubbridge: record too large")
 // errAbandoned is the outcome of a produce request whose delivery report did
 // not arrive within ShutdownTimeout after shutdown began: unknown, so not acked.
 var errAbandoned = errors.New("pubsubbridge: delivery report not received before shutdown")
-
-// RejectError is a record-level refusal by a Transformer or SchemaMapper: the
-// message must not land and goes to the quarantine with this reason. Reason is a
-// stable code ("undecodable", "blocked-by-policy", ...), Msg a human explanation
-// that never contains message contents. It has the shape of replicator's
-// RejectError, so an adapter converts one into the other field by field.
-type RejectError struct {
-	Reason string
-	Msg    string
-}
-
-func (e *RejectError) Error() string { return e.Reason + ": " + e.Msg }
-
-// Reject returns a *RejectError.
-func Reject(reason, format string, a ...any) error {
-	return &RejectError{Reason: reason, Msg: fmt.Sprintf(format, a...)}
-}
 
 // Quarantine reasons the bridge itself uses (header tributary-error, and the
 // reason label of tributary_pubsub_quarantined_total: undecodable, rejected or

@@ -9,6 +9,8 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/tributary-dev/tributary/internal/governance"
 )
 
 // maxAttributeValue is Pub/Sub's limit on an attribute value (1024 bytes).
@@ -19,7 +21,7 @@ const maxAttributeValue = 1024
 // error in place until the deadline: a message whose quarantine write keeps
 // failing is nacked (and redelivered) rather than lost. label is the metric's
 // reason.
-func (b *Bridge) quarantine(ctx context.Context, m *pubsub.Message, label string, rej *RejectError, deadline time.Time) (outcome, reason string, err error) {
+func (b *Bridge) quarantine(ctx context.Context, m *pubsub.Message, label string, rej *governance.RejectError, deadline time.Time) (outcome, reason string, err error) {
 	write := b.quarantineKafka
 	if b.dlq != nil {
 		write = b.quarantinePubSub
@@ -38,7 +40,7 @@ func (b *Bridge) quarantine(ctx context.Context, m *pubsub.Message, label string
 // replaces the record in the compacted topic instead of adding one. Headers:
 // tributary-error, tributary-source-subscription, then the record's mapped
 // headers (attributes and pubsub-*).
-func (b *Bridge) quarantineKafka(ctx context.Context, m *pubsub.Message, rej *RejectError) error {
+func (b *Bridge) quarantineKafka(ctx context.Context, m *pubsub.Message, rej *governance.RejectError) error {
 	hs := make([]kafka.Header, 0, len(m.Attributes)+7)
 	hs = append(hs,
 		kafka.Header{Key: HeaderError, Value: []byte(rej.Error())},
@@ -66,7 +68,7 @@ func (b *Bridge) quarantineKafka(ctx context.Context, m *pubsub.Message, rej *Re
 // pubsub-message-id, pubsub-publish-time and pubsub-ordering-key, and waits
 // until Pub/Sub has it. The ordering key is kept as an attribute only:
 // publishing with it would need an ordered publisher and stall on failures.
-func (b *Bridge) quarantinePubSub(ctx context.Context, m *pubsub.Message, rej *RejectError) error {
+func (b *Bridge) quarantinePubSub(ctx context.Context, m *pubsub.Message, rej *governance.RejectError) error {
 	attrs := make(map[string]string, len(m.Attributes)+5)
 	maps.Copy(attrs, m.Attributes)
 	reason := rej.Error()

@@ -8,6 +8,8 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/tributary-dev/tributary/internal/governance"
 )
 
 // Headers the bridge writes on every record, as Google's Pub/Sub source
@@ -32,64 +34,11 @@ const (
 	AttrSchemaEncoding = "googclient_schemaencoding"   // JSON or BINARY
 )
 
-// Record is what a Transformer sees and may change: one Pub/Sub message on its
-// way to the target topic, already mapped (key, headers, timestamp).
-type Record struct {
-	TargetTopic string
-	// Key is the key_attribute's value, else the ordering key, else nil. The
-	// partition is computed from the key after the Transformer ran.
-	Key, Value []byte
-	// Headers are the attributes (sorted by name), then pubsub-message-id,
-	// pubsub-publish-time, pubsub-ordering-key, pubsub-delivery-attempt and
-	// tributary-origin. A Transformer appends tributary-policy here.
-	Headers   []kafka.Header
-	Timestamp time.Time // the publish time
-
-	// Attributes are the message's attributes. Read-only: shared with the message.
-	Attributes map[string]string
-	// Schema comes from the googclient_schema* attributes, Subject and Version
-	// from Deps.MapSchema.
-	Schema Schema
-	// Subscription (full name) and MessageID identify the source message in
-	// errors and logs; neither is PII.
-	Subscription, MessageID string
-}
-
-// Schema is the Pub/Sub schema a message was validated against by Pub/Sub, and
-// the registry subject and version it maps to. All empty when the topic has no
-// schema.
-type Schema struct {
-	Name       string // googclient_schemaname
-	RevisionID string // googclient_schemarevisionid
-	Encoding   string // googclient_schemaencoding: JSON or BINARY
-	// Subject and Version are set by Deps.MapSchema; "" and 0 when unmapped.
-	Subject string
-	Version int
-}
-
-// Transformer applies governance (JSON Schema validation, PII masking) to a
-// record before it lands. The bridge calls Transform once per message from the
-// receive callbacks, so up to MaxOutstandingMessages calls run concurrently: it
-// must be safe for concurrent use. It changes rec by assigning its fields
-// (Value, Key, Headers); it must not write into the bytes of Key or Value,
-// which are the message's own and are reused when a failed attempt is retried.
-// ctx ends at the message's retry deadline (RetryTimeout after it arrived) or
-// when the bridge stops.
-//
-// Errors: a *RejectError (found with errors.As) means the message must not land;
-// it is quarantined with that reason and acked. Any other error means the
-// transformer cannot decide now (a registry outage): the bridge retries with
-// backoff for up to RetryTimeout, then nacks the message so Pub/Sub redelivers
-// it. Transform must return promptly when ctx is done.
-type Transformer interface {
-	Transform(ctx context.Context, rec *Record) error
-}
-
 // SchemaMapper maps a message's Pub/Sub schema revision to a registry subject
 // and version, returning s with Subject and Version set. It is called only for
 // messages that carry googclient_schemaname, concurrently, before the
 // Transformer. Errors are classified as the Transformer's.
-type SchemaMapper func(ctx context.Context, s Schema) (Schema, error)
+type SchemaMapper func(ctx context.Context, s governance.PubSubSchema) (governance.PubSubSchema, error)
 
 // mapping turns Pub/Sub messages into records (the Kafka Connect connector's
 // mapping, see Record).
@@ -97,8 +46,14 @@ type mapping struct {
 	topic, keyAttribute, origin, subscription string
 }
 
-func (mp *mapping) record(m *pubsub.Message) *Record {
-	rec := &Record{
+// record maps m to the record the Transformer sees: Key is the key_attribute's
+// value, else the ordering key, else nil (the partition is computed from the
+// key after the Transformer ran); Headers are the attributes (sorted by name),
+// then pubsub-message-id, pubsub-publish-time, pubsub-ordering-key,
+// pubsub-delivery-attempt and tributary-origin.
+func (mp *mapping) record(m *pubsub.Message) *governance.Record {
+	rec := &governance.Record{
+		SourceTopic:  mp.subscription,
 		TargetTopic:  mp.topic,
 		Value:        m.Data,
 		Timestamp:    m.PublishTime,
@@ -115,7 +70,7 @@ func (mp *mapping) record(m *pubsub.Message) *Record {
 		rec.Key = []byte(m.OrderingKey)
 	}
 	if m.Attributes != nil {
-		rec.Schema = Schema{
+		rec.Schema = governance.PubSubSchema{
 			Name:       m.Attributes[AttrSchemaName],
 			RevisionID: m.Attributes[AttrSchemaRevision],
 			Encoding:   m.Attributes[AttrSchemaEncoding],
@@ -155,7 +110,7 @@ func (mp *mapping) headers(m *pubsub.Message, extra int) []kafka.Header {
 }
 
 // message is the Kafka record of rec, for the given partition.
-func (rec *Record) message(partition int32) *kafka.Message {
+func message(rec *governance.Record, partition int32) *kafka.Message {
 	topic := rec.TargetTopic
 	return &kafka.Message{
 		TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: partition},

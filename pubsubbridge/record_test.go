@@ -7,6 +7,8 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/tributary-dev/tributary/internal/governance"
 )
 
 func TestMapping(t *testing.T) {
@@ -85,7 +87,7 @@ func TestMappingSchemaAttributesAndEmptyData(t *testing.T) {
 	rec := mp.record(&pubsub.Message{ID: "1", Attributes: map[string]string{
 		AttrSchemaName: "projects/p/schemas/telemetry", AttrSchemaRevision: "a1b2", AttrSchemaEncoding: "JSON",
 	}})
-	want := Schema{Name: "projects/p/schemas/telemetry", RevisionID: "a1b2", Encoding: "JSON"}
+	want := governance.PubSubSchema{Name: "projects/p/schemas/telemetry", RevisionID: "a1b2", Encoding: "JSON"}
 	if rec.Schema != want {
 		t.Errorf("schema %+v, want %+v", rec.Schema, want)
 	}

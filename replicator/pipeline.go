@@ -16,6 +16,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/tributary-dev/tributary/config"
+	"github.com/tributary-dev/tributary/internal/governance"
 	"github.com/tributary-dev/tributary/replicator/metrics"
 )
 
@@ -33,7 +34,7 @@ type Deps struct {
 	Now     func() time.Time
 	// Transformers rewrite records of a pipeline (by name) before they land:
 	// schema-id translation, masking. Pipelines without one pass records as they are.
-	Transformers map[string]Transformer
+	Transformers map[string]governance.Transformer
 }
 
 func (d Deps) withDefaults() Deps {

@@ -10,6 +10,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/tributary-dev/tributary/config"
+	"github.com/tributary-dev/tributary/internal/governance"
 )
 
 // QuarantineTopic is the compacted topic in each source cluster that receives
@@ -73,7 +74,7 @@ func newQuarantine(ctx context.Context, source *config.Kafka, clientID string, l
 }
 
 // add enqueues one rejected record.
-func (q *quarantine) add(m *kafka.Message, reject *RejectError) error {
+func (q *quarantine) add(m *kafka.Message, reject *governance.RejectError) error {
 	src := m.TopicPartition
 	off := strconv.FormatInt(int64(src.Offset), 10)
 	part := strconv.Itoa(int(src.Partition))

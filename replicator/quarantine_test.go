@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tributary-dev/tributary/internal/governance"
 	"github.com/tributary-dev/tributary/replicator/metrics"
 	"github.com/tributary-dev/tributary/test/harness"
 )
@@ -25,14 +26,14 @@ type fakeTransformer struct {
 	calls  atomic.Int64
 }
 
-func (f *fakeTransformer) Transform(ctx context.Context, rec *Record) error {
+func (f *fakeTransformer) Transform(ctx context.Context, rec *governance.Record) error {
 	f.calls.Add(1)
 	if f.outage.Load() > 0 {
 		f.outage.Add(-1)
 		return errors.New("registry unavailable")
 	}
 	if bytes.HasPrefix(rec.Value, []byte("value-1")) {
-		return Reject("incompatible-schema", "schema id 7 is not compatible with subject %s-value", rec.TargetTopic)
+		return governance.Reject("incompatible-schema", "schema id 7 is not compatible with subject %s-value", rec.TargetTopic)
 	}
 	if rec.Value != nil {
 		rec.Value = append([]byte("t:"), rec.Value...)
@@ -51,7 +52,7 @@ func TestRejectedRecordsAreQuarantinedInTheSourceAndNothingIsLost(t *testing.T) 
 	ft.outage.Store(3) // a registry outage at the start: the task pauses and retries
 	m := metrics.New(prometheus.NewRegistry())
 	logs := &syncBuffer{}
-	w, err := NewWorker(cfg, Deps{Metrics: m, Transformers: map[string]Transformer{"eu": ft},
+	w, err := NewWorker(cfg, Deps{Metrics: m, Transformers: map[string]governance.Transformer{"eu": ft},
 		Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tributary-dev/tributary/internal/governance"
 	"github.com/tributary-dev/tributary/replicator/metrics"
 )
 
@@ -434,10 +435,10 @@ type batcher struct {
 	deliveryFailures *atomic.Int64
 	firstDeliveryErr *atomic.Value
 
-	transform       Transformer // nil: records pass unchanged
-	quarantine      *quarantine // created at the first rejection
+	transform       governance.Transformer // nil: records pass unchanged
+	quarantine      *quarantine            // created at the first rejection
 	logs            *logForwarder
-	rec             Record
+	rec             governance.Record
 	quarantinedCtr  prometheus.Counter
 	quarantineLogAt time.Time
 
@@ -528,7 +529,7 @@ func (b *batcher) run(ctx context.Context) error {
 					heartbeatTs = max(heartbeatTs, e.Timestamp.UnixMilli())
 				}
 			} else if b.transform != nil {
-				b.rec = Record{SourceTopic: ps.src.Topic, TargetTopic: *ps.target, Key: e.Key, Value: e.Value, Headers: e.Headers}
+				b.rec = governance.Record{SourceTopic: ps.src.Topic, TargetTopic: *ps.target, Key: e.Key, Value: e.Value, Headers: e.Headers}
 				if err := b.transform.Transform(ctx, &b.rec); err != nil {
 					reject, ok := asReject(err)
 					if !ok {
@@ -885,7 +886,7 @@ func (b *batcher) resetOffset(topic string, partition int32) error {
 
 // quarantineRecord sends a rejected record to the source region's quarantine.
 // The message still holds the source record as read (nothing was changed yet).
-func (b *batcher) quarantineRecord(ctx context.Context, m *kafka.Message, reject *RejectError) error {
+func (b *batcher) quarantineRecord(ctx context.Context, m *kafka.Message, reject *governance.RejectError) error {
 	if b.quarantine == nil {
 		q, err := newQuarantine(ctx, b.t.p.source, txnID(b.t.p.cfg.Name, b.t.id.Index)+"-quarantine", b.logs)
 		if err != nil {

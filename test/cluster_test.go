@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	nodestatus "github.com/tributary-dev/tributary/internal/daemon"
 	"github.com/tributary-dev/tributary/test/harness"
 )
 
@@ -29,29 +30,8 @@ type testCluster struct {
 	nodes map[string]*daemon
 }
 
-// clusterStatus is the part of /v1/status the tests read.
-type clusterStatus struct {
-	Node    struct{ ID string } `json:"node"`
-	Cluster struct {
-		Leader struct {
-			ID string `json:"id"`
-		} `json:"leader"`
-		Members []struct {
-			ID     string `json:"id"`
-			Region string `json:"region"`
-			Alive  bool   `json:"alive"`
-		} `json:"members"`
-		Unassigned int `json:"unassigned"`
-	} `json:"cluster"`
-	Tasks []struct {
-		ID         string `json:"id"`
-		Region     string `json:"region"`
-		Node       string `json:"node"`
-		State      string `json:"state"`
-		Running    string `json:"running_state"`
-		Replicated int64  `json:"replicated"`
-	} `json:"tasks"`
-}
+// clusterStatus is a node's /v1/status.
+type clusterStatus = nodestatus.Status
 
 // newCluster writes one config per node: every node knows every Kafka cluster
 // and pipeline; clusters is the kafka section, pipelines the pipelines section.

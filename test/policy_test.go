@@ -2,7 +2,6 @@ package test
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -251,18 +250,10 @@ policies: %s`, source, srcReg.url(), target, dstReg.url(), polDir)
 	resp.Body.Close()
 	for _, id := range []string{"n1", "n2"} {
 		harness.Eventually(t, 20*time.Second, id+" reports the rejected edit", func() error {
-			var st struct {
-				Policy struct {
-					Policies  map[string]int64 `json:"policies"`
-					LastError string           `json:"last_error"`
-				} `json:"policy"`
-			}
-			r, err := http.Get("http://" + c.http[id] + "/v1/status")
+			st, err := c.status(id)
 			if err != nil {
 				return err
 			}
-			defer r.Body.Close()
-			json.NewDecoder(r.Body).Decode(&st)
 			if st.Policy.Policies["payments-pii"] != 2 {
 				return fmt.Errorf("active versions %v", st.Policy.Policies)
 			}

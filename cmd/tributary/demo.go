@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tributary-dev/tributary/config"
+	"github.com/tributary-dev/tributary/internal/daemon"
 	"github.com/tributary-dev/tributary/registry"
 )
 
@@ -195,7 +196,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var errOnce sync.Once
 	for i, cfg := range cfgs {
 		nodes.Go(func() error {
-			err := runNode(runCtx, cfg, log, nodeHooks{started: func(addr string, reg prometheus.Gatherer) {
+			err := runNode(runCtx, cfg, daemon.Options{Logger: log, Started: func(addr string, reg prometheus.Gatherer) {
 				startedc <- started{demoNodes[i].id, addr, reg}
 			}})
 			if err != nil {
@@ -439,7 +440,7 @@ func waitForLeader(ctx context.Context, addr string) error {
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		var st Status
+		var st daemon.Status
 		if _, err := getJSON(ctx, client, "http://"+addr+"/v1/status", &st); err == nil && st.Cluster.Leader.ID != "" {
 			alive := 0
 			for _, m := range st.Cluster.Members {

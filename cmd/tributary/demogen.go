@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
@@ -105,8 +106,8 @@ type demoGenerator struct {
 	schema    avro.Schema
 	ps        *pubsub.Client
 	pub       *pubsub.Publisher
-	payments  atomicInt
-	telemetry atomicInt
+	payments  atomic.Int64
+	telemetry atomic.Int64
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/tributary-dev/tributary/internal/daemon"
 )
 
 // cmdStatus prints the cluster as one node sees it, with each task's lag taken
@@ -32,7 +34,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	client := &http.Client{Timeout: 5 * time.Second}
 	base = strings.TrimRight(base, "/")
 	if *asJSON {
-		raw, err := getJSON(ctx, client, base+"/v1/status", &Status{})
+		raw, err := getJSON(ctx, client, base+"/v1/status", &daemon.Status{})
 		if err != nil {
 			return err
 		}
@@ -41,7 +43,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	// Lag lives on the node running a task: the cluster view has the asked
 	// node collect it from the other members.
-	var st Status
+	var st daemon.Status
 	if _, err := getJSON(ctx, client, base+"/v1/status?scope=cluster", &st); err != nil {
 		return err
 	}

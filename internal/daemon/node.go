@@ -1,11 +1,9 @@
-package main
+package daemon
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -23,98 +21,56 @@ import (
 	"github.com/tributary-dev/tributary/statuspage"
 )
 
-func cmdConfigCheck(args []string, stdout io.Writer) error {
-	if len(args) != 1 {
-		return usageErr("usage: tributary config check FILE")
-	}
-	cfg, err := config.Load(args[0])
-	if err != nil {
-		return &exitError{code: 2, err: err}
-	}
-	fmt.Fprintf(stdout, "%s: ok (%d pipelines, target %s)\n", args[0], len(cfg.Pipelines), cfg.Target)
-	return nil
+// Options are what a node needs besides its config. Nil fields get defaults.
+type Options struct {
+	// Logger receives the node's logs; default: discard.
+	Logger *slog.Logger
+	// Version is reported in /v1/status and the start log line.
+	Version string
+	// Started is called once the node serves HTTP, with its address and its
+	// metrics registry; the demo and tests watch nodes run in-process with it.
+	Started func(httpAddr string, reg prometheus.Gatherer)
 }
 
-func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, usageErr("--log-level %q: want debug, info, warn or error", level)
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch format {
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	}
-	return nil, usageErr("--log-format %q: want json or text", format)
-}
+// ConfigError is an error Run found in its configuration (before anything
+// ran): the command exits 2 for it, 1 for runtime failures.
+type ConfigError struct{ Err error }
 
-func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "", "node config file (required)")
-	logFormat := fs.String("log-format", "text", "log format: text or json")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	if err := fs.Parse(args); err != nil {
-		return usageErr("%w", err)
-	}
-	if *path == "" || fs.NArg() > 0 {
-		return usageErr("usage: tributary run --config FILE")
-	}
-	log, err := newLogger(stderr, *logFormat, *logLevel)
-	if err != nil {
-		return err
-	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		return &exitError{code: 2, err: err}
-	}
-	return runNode(ctx, cfg, log, nodeHooks{})
-}
+func (e *ConfigError) Error() string { return e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
 
-// nodeHooks let the demo (and tests) watch a node run in-process.
-type nodeHooks struct {
-	// started is called once the node serves HTTP, with its metrics.
-	started func(httpAddr string, reg prometheus.Gatherer)
-}
-
-// runNode runs one node until ctx is cancelled.
-func runNode(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks nodeHooks) error {
+// Run assembles a node from cfg — the Raft member, the Kafka workers, the Pub/Sub
+// receivers, the governance step, the policy rollout and the HTTP server — and
+// runs it until ctx is cancelled. On cancellation the workers drain first (each
+// task commits or aborts its open transaction), then Raft stops; the HTTP API
+// answers until the end.
+func Run(ctx context.Context, cfg *config.Config, opts Options) error {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	log = log.With("node", cfg.Node.ID)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg)
-	pol, err := newPolicyEngine(cfg, reg, log)
+	gov, err := newPipelines(cfg, m, reg, log)
 	if err != nil {
-		return &exitError{code: 2, err: err}
+		return &ConfigError{Err: err}
 	}
-	defer pol.Close()
-	transformers, closeRegistries, err := schemaTransformers(cfg, m, pol.schemas)
-	if err != nil {
-		return &exitError{code: 2, err: err}
-	}
-	defer closeRegistries()
-	// Schema-id translation first, then masking with the target's schema.
-	for name, mt := range pol.transformers() {
-		if st, ok := transformers[name]; ok {
-			transformers[name] = replicator.Transformers{st, mt}
-		} else {
-			transformers[name] = mt
-		}
-	}
-	deps := replicator.Deps{Logger: log, Metrics: m, Transformers: transformers}
+	defer gov.Close()
+	pol := newRollout(cfg.Policies, gov.masking, reg, log)
+	deps := replicator.Deps{Logger: log, Metrics: m, Transformers: gov.kafka}
 
 	worker, err := replicator.NewWorker(cfg, deps)
 	if err != nil {
-		return &exitError{code: 2, err: err}
+		return &ConfigError{Err: err}
 	}
-	br, err := newBridges(cfg, log, reg, pol)
+	br, err := newBridges(cfg, log, reg, gov.pubsub)
 	if err != nil {
 		return err
 	}
 	defer br.Close()
-	n := &node{cfg: cfg, log: log, worker: worker, metrics: m, policy: pol, bridges: br,
+	n := &node{cfg: cfg, version: opts.Version, log: log, worker: worker, metrics: m, policy: pol, bridges: br,
 		peers: &http.Client{Timeout: memberStatusTimeout}}
 	n.srv, err = replicator.NewServer(cfg.Node.HTTPAddr, reg, n.status, n.ready, log)
 	if err != nil {
@@ -123,7 +79,7 @@ func runNode(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks no
 	n.srv.HandleStatus(n.statusHandler())
 	ccfg, err := coordConfig(cfg, n.srv.Addr())
 	if err != nil {
-		return &exitError{code: 2, err: err}
+		return &ConfigError{Err: err}
 	}
 	n.coord, err = coord.New(ccfg, coord.Deps{Logger: log, Registerer: reg})
 	if err != nil {
@@ -142,10 +98,10 @@ func runNode(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks no
 	page := statuspage.Handler()
 	n.srv.Handle("GET /{$}", page)
 	n.srv.Handle("GET /ui/", page)
-	log.Info("tributary node starting", "version", versionString(), "http", n.srv.Addr(), "raft", cfg.Node.RaftAddr,
+	log.Info("tributary node starting", "version", opts.Version, "http", n.srv.Addr(), "raft", cfg.Node.RaftAddr,
 		"region", cfg.Node.Region, "pipelines", len(cfg.Pipelines), "tasks", len(worker.AllTasks()))
-	if hooks.started != nil {
-		hooks.started(n.srv.Addr(), reg)
+	if opts.Started != nil {
+		opts.Started(n.srv.Addr(), reg)
 	}
 
 	// The worker drains before Raft stops, so a task never outlives the node's
@@ -158,7 +114,7 @@ func runNode(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks no
 	g.Go(func() error { return n.coord.Run(gctx) })
 	g.Go(func() error { return n.follow(gctx) })
 	g.Go(func() error { pol.follow(gctx, n.coord.Policy()); return nil })
-	g.Go(func() error { pol.watch(gctx, n.coord); return nil })
+	g.Go(func() error { pol.watch(gctx, n.coord, policyPollInterval); return nil })
 	srvCtx, srvCancel := context.WithCancel(context.Background())
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- n.srv.Run(srvCtx) }()
@@ -181,12 +137,13 @@ func runNode(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks no
 // node ties the Raft node to the worker and serves their status.
 type node struct {
 	cfg     *config.Config
+	version string
 	log     *slog.Logger
 	worker  *replicator.Worker
 	coord   *coord.Node
 	srv     *replicator.Server
 	metrics *metrics.Set
-	policy  *policyEngine
+	policy  *rollout
 	bridges *bridges
 	peers   *http.Client // asks the other members for the cluster status
 }
@@ -309,52 +266,6 @@ func (n *node) follow(ctx context.Context) error {
 	}
 }
 
-// Status is the JSON of /v1/status. With ?scope=cluster (see clusterstatus.go)
-// the node also asks the other members and Scope, Unreachable and the cluster
-// fields of each TaskView are set; the plain answer leaves them empty.
-type Status struct {
-	Node    NodeInfo                `json:"node"`
-	Cluster coord.Status            `json:"cluster"`
-	Policy  PolicyStatus            `json:"policy"`
-	Local   []replicator.TaskStatus `json:"local_tasks"`
-	Tasks   []TaskView              `json:"tasks"`
-	// Scope is "cluster" in the cluster view, empty in the plain one.
-	Scope string `json:"scope,omitempty"`
-	// Unreachable lists the alive members that did not answer for the
-	// cluster view (sorted by id): their tasks carry no figures.
-	Unreachable []UnreachableMember `json:"unreachable,omitempty"`
-}
-
-// NodeInfo names the answering node.
-type NodeInfo struct {
-	ID      string `json:"id"`
-	Region  string `json:"region"`
-	Version string `json:"version"`
-}
-
-// TaskView is one task as the cluster assigns it, with this node's measurements
-// when it runs here. In the cluster view the measurements come from the node
-// that runs the task, named by MeasuredBy.
-type TaskView struct {
-	coord.TaskStatus
-	Running    string `json:"running_state,omitempty"`
-	Partitions int    `json:"partitions,omitempty"`
-	Lag        *int64 `json:"lag_records,omitempty"`
-	Replicated int64  `json:"replicated,omitempty"`
-	Error      string `json:"error,omitempty"`
-
-	// Set in the cluster view only, so that the plain answer stays as it was.
-
-	// Quarantined counts the records the task quarantined.
-	Quarantined int64 `json:"quarantined,omitempty"`
-	// MeasuredBy is the node whose figures these are; empty when no node
-	// reported the task (its node did not answer or has not started it).
-	MeasuredBy string `json:"measured_by,omitempty"`
-	// Source is the kind of the pipeline's source: "kafka" or "pubsub".
-	// Pub/Sub tasks report their state only, so Lag stays nil for them.
-	Source string `json:"source,omitempty"`
-}
-
 // status is the plain /v1/status: this node's view of the cluster and the
 // figures of the tasks it runs.
 func (n *node) status() any { return n.localStatus() }
@@ -367,7 +278,7 @@ func (n *node) localStatus() Status {
 		byID[t.ID] = t
 	}
 	st := Status{
-		Node:    NodeInfo{ID: n.cfg.Node.ID, Region: n.cfg.Node.Region, Version: versionString()},
+		Node:    NodeInfo{ID: n.cfg.Node.ID, Region: n.cfg.Node.Region, Version: n.version},
 		Cluster: cs, Local: local, Policy: n.policy.status(),
 	}
 	for _, t := range cs.Tasks {

@@ -1,5 +1,0 @@
-package main
-
-import "sync/atomic"
-
-type atomicInt = atomic.Int64

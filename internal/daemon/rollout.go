@@ -1,0 +1,248 @@
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tributary-dev/tributary/internal/governance"
+	"github.com/tributary-dev/tributary/policy"
+	"github.com/tributary-dev/tributary/replicator"
+	"github.com/tributary-dev/tributary/replicator/coord"
+)
+
+// policyPollInterval is how often the policy folder is checked for changes.
+const policyPollInterval = 2 * time.Second
+
+// policyProposer is what the rollout needs from the Raft node: a way to put a
+// bundle into the cluster's log. *coord.Node implements it; ErrStalePolicy
+// means another node proposed that version first.
+type policyProposer interface {
+	ProposePolicy(ctx context.Context, version int64, data []byte, hash, source string) (uint64, error)
+}
+
+// rollout brings the policy folder's changes to the whole cluster: it proposes
+// valid changes through the Raft log (watch), and activates each bundle the log
+// applies (follow) in the governance step, so every node switches at the same
+// log index. Invalid changes are rejected with their errors, counted, shown in
+// /v1/status, and the active bundle stays.
+type rollout struct {
+	dir     string // the policy folder; "" on nodes without one
+	log     *slog.Logger
+	masking *governance.Masking
+	active  atomic.Pointer[activeBundle]
+
+	versions     *prometheus.GaugeVec // policy
+	reloadErrors prometheus.Counter
+
+	reload  chan struct{}
+	mu      sync.Mutex // guards lastErr and errAt
+	lastErr string
+	errAt   time.Time
+}
+
+type activeBundle struct {
+	set    *policy.Set
+	bundle coord.PolicyBundle
+}
+
+func newRollout(dir string, masking *governance.Masking, reg prometheus.Registerer, log *slog.Logger) *rollout {
+	r := &rollout{
+		dir: dir, log: log, masking: masking, reload: make(chan struct{}, 1),
+		versions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tributary_policy_version",
+			Help: "Version of each policy in the active bundle (applied through the Raft log).",
+		}, []string{"policy"}),
+		reloadErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tributary_policy_reload_errors_total",
+			Help: "Policy folder changes rejected (invalid files, version not increased); the previous bundle stays active.",
+		}),
+	}
+	reg.MustRegister(r.versions, r.reloadErrors)
+	return r
+}
+
+// follow activates each bundle the Raft log delivers.
+func (r *rollout) follow(ctx context.Context, bundles <-chan coord.PolicyBundle) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case b := <-bundles:
+			r.apply(b)
+		}
+	}
+}
+
+// apply activates one bundle from the log.
+func (r *rollout) apply(b coord.PolicyBundle) {
+	set, err := policy.Decode(b.Data)
+	if err != nil {
+		// Every node applies the same bytes; a bundle this node cannot read
+		// (an older binary) keeps the previous one active, loudly.
+		r.log.Error("cannot apply the cluster's policy bundle; keeping the previous one", "bundle", b.Version, "index", b.AppliedIndex, "err", err)
+		return
+	}
+	r.active.Store(&activeBundle{set: set, bundle: b})
+	r.masking.Activate(set)
+	r.versions.Reset()
+	for _, p := range set.Policies {
+		r.versions.WithLabelValues(p.Name).Set(float64(p.Version))
+	}
+	r.log.Info("policy bundle applied", "bundle", b.Version, "index", b.AppliedIndex, "hash", b.Hash, "policies", set.Versions())
+}
+
+// watch proposes valid changes of the policy folder through the Raft log;
+// invalid ones are rejected with their errors and the active bundle stays. It
+// looks every interval, and at once on POST /v1/policies/reload.
+func (r *rollout) watch(ctx context.Context, log policyProposer, interval time.Duration) {
+	if r.dir == "" {
+		return
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	seen := ""
+	for {
+		fp, err := folderFingerprint(r.dir)
+		if err != nil {
+			r.reject(fmt.Errorf("reading policy folder: %w", err))
+		} else if fp != seen {
+			if r.propose(ctx, log) {
+				seen = fp
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-r.reload:
+			seen = ""
+		}
+	}
+}
+
+// propose loads, checks and proposes the folder; it reports whether the folder
+// was dealt with (proposed, rejected, or already active).
+func (r *rollout) propose(ctx context.Context, log policyProposer) bool {
+	set, err := policy.LoadDir(r.dir)
+	if err != nil {
+		r.reject(err)
+		return true
+	}
+	var active *policy.Set
+	var version int64
+	if b := r.active.Load(); b != nil {
+		if b.bundle.Hash == set.Hash() {
+			r.clearError()
+			return true
+		}
+		active, version = b.set, b.bundle.Version
+	}
+	if err := set.CheckAgainst(active); err != nil {
+		r.reject(err)
+		return true
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	idx, err := log.ProposePolicy(pctx, version+1, set.Encode(), set.Hash(), r.dir)
+	switch {
+	case err == nil:
+		r.clearError()
+		r.log.Info("policy change proposed", "bundle", version+1, "index", idx, "policies", set.Versions())
+		return true
+	case errors.Is(err, coord.ErrStalePolicy):
+		// Another node proposed the same change first; its bundle arrives.
+		return true
+	default:
+		r.log.Warn("proposing the policy change failed; retrying", "err", err)
+		return false
+	}
+}
+
+func (r *rollout) reject(err error) {
+	r.reloadErrors.Inc()
+	r.log.Error("policy change rejected; the active bundle stays", "err", err)
+	r.mu.Lock()
+	r.lastErr, r.errAt = err.Error(), time.Now()
+	r.mu.Unlock()
+}
+
+func (r *rollout) clearError() {
+	r.mu.Lock()
+	r.lastErr = ""
+	r.mu.Unlock()
+}
+
+// status is the policy part of /v1/status.
+func (r *rollout) status() PolicyStatus {
+	var st PolicyStatus
+	if b := r.active.Load(); b != nil {
+		st.Bundle, st.Hash, st.Source, st.AppliedAt, st.AppliedIdx = b.bundle.Version, b.bundle.Hash, b.bundle.Source, b.bundle.AppliedAt, b.bundle.AppliedIndex
+		st.Policies = map[string]int64{}
+		for _, p := range b.set.Policies {
+			st.Policies[p.Name] = p.Version
+		}
+		st.Files = map[string]string{}
+		for _, f := range b.set.Files {
+			st.Files[f.Name] = f.SHA256
+		}
+	}
+	r.mu.Lock()
+	st.LastError, st.LastErrorAt = r.lastErr, r.errAt
+	r.mu.Unlock()
+	return st
+}
+
+// reloadHandler serves POST /v1/policies/reload: check the folder now.
+func (r *rollout) reloadHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if r.dir == "" {
+			replicator.WriteJSON(w, http.StatusConflict, map[string]string{"error": "no policies folder configured"})
+			return
+		}
+		select {
+		case r.reload <- struct{}{}:
+		default:
+		}
+		replicator.WriteJSON(w, http.StatusAccepted, map[string]string{"status": "reload requested"})
+	})
+}
+
+// folderFingerprint changes when a policy file is added, removed or edited.
+func folderFingerprint(dir string) (string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	var names []string
+	for _, en := range entries {
+		if en.IsDir() {
+			continue
+		}
+		names = append(names, en.Name())
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		b, err := os.ReadFile(filepath.Join(dir, n))
+		if err != nil {
+			return "", err
+		}
+		sum := sha256.Sum256(b)
+		h.Write([]byte(n + "\x00" + hex.EncodeToString(sum[:]) + "\x00" + strconv.Itoa(len(b)) + "\n"))
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
