@@ -16,5 +16,7 @@
 // line by parsing ever longer prefixes of the file; see syntaxError.
 //
 // The package imports only the standard library and go.yaml.in/yaml/v3, so that
-// config and policy, which must not import each other, can both import it.
+// config and policy, which must not import each other, can both import it. Its
+// external test (agree_test.go) imports both, to show that they report the
+// mistakes in testdata at the same line and column.
 package yamlerr
