@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/tributary-dev/tributary/internal/yamlerr"
 )
 
 // Config is one node's configuration file, fully defaulted and validated by Load.
@@ -31,8 +33,9 @@ type Config struct {
 
 	// File is the path the config was loaded from ("" when built in code).
 	File string `yaml:"-"`
-	// lines maps a key path ("pipelines[1].topics.include[0]") to its line in File.
-	lines map[string]int
+	// pos maps a key path ("pipelines[1].topics.include[0]") to where its key
+	// (or list item) is in File.
+	pos yamlerr.Positions
 }
 
 // Node describes this process.
@@ -303,20 +306,7 @@ func (s Secret) GoString() string { return fmt.Sprintf("%q", s.String()) }
 // or, when the path was not written there (a default), of its nearest written
 // parent; 0 for a config built in code.
 func (c *Config) Line(path string) int {
-	for {
-		if line, ok := c.lines[path]; ok {
-			return line
-		}
-		if path == "" {
-			return 0
-		}
-		path = parent(path)
-	}
-}
-
-// parent returns the key path that contains path: "a.b" for "a.b.c" and "a.b[0]".
-func parent(path string) string {
-	return path[:max(strings.LastIndexAny(path, ".["), 0)]
+	return c.pos.Nearest(path).Line
 }
 
 // Pipeline returns the pipeline with the given name, or nil.

@@ -1,49 +1,36 @@
 package config
 
 import (
-	"fmt"
 	"reflect"
 	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
-)
 
-// maxSteps bounds the values decoded from one file, so that aliases cannot make a
-// small file expensive (the "billion laughs" attack). Real configs have a few
-// thousand values.
-const maxSteps = 100_000
+	"github.com/tributary-dev/tributary/internal/yamlerr"
+)
 
 // decoder walks a yaml.Node tree onto a Go value by the yaml struct tags. Unlike
 // yaml.v3's KnownFields decoding it keeps going after a problem, so a file's
-// problems are all reported at once, and it records the line of every key path.
+// problems are all reported at once, and it records where every key path is:
+// the position of its key (or list item), which is what Validate points at.
 type decoder struct {
-	file   string
+	*yamlerr.Walker
 	lookup func(string) (string, bool)
-	// lines maps each key path seen to the line of its key (or list item).
-	lines map[string]int
-	errs  []*Error
-	// bad holds the paths whose value could not be set, and above the paths
-	// that contain them: Validate's complaints about either would only repeat
-	// the problem.
-	bad, above map[string]bool
 	// active holds the anchored nodes being expanded, to stop alias cycles.
 	active map[*yaml.Node]bool
 	// merged caches the key/value pairs of each mapping, merge keys applied.
 	merged map[*yaml.Node][]pair
-	steps  int
-	// tooComplex is set when steps exceeded maxSteps; decoding stopped.
-	tooComplex bool
 }
 
 func newDecoder(file string, lookup func(string) (string, bool)) *decoder {
-	return &decoder{
-		file: file, lookup: lookup,
-		lines: map[string]int{"": 1},
-		bad:   map[string]bool{}, above: map[string]bool{},
+	d := &decoder{
+		Walker: yamlerr.NewWalker(file), lookup: lookup,
 		active: map[*yaml.Node]bool{}, merged: map[*yaml.Node][]pair{},
 	}
+	d.Pos[""] = yamlerr.Pos{Line: 1, Col: 1}
+	return d
 }
 
 // pair is one entry of a mapping.
@@ -54,51 +41,9 @@ type pair struct {
 
 var durationType = reflect.TypeFor[Duration]()
 
-func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
-	d.errs = append(d.errs, &Error{File: d.file, Line: n.Line, Path: path, Msg: fmt.Sprintf(format, args...)})
-}
-
-// fail is errorf for a value that could not be set.
-func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
-	d.errorf(n, path, format, args...)
-	d.bad[path] = true
-	for p := path; p != ""; {
-		p = parent(p)
-		d.above[p] = true
-	}
-}
-
-// covers reports whether a decoding error already explains a problem at path:
-// one at path, above it or below it.
-func (d *decoder) covers(path string) bool {
-	if d.above[path] {
-		return true
-	}
-	for p := path; ; p = parent(p) {
-		if d.bad[p] {
-			return true
-		}
-		if p == "" {
-			return false
-		}
-	}
-}
-
-func join(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
-}
-
 // decode sets v from n.
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
-	d.steps++
-	if d.steps > maxSteps {
-		if !d.tooComplex {
-			d.tooComplex = true
-			d.fail(n, path, "document too complex: aliases expand to more than %d values", maxSteps)
-		}
+	if !d.Step(n, path) {
 		return
 	}
 	switch n.Kind {
@@ -108,7 +53,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		if d.active[t] {
-			d.fail(n, path, "alias *%s refers to a value that contains it", n.Value)
+			d.Fail(n, path, "alias *%s refers to a value that contains it", n.Value)
 			return
 		}
 		d.active[t] = true
@@ -164,7 +109,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 
 func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind != yaml.MappingNode {
-		d.fail(n, path, "expected a mapping, got %s", describe(n))
+		d.Fail(n, path, "expected a mapping, got %s", describe(n))
 		return
 	}
 	t := v.Type()
@@ -180,20 +125,20 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		index[name] = i
 	}
 	for _, p := range d.pairs(n, path) {
-		kp := join(path, p.key)
+		kp := yamlerr.Key(path, p.key)
 		i, ok := index[p.key]
 		if !ok {
-			d.errorf(p.k, kp, "unknown key%s", suggest(p.key, names))
+			d.Errorf(p.k, kp, "unknown key%s", yamlerr.DidYouMean(p.key, names))
 			continue
 		}
-		d.lines[kp] = p.k.Line
+		d.Pos.Set(kp, p.k)
 		d.decode(p.v, v.Field(i), kp)
 	}
 }
 
 func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind != yaml.MappingNode {
-		d.fail(n, path, "expected a mapping, got %s", describe(n))
+		d.Fail(n, path, "expected a mapping, got %s", describe(n))
 		return
 	}
 	if v.IsNil() {
@@ -201,22 +146,22 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
 	}
 	kt, et := v.Type().Key(), v.Type().Elem()
 	for _, p := range d.pairs(n, path) {
-		kp := join(path, p.key)
-		d.lines[kp] = p.k.Line
+		kp := yamlerr.Key(path, p.key)
+		d.Pos.Set(kp, p.k)
 		v.SetMapIndex(reflect.ValueOf(p.key).Convert(kt), d.element(p.v, et, kp))
 	}
 }
 
 func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind != yaml.SequenceNode {
-		d.fail(n, path, "expected a list, got %s", describe(n))
+		d.Fail(n, path, "expected a list, got %s", describe(n))
 		return
 	}
 	et := v.Type().Elem()
 	s := reflect.MakeSlice(v.Type(), 0, len(n.Content))
 	for i, item := range n.Content {
-		ip := path + "[" + strconv.Itoa(i) + "]"
-		d.lines[ip] = item.Line
+		ip := yamlerr.Index(path, i)
+		d.Pos.Set(ip, item)
 		// Failed items stay, so that indexes keep matching the file.
 		s = reflect.Append(s, d.element(item, et, ip))
 	}
@@ -252,7 +197,7 @@ func (d *decoder) pairs(n *yaml.Node, path string) []pair {
 			k = k.Alias
 		}
 		if k.Kind != yaml.ScalarNode {
-			d.errorf(k, path, "keys must be strings, got %s", describe(k))
+			d.Errorf(k, path, "keys must be strings, got %s", describe(k))
 			continue
 		}
 		if k.ShortTag() == "!!merge" {
@@ -260,7 +205,7 @@ func (d *decoder) pairs(n *yaml.Node, path string) []pair {
 			continue
 		}
 		if first, dup := seen[k.Value]; dup {
-			d.errorf(k, join(path, k.Value), "duplicate key (first at line %d)", first)
+			d.Errorf(k, yamlerr.Key(path, k.Value), "duplicate key (first at line %d)", first)
 			continue
 		}
 		seen[k.Value] = k.Line
@@ -285,11 +230,11 @@ func (d *decoder) merge(ps []pair, seen map[string]int, m *yaml.Node, path strin
 		src = m.Alias
 	}
 	if src.Kind != yaml.MappingNode {
-		d.errorf(m, path, "<< must merge a mapping or a list of mappings, got %s", describe(m))
+		d.Errorf(m, path, "<< must merge a mapping or a list of mappings, got %s", describe(m))
 		return ps
 	}
 	if d.active[src] {
-		d.errorf(m, path, "<< merges a mapping into itself")
+		d.Errorf(m, path, "<< merges a mapping into itself")
 		return ps
 	}
 	d.active[src] = true
@@ -307,14 +252,14 @@ func (d *decoder) merge(ps []pair, seen map[string]int, m *yaml.Node, path strin
 // resolved tag ("!!int" for "4", and for "${TASKS}" when TASKS is 4).
 func (d *decoder) scalar(n *yaml.Node, path, want string) (text, tag string, ok bool) {
 	if n.Kind != yaml.ScalarNode {
-		d.fail(n, path, "expected %s, got %s", want, describe(n))
+		d.Fail(n, path, "expected %s, got %s", want, describe(n))
 		return "", "", false
 	}
 	text, tag = n.Value, n.ShortTag()
 	if tag == "!!str" {
 		exp, err := expand(text, d.lookup)
 		if err != nil {
-			d.fail(n, path, "%v", err)
+			d.Fail(n, path, "%v", err)
 			return "", "", false
 		}
 		if exp != text {
@@ -339,7 +284,7 @@ func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, path string) {
 		}
 		var b bool
 		if tag != "!!bool" || resolve(tag, text, &b) != nil {
-			d.fail(n, path, "expected true or false, got %q", text)
+			d.Fail(n, path, "expected true or false, got %q", text)
 			return
 		}
 		v.SetBool(b)
@@ -350,7 +295,7 @@ func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, path string) {
 		}
 		var i int
 		if tag != "!!int" || resolve(tag, text, &i) != nil {
-			d.fail(n, path, "expected an integer, got %q", text)
+			d.Fail(n, path, "expected an integer, got %q", text)
 			return
 		}
 		v.SetInt(int64(i))
@@ -361,13 +306,13 @@ func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, path string) {
 		}
 		var f float64
 		if (tag != "!!float" && tag != "!!int") || resolve(tag, text, &f) != nil {
-			d.fail(n, path, "expected a number, got %q", text)
+			d.Fail(n, path, "expected a number, got %q", text)
 			return
 		}
 		v.SetFloat(f)
 	default:
 		// Only reachable if a field of an unsupported type is added to Config.
-		d.fail(n, path, "cannot decode into %s", v.Type())
+		d.Fail(n, path, "cannot decode into %s", v.Type())
 	}
 }
 
@@ -384,7 +329,7 @@ func (d *decoder) duration(n *yaml.Node, v reflect.Value, path string) {
 	}
 	dur, err := time.ParseDuration(text)
 	if err != nil {
-		d.fail(n, path, `invalid duration %q (want a number and a unit, e.g. "500ms", "30s", "1m")`, text)
+		d.Fail(n, path, `invalid duration %q (want a number and a unit, e.g. "500ms", "30s", "1m")`, text)
 		return
 	}
 	v.SetInt(int64(dur))
@@ -409,43 +354,4 @@ func describe(n *yaml.Node) string {
 		return strconv.Quote(n.Value)
 	}
 	return "a document"
-}
-
-// suggest returns ` (did you mean "x"?)` for the known key closest to key, if it
-// is within two edits, else "".
-func suggest(key string, known []string) string {
-	if len(key) > 64 {
-		return ""
-	}
-	best, bestDist := "", 3
-	for _, k := range known {
-		if dist := editDistance(strings.ToLower(key), k); dist < bestDist {
-			best, bestDist = k, dist
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-// editDistance is the Levenshtein distance between a and b, in bytes.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

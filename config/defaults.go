@@ -84,6 +84,6 @@ func (c *Config) setDefaults() {
 
 // unset reports whether path was not written in the file.
 func (c *Config) unset(path string) bool {
-	_, ok := c.lines[path]
+	_, ok := c.pos[path]
 	return !ok
 }

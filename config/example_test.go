@@ -51,9 +51,9 @@ pipelines:
 		fmt.Println(len(list.Errors), "errors, the first at line", list.Errors[0].Line)
 	}
 	// Output:
-	// tributary.yaml:8: pipelines[0].source.kafka: "eu-west" is not a kafka cluster (known: central)
-	// tributary.yaml:9: pipelines[0].topics.include[0]: invalid regex "payments.(": missing closing ): `payments.(`
-	// tributary.yaml:10: pipelines[0].taks: unknown key (did you mean "tasks"?)
+	// tributary.yaml:8:14: pipelines[0].source.kafka: "eu-west" is not a kafka cluster (known: central)
+	// tributary.yaml:9:24: pipelines[0].topics.include[0]: invalid regex "payments.(": missing closing ): `payments.(`
+	// tributary.yaml:10:5: pipelines[0].taks: unknown key (did you mean "tasks"?)
 	// 3 errors, the first at line 8
 }
 

@@ -1,22 +1,20 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/tributary-dev/tributary/internal/yamlerr"
 )
 
 // Load reads, decodes, defaults and validates the config file at path. Problems in
 // the file come back together as a *ErrorList whose entries name path as given,
-// the line and the key path; a file that cannot be read gives the *fs.PathError.
+// the line, the column and the key path; a file that cannot be read gives the *fs.PathError.
 // ${VAR} in string values expands from the environment.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
@@ -33,72 +31,36 @@ func Parse(file string, data []byte) (*Config, error) {
 
 // parseWithEnv is Parse with the environment lookup injected, for tests.
 func parseWithEnv(file string, data []byte, lookup func(string) (string, bool)) (*Config, error) {
-	root, err := parseYAML(file, data)
-	if err != nil {
-		return nil, err
+	root, next, yerr := yamlerr.Document(file, data)
+	switch {
+	case yerr != nil:
+		return nil, yamlerr.Join(yerr)
+	case next != nil:
+		return nil, yamlerr.Join(&Error{File: file, Line: next.Line, Col: next.Column, Msg: "only one YAML document is allowed"})
 	}
 	c := Default()
 	c.File = file
 	d := newDecoder(file, lookup)
 	if root != nil {
-		d.lines[""] = root.Line
+		d.Pos.Set("", root)
 		d.decode(root, reflect.ValueOf(c).Elem(), "")
 	}
-	c.lines = d.lines
+	c.pos = d.Pos
 	c.setDefaults()
 
-	all := &ErrorList{Errors: d.errs}
+	errs := d.Errors
 	var verr *ErrorList
-	if !d.tooComplex && errors.As(c.Validate(), &verr) {
+	if !d.TooComplex() && errors.As(c.Validate(), &verr) {
 		for _, e := range verr.Errors {
-			if !d.covers(e.Path) {
-				all.Errors = append(all.Errors, e)
+			if !d.Covers(e.Path) {
+				errs = append(errs, e)
 			}
 		}
 	}
-	if err := all.err(); err != nil {
+	if err := yamlerr.Join(errs...); err != nil {
 		return nil, err
 	}
 	return c, nil
-}
-
-var syntaxLine = regexp.MustCompile(`^yaml: line (\d+): `)
-
-// parseYAML returns the top-level node of the only document in data, nil for an
-// empty file, or a *ErrorList with the syntax error.
-func parseYAML(file string, data []byte) (*yaml.Node, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, nil
-		}
-		return nil, syntaxError(file, err)
-	}
-	var next yaml.Node
-	switch err := dec.Decode(&next); {
-	case errors.Is(err, io.EOF):
-	case err != nil:
-		return nil, syntaxError(file, err)
-	default:
-		return nil, &ErrorList{Errors: []*Error{{File: file, Line: next.Line, Msg: "only one YAML document is allowed"}}}
-	}
-	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
-		return doc.Content[0], nil
-	}
-	return &doc, nil
-}
-
-func syntaxError(file string, err error) error {
-	msg := err.Error()
-	line := 0
-	if m := syntaxLine.FindStringSubmatch(msg); m != nil {
-		line, _ = strconv.Atoi(m[1])
-		msg = msg[len(m[0]):]
-	} else {
-		msg = strings.TrimPrefix(msg, "yaml: ")
-	}
-	return &ErrorList{Errors: []*Error{{File: file, Line: line, Msg: "syntax error: " + msg}}}
 }
 
 // expand replaces ${VAR} with the variable's value and $$ with $. A $ followed by

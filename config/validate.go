@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tributary-dev/tributary/internal/yamlerr"
 )
 
 // maxTasks bounds pipelines[].tasks: each task holds a transactional producer and
@@ -36,7 +38,8 @@ var namePattern = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 var placeholder = regexp.MustCompile(`\{[^{}]*\}`)
 
 // Validate checks the whole config and reports every problem found as a
-// *ErrorList, each with the line of its key when the config came from a file. It
+// *ErrorList, each with the line and column of its key when the config came from
+// a file. It
 // also compiles the topic regexes that Pipeline.Selects uses, so a config built in
 // code must be validated before use.
 func (c *Config) Validate() error {
@@ -46,18 +49,19 @@ func (c *Config) Validate() error {
 	v.kafka()
 	v.pubsub()
 	v.pipelines()
-	return v.list.err()
+	return yamlerr.Join(v.errs...)
 }
 
 type validator struct {
 	c    *Config
-	list ErrorList
+	errs []*Error
 	// regexps caches compiled filters: pipelines often share them.
 	regexps map[string]*regexp.Regexp
 }
 
 func (v *validator) errorf(path, format string, args ...any) {
-	v.list.Errors = append(v.list.Errors, &Error{File: v.c.File, Line: v.c.Line(path), Path: path, Msg: fmt.Sprintf(format, args...)})
+	pos := v.c.pos.Nearest(path)
+	v.errs = append(v.errs, &Error{File: v.c.File, Line: pos.Line, Col: pos.Col, Path: path, Msg: fmt.Sprintf(format, args...)})
 }
 
 func (v *validator) node() {

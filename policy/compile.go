@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/tributary-dev/tributary/internal/yamlerr"
 )
 
 // Compile builds the plan for records of pipeline's topic written with schema:
@@ -37,7 +39,7 @@ func Compile(set *Set, pipeline, topic string, schema Schema, opts ...Option) (*
 	}
 	c, plan := compilePolicies(pols, st, schema, &o)
 	if len(c.errs) > 0 {
-		return nil, listErr(c.errs)
+		return nil, yamlerr.Join(c.errs...)
 	}
 	return plan, nil
 }

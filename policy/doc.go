@@ -2,8 +2,9 @@
 // compliance officers write, and applies them to decoded records before they
 // land in the central cluster.
 //
-// It is a leaf: it imports the standard library, go.yaml.in/yaml/v3 and
-// github.com/hamba/avro/v2 (to parse Avro schemas) only. It sees policy files,
+// It is a leaf: it imports the standard library, go.yaml.in/yaml/v3,
+// internal/yamlerr (the error type and YAML decoding helpers it shares with
+// package config) and github.com/hamba/avro/v2 (to parse Avro schemas) only. It sees policy files,
 // schemas and record payloads — never Kafka, a registry or the network. The
 // daemon reads the policy folder with LoadDir, checks the new Set against the
 // active one with CheckAgainst, puts Set.Encode into the Raft log, and every

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/tributary-dev/tributary/internal/yamlerr"
 )
 
 // encodingFormat versions Encode's output. Decode refuses other versions, so a
@@ -69,7 +71,7 @@ func Decode(data []byte) (*Set, error) {
 		s.Policies = append(s.Policies, p)
 	}
 	errs = append(errs, s.validate()...)
-	if err := listErr(errs); err != nil {
+	if err := yamlerr.Join(errs...); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -193,10 +195,10 @@ func fromDTO(d policyDTO) *Policy {
 		Name: d.Name, Version: d.Version, Owner: d.Owner, Description: d.Description,
 		AppliesTo:      AppliesTo{Pipelines: d.Pipelines, Topics: d.Topics},
 		OnUnmatchedPII: d.OnUnmatchedPII, File: d.File, SHA256: d.SHA256,
-		pos: make(map[string]position, len(d.Pos)),
+		pos: make(yamlerr.Positions, len(d.Pos)),
 	}
 	for k, v := range d.Pos {
-		p.pos[k] = position{v[0], v[1]}
+		p.pos[k] = yamlerr.Pos{Line: v[0], Col: v[1]}
 	}
 	for _, rd := range d.Rules {
 		r := Rule{

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/tributary-dev/tributary/internal/yamlerr"
 )
 
 // Report is what Lint found. Errors make a bundle unusable; warnings do not.
@@ -165,7 +167,8 @@ func (s *Set) CheckSchemas(schemas []Schema) (warnings []*Error, err error) {
 		}
 		add(ws, &warnings)
 	}
-	return sortErrors(warnings), listErr(errs)
+	yamlerr.Sort(warnings)
+	return warnings, yamlerr.Join(errs...)
 }
 
 // testKey is the hash key TestRecord uses when none is given, so that a

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/tributary-dev/tributary/internal/yamlerr"
 )
 
 // Set is a bundle of policies: every policy file of a folder, parsed and
@@ -49,7 +51,7 @@ type Policy struct {
 	File, SHA256 string
 
 	// pos maps key paths ("version", "rules[2].action") to where they are in File.
-	pos map[string]position
+	pos yamlerr.Positions
 	// topics are AppliesTo.Topics compiled, anchored at both ends.
 	topics []*regexp.Regexp
 }
@@ -244,21 +246,13 @@ func (m Match) String() string {
 	return m.Field
 }
 
-// position is where a key or value is in a policy file.
-type position struct{ Line, Col int }
-
 // at returns the position recorded for key path k, falling back to its parents
 // and finally to the top of the file.
-func (p *Policy) at(k string) position {
-	for {
-		if pos, ok := p.pos[k]; ok {
-			return pos
-		}
-		if k == "" {
-			return position{1, 1}
-		}
-		k = parentPath(k)
+func (p *Policy) at(k string) yamlerr.Pos {
+	if pos := p.pos.Nearest(k); pos.Line > 0 {
+		return pos
 	}
+	return yamlerr.Pos{Line: 1, Col: 1}
 }
 
 // errAt builds an error at key path k of the policy's file.
@@ -274,18 +268,4 @@ func (p *Policy) ruleRef(i int) string { return p.Ref() + " rules[" + strconv.It
 func (p *Policy) where(k string) string {
 	pos := p.at(k)
 	return p.File + ":" + strconv.Itoa(pos.Line) + ":" + strconv.Itoa(pos.Col)
-}
-
-// parentPath strips the last element of a key path: "rules[2].action" →
-// "rules[2]" → "rules" → "".
-func parentPath(k string) string {
-	if strings.HasSuffix(k, "]") {
-		if i := strings.LastIndexByte(k, '['); i >= 0 {
-			return k[:i]
-		}
-	}
-	if i := strings.LastIndexByte(k, '.'); i >= 0 {
-		return k[:i]
-	}
-	return ""
 }

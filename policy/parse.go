@@ -1,22 +1,19 @@
 package policy
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/tributary-dev/tributary/internal/yamlerr"
 )
 
 // Source is one policy file's name and bytes, for ParseFiles.
@@ -88,7 +85,7 @@ func ParseFiles(srcs ...Source) (*Set, error) {
 	}
 	sort.SliceStable(s.Files, func(i, j int) bool { return s.Files[i].Name < s.Files[j].Name })
 	errs = append(errs, s.validate()...)
-	if err := listErr(errs); err != nil {
+	if err := yamlerr.Join(errs...); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -97,197 +94,62 @@ func ParseFiles(srcs ...Source) (*Set, error) {
 // parseFile decodes and validates one file. It returns the policy (nil when the
 // file is too broken to have one) and the problems found.
 func parseFile(file string, data []byte) (*Policy, []*Error) {
-	root, err := parseYAML(file, data)
-	if err != nil {
-		return nil, []*Error{err}
-	}
-	d := &decoder{file: file, bad: map[string]bool{}, above: map[string]bool{}}
-	p := &Policy{File: file, pos: map[string]position{"": {1, 1}}}
-	if root == nil {
+	root, next, err := yamlerr.Document(file, data)
+	switch {
+	case err != nil:
+		return nil, []*Error{quoteHint(err, data)}
+	case next != nil:
+		return nil, []*Error{{File: file, Line: next.Line, Col: next.Column, Msg: "only one YAML document (one policy) per file is allowed"}}
+	case root == nil:
 		return nil, []*Error{{File: file, Line: 1, Col: 1, Msg: "empty policy file (want keys policy, version and rules)"}}
 	}
+	d := &decoder{Walker: yamlerr.NewWalker(file)}
+	d.Pos[""] = yamlerr.Pos{Line: 1, Col: 1}
+	p := &Policy{File: file, pos: d.Pos}
 	d.policy(root, p)
-	errs := d.errs
+	errs := d.Errors
 	for _, e := range p.check() {
-		if !d.covers(e.Path) {
+		if !d.Covers(e.Path) {
 			errs = append(errs, e)
 		}
 	}
 	return p, errs
 }
 
-// parseYAML returns the top-level node of the only document in data, nil for an
-// empty file, or the syntax error.
-func parseYAML(file string, data []byte) (*yaml.Node, *Error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, nil
-		}
-		return nil, syntaxError(file, data, err)
-	}
-	var next yaml.Node
-	switch err := dec.Decode(&next); {
-	case errors.Is(err, io.EOF):
-	case err != nil:
-		return nil, syntaxError(file, data, err)
-	default:
-		return nil, &Error{File: file, Line: next.Line, Col: next.Column, Msg: "only one YAML document (one policy) per file is allowed"}
-	}
-	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
-		return doc.Content[0], nil
-	}
-	return &doc, nil
-}
-
-var syntaxLine = regexp.MustCompile(`^yaml: line (\d+): `)
-
-// syntaxError turns a yaml.v3 error into an *Error. yaml.v3 reports no column.
-func syntaxError(file string, data []byte, err error) *Error {
-	msg := err.Error()
-	line := 0
-	if m := syntaxLine.FindStringSubmatch(msg); m != nil {
-		line, _ = strconv.Atoi(m[1])
-		msg = msg[len(m[0]):]
-	} else {
-		msg = strings.TrimPrefix(msg, "yaml: ")
-	}
-	// yaml.v3 reports parser (not scanner) errors at the 0-based line where
-	// the enclosing construct starts, which for a top-level mapping is the top
-	// of the file; and no line at all for line 1.
-	for _, p := range parserProblems {
-		if strings.HasPrefix(msg, p) {
-			line = max(line+1, problemLine(data, msg))
+// quoteHint adds to a syntax error near an unquoted "*" that a pattern like
+// **.ssn must be quoted: an unquoted * starts a YAML alias.
+func quoteHint(err *Error, data []byte) *Error {
+	lines := strings.Split(string(data), "\n")
+	for _, l := range lines[max(0, err.Line-2):min(len(lines), err.Line)] {
+		if strings.Contains(l, ": *") || strings.Contains(l, "- *") {
+			err.Msg += ` (a value starting with "*" must be quoted, as in field: "**.ssn")`
 			break
 		}
 	}
-	line = max(line, 1)
-	msg = "syntax error: " + msg
-	// A pattern like **.ssn must be quoted: an unquoted * starts a YAML alias.
-	if line > 0 {
-		lines := strings.Split(string(data), "\n")
-		for _, l := range lines[max(0, line-2):min(len(lines), line)] {
-			if strings.Contains(l, ": *") || strings.Contains(l, "- *") {
-				msg += ` (a value starting with "*" must be quoted, as in field: "**.ssn")`
-				break
-			}
-		}
-	}
-	return &Error{File: file, Line: line, Msg: msg}
+	return err
 }
-
-// problemLine finds the line of a parser error that yaml.v3 reports at the
-// start of the enclosing block: the first line whose prefix of the file fails
-// with the same message. It gives up (0) on long files.
-func problemLine(data []byte, msg string) int {
-	lines := bytes.SplitAfter(data, []byte("\n"))
-	if len(lines) > 2000 {
-		return 0
-	}
-	end := 0
-	for k, l := range lines {
-		end += len(l)
-		var n yaml.Node
-		err := yaml.Unmarshal(data[:end], &n)
-		if err == nil {
-			continue
-		}
-		m := err.Error()
-		if sub := syntaxLine.FindStringSubmatch(m); sub != nil {
-			m = m[len(sub[0]):]
-		}
-		if m == msg {
-			return k + 1
-		}
-	}
-	return 0
-}
-
-// parserProblems are yaml.v3's parser error messages, whose lines are off by one.
-var parserProblems = []string{
-	"did not find expected ',' or ']'", "did not find expected ',' or '}'",
-	"did not find expected '-' indicator", "did not find expected <document start>",
-	"did not find expected key", "did not find expected node content",
-	"found duplicate %TAG directive", "found duplicate %YAML directive",
-	"found incompatible YAML document", "found undefined tag handle",
-}
-
-// maxSteps bounds the YAML values decoded from one file, so that aliases cannot
-// make a small file expensive ("billion laughs"). Real policies have hundreds.
-const maxSteps = 100_000
 
 // decoder walks a yaml.Node tree onto a Policy. Unlike yaml.v3's KnownFields
 // decoding it keeps going after a problem, so that a file's problems are all
-// reported at once, and it records where every key path is.
+// reported at once, and it records where every key path is: the position of
+// its value, which is what validation points at.
 type decoder struct {
-	file string
-	errs []*Error
-	// bad holds the key paths whose value could not be decoded (or that a
-	// misspelt key was probably meant to be), and above the paths containing
-	// them: validation's complaints about them would only repeat the problem.
-	bad, above map[string]bool
-	steps      int
-}
-
-func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
-	d.errs = append(d.errs, &Error{File: d.file, Line: n.Line, Col: n.Column, Path: path, Msg: fmt.Sprintf(format, args...)})
-}
-
-// fail is errorf for a value that could not be decoded.
-func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
-	d.errorf(n, path, format, args...)
-	d.markBad(path)
-}
-
-func (d *decoder) markBad(path string) {
-	d.bad[path] = true
-	for p := path; p != ""; {
-		p = parentPath(p)
-		d.above[p] = true
-	}
-}
-
-// covers reports whether a decoding error already explains a problem at path:
-// one at path, above it or below it.
-func (d *decoder) covers(path string) bool {
-	if d.above[path] {
-		return true
-	}
-	for p := path; ; p = parentPath(p) {
-		if d.bad[p] {
-			return true
-		}
-		if p == "" {
-			return false
-		}
-	}
+	*yamlerr.Walker
 }
 
 // resolve follows aliases, counting steps.
 func (d *decoder) resolve(n *yaml.Node, path string) *yaml.Node {
 	for depth := 0; n.Kind == yaml.AliasNode && n.Alias != nil; depth++ {
 		if depth > 100 {
-			d.fail(n, path, "alias chain too long")
+			d.Fail(n, path, "alias chain too long")
 			return nil
 		}
 		n = n.Alias
 	}
-	d.steps++
-	if d.steps > maxSteps {
-		if d.steps == maxSteps+1 {
-			d.fail(n, path, "document too complex: aliases expand to more than %d values", maxSteps)
-		}
+	if !d.Step(n, path) {
 		return nil
 	}
 	return n
-}
-
-func join(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
 }
 
 func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" }
@@ -321,32 +183,32 @@ func describe(n *yaml.Node) string {
 // key/value pair in file order. Unknown and duplicate keys are errors.
 func (d *decoder) fields(n *yaml.Node, path string, known []string, fn func(key string, k, v *yaml.Node, path string)) bool {
 	if n.Kind != yaml.MappingNode {
-		d.fail(n, path, "want a mapping with keys %s, got %s", strings.Join(known, ", "), describe(n))
+		d.Fail(n, path, "want a mapping with keys %s, got %s", strings.Join(known, ", "), describe(n))
 		return false
 	}
 	seen := map[string]*yaml.Node{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
-			d.errorf(k, path, "keys must be plain words, got %s", describe(k))
+			d.Errorf(k, path, "keys must be plain words, got %s", describe(k))
 			continue
 		}
 		if k.ShortTag() == "!!merge" {
-			d.errorf(k, path, "merge keys (<<) are not supported in policy files")
+			d.Errorf(k, path, "merge keys (<<) are not supported in policy files")
 			continue
 		}
-		kp := join(path, k.Value)
+		kp := yamlerr.Key(path, k.Value)
 		if prev, dup := seen[k.Value]; dup {
-			d.fail(k, kp, "duplicate key (first at line %d)", prev.Line)
+			d.Fail(k, kp, "duplicate key (first at line %d)", prev.Line)
 			continue
 		}
 		seen[k.Value] = k
 		if !slices.Contains(known, k.Value) {
-			hint := suggest(k.Value, known)
-			d.errorf(k, kp, "unknown key%s", hint)
-			if hint != "" {
+			meant := yamlerr.Closest(k.Value, known)
+			d.Errorf(k, kp, "unknown key%s", yamlerr.DidYouMean(k.Value, known))
+			if meant != "" {
 				// Do not also complain that the key meant is missing.
-				d.markBad(join(path, closest(k.Value, known)))
+				d.MarkBad(yamlerr.Key(path, meant))
 			}
 			continue
 		}
@@ -360,25 +222,25 @@ func (d *decoder) fields(n *yaml.Node, path string, known []string, fn func(key 
 }
 
 // list walks a sequence, calling fn for each item with its path "path[i]".
-func (d *decoder) list(n *yaml.Node, path, want string, pos map[string]position, fn func(i int, item *yaml.Node, path string)) {
+func (d *decoder) list(n *yaml.Node, path, want string, fn func(i int, item *yaml.Node, path string)) {
 	if n.Kind != yaml.SequenceNode {
-		d.fail(n, path, "want a list of %s, got %s", want, describe(n))
+		d.Fail(n, path, "want a list of %s, got %s", want, describe(n))
 		return
 	}
 	for i, item := range n.Content {
-		ip := path + "[" + strconv.Itoa(i) + "]"
+		ip := yamlerr.Index(path, i)
 		item = d.resolve(item, ip)
 		if item == nil {
 			continue
 		}
-		pos[ip] = position{item.Line, item.Column}
+		d.Pos.Set(ip, item)
 		fn(i, item, ip)
 	}
 }
 
 func (d *decoder) str(n *yaml.Node, path string) (string, bool) {
 	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
-		d.fail(n, path, "want a string, got %s", describe(n))
+		d.Fail(n, path, "want a string, got %s", describe(n))
 		return "", false
 	}
 	return n.Value, true
@@ -386,12 +248,12 @@ func (d *decoder) str(n *yaml.Node, path string) (string, bool) {
 
 func (d *decoder) integer(n *yaml.Node, path string) (int64, bool) {
 	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" {
-		d.fail(n, path, "want an integer, got %s", describe(n))
+		d.Fail(n, path, "want an integer, got %s", describe(n))
 		return 0, false
 	}
 	var v int64
 	if err := n.Decode(&v); err != nil {
-		d.fail(n, path, "integer %s out of range", n.Value)
+		d.Fail(n, path, "integer %s out of range", n.Value)
 		return 0, false
 	}
 	return v, true
@@ -400,7 +262,7 @@ func (d *decoder) integer(n *yaml.Node, path string) (int64, bool) {
 func (d *decoder) smallInt(n *yaml.Node, path string) (int, bool) {
 	v, ok := d.integer(n, path)
 	if ok && (v > math.MaxInt32 || v < math.MinInt32) {
-		d.fail(n, path, "integer %s out of range", n.Value)
+		d.Fail(n, path, "integer %s out of range", n.Value)
 		return 0, false
 	}
 	return int(v), ok
@@ -408,12 +270,12 @@ func (d *decoder) smallInt(n *yaml.Node, path string) (int, bool) {
 
 func (d *decoder) number(n *yaml.Node, path string) (float64, bool) {
 	if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!int" && n.ShortTag() != "!!float") {
-		d.fail(n, path, "want a number, got %s", describe(n))
+		d.Fail(n, path, "want a number, got %s", describe(n))
 		return 0, false
 	}
 	var v float64
 	if err := n.Decode(&v); err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-		d.fail(n, path, "want a finite number, got %s", n.Value)
+		d.Fail(n, path, "want a finite number, got %s", n.Value)
 		return 0, false
 	}
 	return v, true
@@ -436,17 +298,17 @@ func (d *decoder) scalar(n *yaml.Node, path string) (any, bool) {
 				return b, true
 			}
 		case "!!null":
-			d.fail(n, path, "want a string, number or boolean, got null (use action drop for null)")
+			d.Fail(n, path, "want a string, number or boolean, got null (use action drop for null)")
 			return nil, false
 		}
 	}
-	d.fail(n, path, "want a string, number or boolean, got %s", describe(n))
+	d.Fail(n, path, "want a string, number or boolean, got %s", describe(n))
 	return nil, false
 }
 
-func (d *decoder) strs(n *yaml.Node, path, want string, pos map[string]position) []string {
+func (d *decoder) strs(n *yaml.Node, path, want string) []string {
 	out := []string{}
-	d.list(n, path, want, pos, func(_ int, item *yaml.Node, ip string) {
+	d.list(n, path, want, func(_ int, item *yaml.Node, ip string) {
 		if s, ok := d.str(item, ip); ok {
 			out = append(out, s)
 		}
@@ -462,9 +324,9 @@ func (d *decoder) policy(n *yaml.Node, p *Policy) {
 	if n == nil {
 		return
 	}
-	p.pos[""] = position{n.Line, n.Column}
+	d.Pos.Set("", n)
 	d.fields(n, "", topKeys, func(key string, k, v *yaml.Node, path string) {
-		p.pos[path] = position{v.Line, v.Column}
+		d.Pos.Set(path, v)
 		switch key {
 		case "policy":
 			p.Name, _ = d.str(v, path)
@@ -478,16 +340,16 @@ func (d *decoder) policy(n *yaml.Node, p *Policy) {
 			p.OnUnmatchedPII, _ = d.str(v, path)
 		case "applies_to":
 			d.fields(v, path, []string{"pipelines", "topics"}, func(key string, _, v *yaml.Node, path string) {
-				p.pos[path] = position{v.Line, v.Column}
+				d.Pos.Set(path, v)
 				if key == "pipelines" {
-					p.AppliesTo.Pipelines = d.strs(v, path, "pipeline names", p.pos)
+					p.AppliesTo.Pipelines = d.strs(v, path, "pipeline names")
 				} else {
-					p.AppliesTo.Topics = d.strs(v, path, "topic regexes", p.pos)
+					p.AppliesTo.Topics = d.strs(v, path, "topic regexes")
 				}
 			})
 		case "rules":
 			p.Rules = []Rule{}
-			d.list(v, path, "rules", p.pos, func(i int, item *yaml.Node, ip string) {
+			d.list(v, path, "rules", func(i int, item *yaml.Node, ip string) {
 				p.Rules = append(p.Rules, d.rule(item, ip, p))
 			})
 		}
@@ -501,11 +363,11 @@ var ruleKeys = []string{"match", "action", "description", "keep_first", "keep_la
 func (d *decoder) rule(n *yaml.Node, path string, p *Policy) Rule {
 	var r Rule
 	d.fields(n, path, ruleKeys, func(key string, k, v *yaml.Node, path string) {
-		p.pos[path] = position{v.Line, v.Column}
+		d.Pos.Set(path, v)
 		switch key {
 		case "match":
 			d.fields(v, path, []string{"field", "tag"}, func(key string, _, v *yaml.Node, path string) {
-				p.pos[path] = position{v.Line, v.Column}
+				d.Pos.Set(path, v)
 				if key == "field" {
 					r.Match.Field, _ = d.str(v, path)
 				} else {
@@ -534,10 +396,10 @@ func (d *decoder) rule(n *yaml.Node, path string, p *Policy) Rule {
 			r.Value, _ = d.scalar(v, path)
 		case "buckets":
 			r.Buckets = []Range{}
-			d.list(v, path, "buckets", p.pos, func(_ int, item *yaml.Node, ip string) {
+			d.list(v, path, "buckets", func(_ int, item *yaml.Node, ip string) {
 				var b Range
 				d.fields(item, ip, []string{"min", "max", "replacement"}, func(key string, _, v *yaml.Node, path string) {
-					p.pos[path] = position{v.Line, v.Column}
+					d.Pos.Set(path, v)
 					switch key {
 					case "min", "max":
 						if isNull(v) {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/tributary-dev/tributary/internal/yamlerr"
 )
 
 // namePattern is what policy and pipeline names may contain: they appear in
@@ -151,7 +153,7 @@ func (p *Policy) checkRule(i int, r *Rule) []*Error {
 		add(".action", "missing: each rule needs an action (one of %s)", strings.Join(actions, ", "))
 		known = false
 	case !slices.Contains(actions, string(r.Action)):
-		add(".action", "unknown action %q%s", r.Action, suggest(string(r.Action), actions))
+		add(".action", "unknown action %q%s", r.Action, yamlerr.DidYouMean(string(r.Action), actions))
 		known = false
 	}
 	if !known {
@@ -185,7 +187,7 @@ func (p *Policy) checkRule(i int, r *Rule) []*Error {
 			add(".precision", "must be between -18 and 15, got %d", *r.Precision)
 		}
 		if has("truncate") && !slices.Contains(truncUnits, r.Truncate) {
-			add(".truncate", "unknown unit %q (want one of %s)%s", r.Truncate, strings.Join(truncUnits, ", "), suggest(r.Truncate, truncUnits))
+			add(".truncate", "unknown unit %q (want one of %s)%s", r.Truncate, strings.Join(truncUnits, ", "), yamlerr.DidYouMean(r.Truncate, truncUnits))
 		}
 	case Replace:
 		if r.Value == nil && !has("value") {
@@ -364,5 +366,5 @@ func (s *Set) CheckAgainst(active *Set) error {
 			errs = append(errs, p.errAt("version", "policy %q changed but its version is still %d; raise it to %d or more", p.Name, p.Version, old.Version+1))
 		}
 	}
-	return listErr(errs)
+	return yamlerr.Join(errs...)
 }
