@@ -17,7 +17,8 @@ import (
 	"github.com/tributary-dev/tributary/replicator/metrics"
 )
 
-// Header names added to mirrored records (DESIGN.md, "Names users depend on").
+// Header names added to mirrored records. Consumers and offset translation
+// read them (README, "How mirroring works"): they are part of the interface.
 const (
 	HeaderOrigin          = "tributary-origin"
 	HeaderOriginTopic     = "tributary-origin-topic"
@@ -413,7 +414,8 @@ func (t *Task) session(ctx context.Context) (err error) {
 	}
 }
 
-// classify turns fencing into ErrFenced, which stops the task for good.
+// classify turns fencing into ErrFenced: Run then stands by for fencedBackoff
+// and tries again, while the node still runs the task.
 func (t *Task) classify(err error) error {
 	switch kafkaCode(err) {
 	case kafka.ErrFenced, kafka.ErrProducerFenced, kafka.ErrInvalidProducerEpoch:
@@ -843,8 +845,8 @@ func (l *txLoop) commit(ctx context.Context) error {
 const txnSlice = 2 * time.Second
 
 // inSlices calls a transactional call (InitTransactions, CommitTransaction)
-// in slices of at most txnSlice until it succeeds, fails for good, or total
-// has passed; once ctx is cancelled, for at most drain more. (A commit on
+// in slices of at most txnSlice until it succeeds, fails with an error that
+// is not retriable, or total has passed; once ctx is cancelled, for at most drain more. (A commit on
 // shutdown still completes when it can, so records read are not read twice.)
 func inSlices(ctx context.Context, total, drain time.Duration, call func(context.Context) error) error {
 	deadline := time.Now().Add(total)
