@@ -89,10 +89,7 @@ func TestJSONSchemaCompatibility(t *testing.T) {
 				want = tt.backward && tt.forward
 			}
 			t.Run(tt.name+"/"+string(level), func(t *testing.T) {
-				msgs, err := Check(level, JSON, tt.new, tt.old)
-				if err != nil {
-					t.Fatal(err)
-				}
+				msgs := checkCompat(t, level, JSON, tt.new, tt.old)
 				if got := len(msgs) == 0; got != want {
 					t.Fatalf("compatible = %v, want %v; messages: %v", got, want, msgs)
 				}
@@ -120,7 +117,7 @@ func TestJSONSchemaInvalid(t *testing.T) {
 		"nested schema not allowed": `{"properties":{"a":"string"}}`,
 	} {
 		t.Run(name, func(t *testing.T) {
-			if _, err := Check(None, JSON, s); err == nil {
+			if _, err := parseSchema(JSON, s, nil); err == nil {
 				t.Fatalf("schema %s accepted", s)
 			}
 		})
@@ -209,10 +206,7 @@ func TestProtobufCompatibility(t *testing.T) {
 				want = tt.backward && tt.forward
 			}
 			t.Run(tt.name+"/"+string(level), func(t *testing.T) {
-				msgs, err := Check(level, Protobuf, tt.new, tt.old)
-				if err != nil {
-					t.Fatal(err)
-				}
+				msgs := checkCompat(t, level, Protobuf, tt.new, tt.old)
 				if got := len(msgs) == 0; got != want {
 					t.Fatalf("compatible = %v, want %v; messages: %v", got, want, msgs)
 				}
@@ -268,7 +262,7 @@ service Orders { rpc Get(Order) returns (Order) { option (x) = {}; } }
 		"unknown top-level kwd": `messages M {}`,
 	} {
 		t.Run(name, func(t *testing.T) {
-			if _, err := Check(None, Protobuf, s); err == nil {
+			if _, err := parseSchema(Protobuf, s, nil); err == nil {
 				t.Fatalf("schema %q accepted", s)
 			}
 		})
