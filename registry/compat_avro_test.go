@@ -22,13 +22,7 @@ func field(name, typ string, extra ...string) string {
 // avroPairs are single-step evolutions drawn from the Avro specification's
 // schema resolution rules. backward: the new schema reads data written with
 // the old one; forward: the old schema reads data written with the new one.
-var avroPairs = []struct {
-	name          string
-	old, new      string
-	backward      bool
-	forward       bool
-	wantInMessage string // a substring of the first verbose message when incompatible
-}{
+var avroPairs = []compatPair{
 	{name: "int promotes to long", old: rec("R", field("a", `"int"`)), new: rec("R", field("a", `"long"`)),
 		backward: true, forward: false, wantInMessage: "TYPE_MISMATCH"},
 	{name: "int promotes to float", old: rec("R", field("a", `"int"`)), new: rec("R", field("a", `"float"`)), backward: true},
@@ -128,31 +122,7 @@ var avroPairs = []struct {
 }
 
 func TestAvroCompatibilityEveryLevel(t *testing.T) {
-	for _, tt := range avroPairs {
-		for _, level := range Levels {
-			want := true
-			switch level {
-			case Backward, BackwardTransitive:
-				want = tt.backward
-			case Forward, ForwardTransitive:
-				want = tt.forward
-			case Full, FullTransitive:
-				want = tt.backward && tt.forward
-			}
-			t.Run(tt.name+"/"+string(level), func(t *testing.T) {
-				msgs := checkCompat(t, level, Avro, tt.new, tt.old)
-				if got := len(msgs) == 0; got != want {
-					t.Fatalf("compatible = %v, want %v; messages: %v", got, want, msgs)
-				}
-				if !want && tt.wantInMessage != "" && !strings.Contains(strings.Join(msgs, " "), tt.wantInMessage) {
-					t.Fatalf("messages %v do not mention %q", msgs, tt.wantInMessage)
-				}
-				if !want && !strings.Contains(msgs[len(msgs)-1], string(level)) {
-					t.Fatalf("messages %v do not end with the level", msgs)
-				}
-			})
-		}
-	}
+	testCompatPairs(t, Avro, avroPairs)
 }
 
 // TestAvroTransitive covers histories where the candidate is compatible with
