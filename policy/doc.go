@@ -29,13 +29,16 @@
 // without decoding them. Recursive types make the plan a graph; the compiler
 // reuses the node being built when it meets the same (type, state) again.
 //
-// MaskAvro (avro.go) rewrites the Avro binary encoding in place of decoding and
-// re-encoding it: untouched bytes are copied as they are, which keeps output
-// deterministic and fast (see BenchmarkMaskAvro). MaskJSON (json.go) does the
-// same for JSON text: a validating scan that replaces only the spans of the
-// values it changes, keeping key order, whitespace and number spelling. Both
-// check that the whole record decodes, since an undecodable record must be
-// quarantined, not forwarded.
+// MaskAvro (mask_avro.go) rewrites the Avro binary encoding in place of decoding
+// and re-encoding it: untouched bytes are copied as they are, which keeps output
+// deterministic and fast (see BenchmarkMaskAvro). The constants it writes (a
+// dropped field's default, a replace value) are encoded once, by the compiler,
+// with encodeAvro (avro_encode.go), which also turns TestRecord's JSON input
+// into Avro; appendAvroJSON (avro_json.go) shows Avro records as JSON. MaskJSON
+// (json.go) does the same for JSON text: a validating scan that replaces only
+// the spans of the values it changes, keeping key order, whitespace and number
+// spelling. Both check that the whole record decodes, since an undecodable
+// record must be quarantined, not forwarded.
 //
 // # Policy file reference
 //

@@ -126,23 +126,3 @@ func pairCheck(reader, writer *parsed, rl, wl string) []incompat {
 	}
 	return nil
 }
-
-// Check reports why candidate cannot follow previous (oldest first) under
-// level, in Confluent's verbose message format; nil means compatible. The
-// schemas may not use references. An unparsable schema is an error wrapping
-// ErrInvalidSchema. It is what the embedded server runs on registration.
-func Check(level Level, t SchemaType, candidate string, previous ...string) ([]string, error) {
-	cand, err := parseSchema(t, candidate, nil)
-	if err != nil {
-		return nil, fmt.Errorf("candidate: %w", err)
-	}
-	prev := make([]versioned, 0, len(previous))
-	for i, s := range previous {
-		p, err := parseSchema(t, s, nil)
-		if err != nil {
-			return nil, fmt.Errorf("previous[%d]: %w", i, err)
-		}
-		prev = append(prev, versioned{version: i + 1, p: p})
-	}
-	return compatMessages(level, cand, prev), nil
-}

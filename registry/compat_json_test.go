@@ -1,19 +1,10 @@
 package registry
 
-import (
-	"strings"
-	"testing"
-)
+import "testing"
 
 // jsonPairs: backward means the new schema accepts all data the old one
 // accepted; forward the reverse. They follow Confluent's content-model rules.
-var jsonPairs = []struct {
-	name          string
-	old, new      string
-	backward      bool
-	forward       bool
-	wantInMessage string
-}{
+var jsonPairs = []compatPair{
 	{name: "adding a property to an open content model breaks backward",
 		old:      `{"type":"object","properties":{"a":{"type":"string"}}}`,
 		new:      `{"type":"object","properties":{"a":{"type":"string"},"b":{"type":"integer"}}}`,
@@ -33,7 +24,8 @@ var jsonPairs = []struct {
 	{name: "adding a required property breaks backward",
 		old:      `{"type":"object","properties":{"a":{"type":"string"}},"additionalProperties":false}`,
 		new:      `{"type":"object","properties":{"a":{"type":"string"},"b":{"type":"integer"}},"required":["b"],"additionalProperties":false}`,
-		backward: false, forward: false, wantInMessage: "REQUIRED_ATTRIBUTE_ADDED"},
+		backward: false, forward: false, wantInMessage: "REQUIRED_ATTRIBUTE_ADDED",
+		wantInForward: "PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL"},
 	{name: "a required property with a default may be added",
 		old:      `{"type":"object","properties":{"a":{"type":"string"}},"additionalProperties":false}`,
 		new:      `{"type":"object","properties":{"a":{"type":"string"},"b":{"type":"integer","default":0}},"required":["b"],"additionalProperties":false}`,
@@ -77,34 +69,7 @@ var jsonPairs = []struct {
 }
 
 func TestJSONSchemaCompatibility(t *testing.T) {
-	for _, tt := range jsonPairs {
-		for _, level := range Levels {
-			want := true
-			switch level {
-			case Backward, BackwardTransitive:
-				want = tt.backward
-			case Forward, ForwardTransitive:
-				want = tt.forward
-			case Full, FullTransitive:
-				want = tt.backward && tt.forward
-			}
-			t.Run(tt.name+"/"+string(level), func(t *testing.T) {
-				msgs, err := Check(level, JSON, tt.new, tt.old)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got := len(msgs) == 0; got != want {
-					t.Fatalf("compatible = %v, want %v; messages: %v", got, want, msgs)
-				}
-				// The expected message is the one of the direction that fails
-				// first: backward when it fails, else forward.
-				checkMsg := (!tt.backward && level.backward()) || (tt.backward && level.forward())
-				if !want && checkMsg && tt.wantInMessage != "" && !strings.Contains(strings.Join(msgs, " "), tt.wantInMessage) {
-					t.Fatalf("messages %v do not mention %q", msgs, tt.wantInMessage)
-				}
-			})
-		}
-	}
+	testCompatPairs(t, JSON, jsonPairs)
 }
 
 func TestJSONSchemaInvalid(t *testing.T) {
@@ -120,156 +85,8 @@ func TestJSONSchemaInvalid(t *testing.T) {
 		"nested schema not allowed": `{"properties":{"a":"string"}}`,
 	} {
 		t.Run(name, func(t *testing.T) {
-			if _, err := Check(None, JSON, s); err == nil {
+			if _, err := parseSchema(JSON, s, nil); err == nil {
 				t.Fatalf("schema %s accepted", s)
-			}
-		})
-	}
-}
-
-// protoPairs follow the subset of Confluent's Protobuf rules in doc.go.
-var protoPairs = []struct {
-	name          string
-	old, new      string
-	backward      bool
-	forward       bool
-	wantInMessage string
-}{
-	{name: "adding a field is compatible",
-		old: `syntax = "proto3"; package acme; message Order { string id = 1; }`,
-		new: `syntax = "proto3"; package acme; message Order { string id = 1; int64 cents = 2; }`, backward: true, forward: true},
-	{name: "removing a field is compatible",
-		old: `syntax = "proto3"; package acme; message Order { string id = 1; int64 cents = 2; }`,
-		new: `syntax = "proto3"; package acme; message Order { string id = 1; reserved 2; }`, backward: true, forward: true},
-	{name: "renaming a field keeps its number and is compatible",
-		old: `syntax = "proto3"; message Order { string id = 1; }`,
-		new: `syntax = "proto3"; message Order { string order_id = 1; }`, backward: true, forward: true},
-	{name: "int32 and int64 share the varint encoding",
-		old: `syntax = "proto3"; message M { int32 n = 1; }`, new: `syntax = "proto3"; message M { int64 n = 1; }`, backward: true, forward: true},
-	{name: "string and bytes share the length-delimited encoding",
-		old: `syntax = "proto3"; message M { string s = 1; }`, new: `syntax = "proto3"; message M { bytes s = 1; }`, backward: true, forward: true},
-	{name: "changing a scalar kind is incompatible",
-		old: `syntax = "proto3"; message M { int32 n = 1; }`, new: `syntax = "proto3"; message M { string n = 1; }`,
-		wantInMessage: "FIELD_SCALAR_KIND_CHANGED"},
-	{name: "a scalar becoming a message is incompatible",
-		old: `syntax = "proto3"; message M { string a = 1; } message A { string s = 1; }`,
-		new: `syntax = "proto3"; message M { A a = 1; } message A { string s = 1; }`, wantInMessage: "FIELD_KIND_CHANGED"},
-	{name: "a singular field becoming repeated is incompatible",
-		old: `syntax = "proto3"; message M { string a = 1; }`, new: `syntax = "proto3"; message M { repeated string a = 1; }`,
-		wantInMessage: "FIELD_KIND_CHANGED"},
-	{name: "a field's message type changing is incompatible",
-		old: `syntax = "proto3"; message M { A a = 1; } message A {} message B {}`,
-		new: `syntax = "proto3"; message M { B a = 1; } message A {} message B {}`, wantInMessage: "FIELD_NAMED_TYPE_CHANGED"},
-	{name: "removing a message breaks backward",
-		old: `syntax = "proto3"; message M { string a = 1; } message N { string b = 1; }`,
-		new: `syntax = "proto3"; message M { string a = 1; }`, backward: false, forward: true, wantInMessage: "MESSAGE_REMOVED"},
-	{name: "adding a message at the end is compatible backward",
-		old: `syntax = "proto3"; message M { string a = 1; }`,
-		new: `syntax = "proto3"; message M { string a = 1; } message N { string b = 1; }`, backward: true, forward: false},
-	{name: "inserting a message before another moves its index",
-		old: `syntax = "proto3"; message M { string a = 1; }`,
-		new: `syntax = "proto3"; message N { string b = 1; } message M { string a = 1; }`, wantInMessage: "MESSAGE_MOVED"},
-	{name: "changing the package is incompatible",
-		old: `syntax = "proto3"; package a; message M { string a = 1; }`,
-		new: `syntax = "proto3"; package b; message M { string a = 1; }`, wantInMessage: "PACKAGE_CHANGED"},
-	{name: "adding a required field is incompatible",
-		old: `syntax = "proto2"; message M { optional string a = 1; }`,
-		new: `syntax = "proto2"; message M { optional string a = 1; required int32 b = 2; }`, wantInMessage: "REQUIRED_FIELD"},
-	{name: "moving a field into an existing oneof is incompatible",
-		old: `syntax = "proto3"; message M { string a = 1; oneof o { string b = 2; } }`,
-		new: `syntax = "proto3"; message M { oneof o { string a = 1; string b = 2; } }`, backward: false, forward: true,
-		wantInMessage: "FIELD_MOVED_TO_EXISTING_ONEOF"},
-	{name: "nested messages are compared",
-		old: `syntax = "proto3"; message M { message Inner { int32 x = 1; } Inner i = 1; }`,
-		new: `syntax = "proto3"; message M { message Inner { double x = 1; } Inner i = 1; }`, wantInMessage: "M.Inner.x"},
-	{name: "a map's value type changing is incompatible",
-		old: `syntax = "proto3"; message M { map<string, int32> m = 1; }`,
-		new: `syntax = "proto3"; message M { map<string, string> m = 1; }`, wantInMessage: "FIELD_KIND_CHANGED"},
-	{name: "a map with the same types is compatible",
-		old: `syntax = "proto3"; message M { map<string, V> m = 1; message V {} }`,
-		new: `syntax = "proto3"; message M { map<string, M.V> m = 1; message V {} }`, backward: true, forward: true},
-	{name: "proto2 groups are messages",
-		old: `syntax = "proto2"; message M { optional group G = 1 { optional int32 x = 2; } }`,
-		new: `syntax = "proto2"; message M { optional group G = 1 { optional string x = 2; } }`, wantInMessage: "M.G.x"},
-	{name: "comments and layout do not matter",
-		old: `syntax = "proto3"; message M { string a = 1; }`,
-		new: "syntax = \"proto3\";\n// an order\nmessage M {\n  string a = 1 [json_name = \"a\"]; /* id */\n}\n", backward: true, forward: true},
-}
-
-func TestProtobufCompatibility(t *testing.T) {
-	for _, tt := range protoPairs {
-		for _, level := range Levels {
-			want := true
-			switch level {
-			case Backward, BackwardTransitive:
-				want = tt.backward
-			case Forward, ForwardTransitive:
-				want = tt.forward
-			case Full, FullTransitive:
-				want = tt.backward && tt.forward
-			}
-			t.Run(tt.name+"/"+string(level), func(t *testing.T) {
-				msgs, err := Check(level, Protobuf, tt.new, tt.old)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got := len(msgs) == 0; got != want {
-					t.Fatalf("compatible = %v, want %v; messages: %v", got, want, msgs)
-				}
-				checkMsg := (!tt.backward && level.backward()) || (tt.backward && level.forward())
-				if !want && checkMsg && tt.wantInMessage != "" && !strings.Contains(strings.Join(msgs, " "), tt.wantInMessage) {
-					t.Fatalf("messages %v do not mention %q", msgs, tt.wantInMessage)
-				}
-			})
-		}
-	}
-}
-
-func TestProtobufParse(t *testing.T) {
-	good := `
-syntax = "proto3";
-package acme.orders.v1;
-import "google/protobuf/timestamp.proto";
-option java_package = "com.acme";
-option (my.opt) = { a: 1 b: "x;" };
-message Order {
-  reserved 4, 6 to 8;
-  reserved "old";
-  enum Status { STATUS_UNSPECIFIED = 0; STATUS_OPEN = 1 [deprecated = true]; NEG = -1; }
-  string id = 1;
-  Status status = 2;
-  map<string, Line> lines = 3;
-  google.protobuf.Timestamp at = 5;
-  oneof payment { string card = 9; string iban = 10; }
-  message Line { int64 cents = 1; repeated string tags = 2 [packed = false]; }
-}
-service Orders { rpc Get(Order) returns (Order) { option (x) = {}; } }
-`
-	f, _, err := parseProto(good)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if f.pkg != "acme.orders.v1" || len(f.messages) != 1 || len(f.messages[0].fields) != 6 {
-		t.Fatalf("parsed %+v", f)
-	}
-	if got := f.resolve("acme.orders.v1.Order", "Line"); got != "acme.orders.v1.Order.Line" {
-		t.Fatalf("resolve Line = %s", got)
-	}
-	for name, s := range map[string]string{
-		"missing semicolon":     `syntax = "proto3"; message M { string a = 1 }`,
-		"duplicate number":      `syntax = "proto3"; message M { string a = 1; string b = 1; }`,
-		"unknown syntax":        `syntax = "proto4";`,
-		"unterminated message":  `message M { string a = 1;`,
-		"field number zero":     `message M { string a = 0; }`,
-		"stray token":           `message M { string a = 1; } }`,
-		"unterminated comment":  `/* message M {}`,
-		"not a proto file":      `{"type":"record"}`,
-		"empty enum":            `enum E {}`,
-		"unknown top-level kwd": `messages M {}`,
-	} {
-		t.Run(name, func(t *testing.T) {
-			if _, err := Check(None, Protobuf, s); err == nil {
-				t.Fatalf("schema %q accepted", s)
 			}
 		})
 	}

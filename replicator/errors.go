@@ -7,14 +7,15 @@ import (
 )
 
 // ErrFenced reports that a newer instance of a task (on this or another node)
-// took over its transactional id. The fenced task stops; it never produces again.
+// took over its transactional id. The fenced session ends; Task.Run stands by
+// for a while and then, if this node still runs the task, takes it back.
 var ErrFenced = errors.New("replicator: task fenced by a newer instance")
 
 func asKafkaError(err error, ke *kafka.Error) bool { return errors.As(err, ke) }
 
 // IsRetryable reports whether an error of a task or pipeline is worth retrying
 // with backoff: broker and network trouble, timeouts, aborted transactions. Fencing
-// and configuration errors are not.
+// (which Task.Run answers by standing by instead) and configuration errors are not.
 func IsRetryable(err error) bool {
 	if err == nil || errors.Is(err, ErrFenced) {
 		return false

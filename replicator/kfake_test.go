@@ -60,30 +60,12 @@ pipelines:
 	return cfg
 }
 
-// syncBuffer collects the worker's log, shown when the test fails.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// startWorker runs a Worker with every task of cfg. stop cancels it and waits
-// for the drain; the test's cleanup calls it too.
+// startWorker runs a Worker with every task of cfg, logging to the test's
+// output. stop cancels it and waits for the drain; the test's cleanup calls it
+// too.
 func startWorker(t *testing.T, cfg *config.Config, m *metrics.Set) (w *Worker, stop func()) {
 	t.Helper()
-	logs := &syncBuffer{}
-	w, err := NewWorker(cfg, Deps{Metrics: m, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	w, err := NewWorker(cfg, Deps{Metrics: m, Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))})
 	if err != nil {
 		t.Fatalf("NewWorker: %v", err)
 	}
@@ -104,12 +86,7 @@ func startWorker(t *testing.T, cfg *config.Config, m *metrics.Set) (w *Worker, s
 			t.Errorf("Worker.Run did not return within 20s of cancel")
 		}
 	})
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			t.Logf("worker log:\n%s", logs.String())
-		}
-	})
+	t.Cleanup(stop)
 	return w, stop
 }
 

@@ -44,11 +44,6 @@ func offsetSyncKey(pipeline, source string, p Partition) []byte {
 	return []byte(pipeline + "/" + source + "/" + p.Topic + "/" + strconv.Itoa(int(p.Partition)))
 }
 
-// parseOffsetSyncKey is the inverse of offsetSyncKey for one pipeline and source.
-func parseOffsetSyncKey(pipeline, source string, key []byte) (Partition, bool) {
-	return parseCheckpointKey(pipeline+"/"+source, key)
-}
-
 func encodeOffsetSync(task string, s *syncSample) []byte {
 	b, _ := json.Marshal(offsetSync{V: 1, SourceOffset: s.source, TargetTopic: *s.ps.target, TargetOffset: s.target, Task: task})
 	return b

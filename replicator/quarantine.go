@@ -17,7 +17,7 @@ import (
 // records that must not land: raw data stays in its region.
 const QuarantineTopic = "_tributary.quarantine"
 
-// Quarantine record headers (DESIGN.md).
+// Quarantine record headers, as the README's "Schema governance" lists them.
 const (
 	HeaderError           = "tributary-error"
 	HeaderSourceTopic     = "tributary-source-topic"

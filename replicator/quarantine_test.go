@@ -51,9 +51,8 @@ func TestRejectedRecordsAreQuarantinedInTheSourceAndNothingIsLost(t *testing.T) 
 	ft := &fakeTransformer{}
 	ft.outage.Store(3) // a registry outage at the start: the task pauses and retries
 	m := metrics.New(prometheus.NewRegistry())
-	logs := &syncBuffer{}
 	w, err := NewWorker(cfg, Deps{Metrics: m, Transformers: map[string]governance.Transformer{"eu": ft},
-		Logger: slog.New(slog.NewTextHandler(logs, nil))})
+		Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,9 +63,6 @@ func TestRejectedRecordsAreQuarantinedInTheSourceAndNothingIsLost(t *testing.T) 
 	defer func() {
 		cancel()
 		wg.Wait()
-		if t.Failed() {
-			t.Logf("worker log:\n%s", logs.String())
-		}
 	}()
 
 	var wantRejected, wantLanded []*srcRecord

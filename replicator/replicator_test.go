@@ -234,14 +234,14 @@ func TestIsRetryable(t *testing.T) {
 		want bool
 	}{
 		{"nil is not an error to retry", nil, false},
-		{"ErrFenced is final", ErrFenced, false},
-		{"a wrapped ErrFenced is final", fmt.Errorf("task eu/1: %w", ErrFenced), false},
+		{"ErrFenced is not retried with backoff", ErrFenced, false},
+		{"a wrapped ErrFenced is not retried with backoff", fmt.Errorf("task eu/1: %w", ErrFenced), false},
 		{"a plain error is retried", errors.New("something broke"), true},
 		{"a topic authorization failure is final", kafka.NewError(kafka.ErrTopicAuthorizationFailed, "not allowed", false), false},
 		{"a wrapped transactional-id authorization failure is final", fmt.Errorf("init: %w", kafka.NewError(kafka.ErrTransactionalIDAuthorizationFailed, "no", false)), false},
 		{"a SASL failure is final", kafka.NewError(kafka.ErrSaslAuthenticationFailed, "bad password", false), false},
-		{"librdkafka's fatal fencing error is final", kafka.NewError(kafka.ErrFenced, "fenced", true), false},
-		{"a broker's producer-fenced error is final", kafka.NewError(kafka.ErrProducerFenced, "fenced", false), false},
+		{"librdkafka's fatal fencing error is not retried with backoff", kafka.NewError(kafka.ErrFenced, "fenced", true), false},
+		{"a broker's producer-fenced error is not retried with backoff", kafka.NewError(kafka.ErrProducerFenced, "fenced", false), false},
 		{"a transport error is retried", kafka.NewError(kafka.ErrTransport, "connection reset", false), true},
 		{"all brokers down is retried", kafka.NewError(kafka.ErrAllBrokersDown, "down", false), true},
 		{"a timeout is retried", fmt.Errorf("commit: %w", kafka.NewError(kafka.ErrTimedOut, "timed out", false)), true},

@@ -18,7 +18,8 @@ import (
 	"github.com/tributary-dev/tributary/replicator/metrics"
 )
 
-// Header names added to mirrored records (DESIGN.md, "Names users depend on").
+// Header names added to mirrored records. Consumers and offset translation
+// read them (README, "How mirroring works"): they are part of the interface.
 const (
 	HeaderOrigin          = "tributary-origin"
 	HeaderOriginTopic     = "tributary-origin-topic"
@@ -386,14 +387,14 @@ func (t *Task) session(ctx context.Context) (err error) {
 	t.lastErr.Store("")
 	t.log.Info("task running", "partitions", t.partitions.Load(), "heartbeats", p.heartbeats, "exactly_once", eos)
 
-	b := &batcher{t: t, prod: prod, cons: cons, parts: parts, eos: eos,
+	loop := &txLoop{t: t, prod: prod, cons: cons, parts: parts, eos: eos,
 		deliveryFailures: &deliveryFailures, firstDeliveryErr: &firstDeliveryErr,
 		transform: p.deps.Transformers[p.cfg.Name], logs: logs,
 		quarantinedCtr: p.deps.Metrics.Records.WithLabelValues(p.cfg.Name, metrics.Quarantined),
 		sampler:        newSampler(p.cfg.OffsetSyncInterval.D())}
 	defer func() {
-		if b.quarantine != nil {
-			b.quarantine.close()
+		if loop.quarantine != nil {
+			loop.quarantine.close()
 		}
 	}()
 	for {
@@ -405,7 +406,7 @@ func (t *Task) session(ctx context.Context) (err error) {
 			}
 		default:
 		}
-		if err := b.run(ctx); err != nil {
+		if err := loop.runTransaction(ctx); err != nil {
 			return t.classify(err)
 		}
 		if ctx.Err() != nil {
@@ -414,7 +415,8 @@ func (t *Task) session(ctx context.Context) (err error) {
 	}
 }
 
-// classify turns fencing into ErrFenced, which stops the task for good.
+// classify turns fencing into ErrFenced: Run then stands by for fencedBackoff
+// and tries again, while the node still runs the task.
 func (t *Task) classify(err error) error {
 	switch kafkaCode(err) {
 	case kafka.ErrFenced, kafka.ErrProducerFenced, kafka.ErrInvalidProducerEpoch:
@@ -423,9 +425,10 @@ func (t *Task) classify(err error) error {
 	return err
 }
 
-// batcher collects one transaction's worth of records and commits it with the
-// checkpoints of the partitions it advanced.
-type batcher struct {
+// txLoop is a session's transaction loop. Each runTransaction collects one
+// transaction's worth of records and commits it with the checkpoints of the
+// partitions it advanced.
+type txLoop struct {
 	t     *Task
 	prod  *kafka.Producer
 	cons  *kafka.Consumer
@@ -449,22 +452,45 @@ type batcher struct {
 	errLogAt time.Time
 
 	sampler *sampler // offset syncs
+
+	// The open batch, reset by runTransaction.
+	counts      batchCounts
+	heartbeatTs int64  // newest heartbeat of this pipeline in the batch (ms)
+	origin      []byte // the source cluster's name, the value of HeaderOrigin
+	target      []byte // the target cluster's name: records from it are a cycle
+	lineage     bool   // add the lineage headers
+	syncs       bool   // the offset sync topic exists: sample records
 }
 
-func (b *batcher) run(ctx context.Context) error {
-	t, p := b.t, b.t.p
-	deadline := time.Now().Add(p.cfg.CommitInterval.D())
-	n, skipped, quarantined, nbytes := 0, 0, 0, 0
-	b.ts = b.ts[:0]
-	b.offBuf = b.offBuf[:0]
-	origin := []byte(p.sourceName)
-	target := []byte(p.targetName)
-	lineage := p.cfg.HasLineage()
-	syncs := p.syncsReady.Load()
-	var key Partition
-	var heartbeatTs int64 // newest heartbeat of this pipeline in the batch (ms)
+// batchCounts counts the records of the open batch; they are added to the
+// task's totals and metrics once the batch is committed.
+type batchCounts struct {
+	replicated, skipped, quarantined, bytes int
+}
 
-	for n < maxBatch && ctx.Err() == nil {
+// runTransaction is one turn of the loop: it polls records into the open
+// transaction until the batch is full, commit_interval has passed or ctx is
+// cancelled, and then commits them with their checkpoints.
+func (l *txLoop) runTransaction(ctx context.Context) error {
+	p := l.t.p
+	l.counts = batchCounts{}
+	l.heartbeatTs = 0
+	l.ts = l.ts[:0]
+	l.offBuf = l.offBuf[:0]
+	l.origin = []byte(p.sourceName)
+	l.target = []byte(p.targetName)
+	l.lineage = p.cfg.HasLineage()
+	l.syncs = p.syncsReady.Load()
+	if err := l.poll(ctx, time.Now().Add(p.cfg.CommitInterval.D())); err != nil {
+		return err
+	}
+	return l.commitBatch(ctx)
+}
+
+// poll reads source events into the open transaction until maxBatch records
+// are in it, deadline has passed or ctx is cancelled.
+func (l *txLoop) poll(ctx context.Context, deadline time.Time) error {
+	for l.counts.replicated < maxBatch && ctx.Err() == nil {
 		remaining := time.Until(deadline)
 		if remaining <= 0 {
 			break
@@ -476,113 +502,14 @@ func (b *batcher) run(ctx context.Context) error {
 		if ms < 1 {
 			ms = 1
 		}
-		switch e := b.cons.Poll(ms).(type) {
+		switch e := l.cons.Poll(ms).(type) {
 		case *kafka.Message:
-			if err := e.TopicPartition.Error; err != nil {
-				if c := kafkaCode(err); (c == kafka.ErrAutoOffsetReset || c == kafka.ErrOffsetOutOfRange) && e.TopicPartition.Topic != nil {
-					if err := b.resetOffset(*e.TopicPartition.Topic, e.TopicPartition.Partition); err != nil {
-						return err
-					}
-					continue
-				}
-				b.logConsumeErr(err)
-				continue
-			}
-			key.Topic, key.Partition = *e.TopicPartition.Topic, e.TopicPartition.Partition
-			ps := b.parts[key]
-			if ps == nil {
-				continue
-			}
-			off := int64(e.TopicPartition.Offset)
-			if err := b.begin(); err != nil {
+			if err := l.record(ctx, e); err != nil {
 				return err
 			}
-			hasOrigin := false
-			cycle := false
-			for _, h := range e.Headers {
-				if h.Key == HeaderOrigin {
-					hasOrigin = true
-					if bytes.Equal(h.Value, target) {
-						cycle = true
-					}
-				}
-			}
-			if ps.headTs == 0 && e.TimestampType != kafka.TimestampNotAvailable {
-				ps.headTs = e.Timestamp.UnixMilli()
-				if lp := ps.lp; lp != nil && lp.headTs.Load() == 0 {
-					lp.headTs.Store(ps.headTs) // kept when this session fails
-				}
-			}
-			ps.pending = off + 1
-			if ps.heartbeat && !isHeartbeatOf(p.cfg.Name, e.Key) {
-				// Another pipeline's heartbeat (they share the topic): that
-				// pipeline mirrors it; a second copy would only duplicate it.
-				continue
-			}
-			if cycle {
-				skipped++
-				continue
-			}
-			if ps.heartbeat {
-				// Not user data: no transformer (schemas, policies) sees it.
-				if e.TimestampType != kafka.TimestampNotAvailable {
-					heartbeatTs = max(heartbeatTs, e.Timestamp.UnixMilli())
-				}
-			} else if b.transform != nil {
-				b.rec = governance.Record{SourceTopic: ps.src.Topic, TargetTopic: *ps.target, Key: e.Key, Value: e.Value, Headers: e.Headers}
-				if err := b.transform.Transform(ctx, &b.rec); err != nil {
-					reject, ok := asReject(err)
-					if !ok {
-						return fmt.Errorf("transforming %s offset %d: %w", ps.src, off, err)
-					}
-					if err := b.quarantineRecord(ctx, e, reject); err != nil {
-						return fmt.Errorf("quarantining %s offset %d (%s): %w", ps.src, off, reject.Reason, err)
-					}
-					quarantined++
-					continue
-				}
-				e.Key, e.Value, e.Headers = b.rec.Key, b.rec.Value, b.rec.Headers
-			}
-			if e.TimestampType == kafka.TimestampNotAvailable {
-				e.Timestamp = time.Time{}
-			} else if !ps.heartbeat {
-				b.ts = append(b.ts, e.Timestamp.UnixMilli())
-			}
-			if !hasOrigin {
-				e.Headers = append(e.Headers, kafka.Header{Key: HeaderOrigin, Value: origin})
-			}
-			if lineage {
-				start := len(b.offBuf)
-				b.offBuf = strconv.AppendInt(b.offBuf, off, 10)
-				e.Headers = append(e.Headers,
-					kafka.Header{Key: HeaderOriginTopic, Value: ps.topicHdr},
-					kafka.Header{Key: HeaderOriginPartition, Value: ps.partHdr},
-					kafka.Header{Key: HeaderOriginOffset, Value: b.offBuf[start:len(b.offBuf):len(b.offBuf)]})
-			}
-			e.TopicPartition = kafka.TopicPartition{Topic: ps.target, Partition: ps.src.Partition}
-			e.Opaque = nil
-			var dr chan kafka.Event
-			if ps.lastTxn != b.txn {
-				// The first record of the transaction in this partition: the
-				// only kind that may be sampled (see syncSample).
-				ps.lastTxn = b.txn
-				if syncs && !ps.heartbeat {
-					if smp := b.sampler.take(ps, off, time.Now()); smp != nil {
-						e.Opaque, dr = smp, b.sampler.ch
-					}
-				}
-			}
-			if err := b.produce(e, dr); err != nil {
-				return fmt.Errorf("producing %s offset %d to %s: %w", ps.src, off, *ps.target, err)
-			}
-			if !ps.heartbeat {
-				n++
-				nbytes += len(e.Key) + len(e.Value)
-			}
 		case kafka.PartitionEOF:
-			key.Topic, key.Partition = *e.Topic, e.Partition
-			if ps := b.parts[key]; ps != nil && int64(e.Offset) > ps.pending {
-				b.t.log.Debug("end of partition moves past unread offsets", "partition", ps.src.String(), "from", ps.pending, "to", int64(e.Offset))
+			if ps := l.parts[Partition{*e.Topic, e.Partition}]; ps != nil && int64(e.Offset) > ps.pending {
+				l.t.log.Debug("end of partition moves past unread offsets", "partition", ps.src.String(), "from", ps.pending, "to", int64(e.Offset))
 				// Everything up to the last stable offset was delivered; what lies
 				// between is transaction markers or aborted records. Moving past
 				// them keeps lag at zero and restarts short.
@@ -594,45 +521,179 @@ func (b *batcher) run(ctx context.Context) error {
 			}
 			if c := e.Code(); c == kafka.ErrAutoOffsetReset || c == kafka.ErrOffsetOutOfRange {
 				// The error names no partition: check each against the source log.
-				if err := b.resetOutOfRange(); err != nil {
+				if err := l.resetOutOfRange(); err != nil {
 					return err
 				}
 				continue
 			}
-			b.logConsumeErr(e)
+			l.logConsumeErr(e)
 		}
 	}
+	return nil
+}
 
+// record processes one polled source record: it moves its partition's pending
+// offset past it and, unless the record is another pipeline's heartbeat or
+// came from the target (a cycle, skipped), transforms it (or quarantines it),
+// adds the origin and lineage headers and produces it in the open
+// transaction.
+func (l *txLoop) record(ctx context.Context, e *kafka.Message) error {
+	if err := e.TopicPartition.Error; err != nil {
+		if c := kafkaCode(err); (c == kafka.ErrAutoOffsetReset || c == kafka.ErrOffsetOutOfRange) && e.TopicPartition.Topic != nil {
+			return l.resetOffset(*e.TopicPartition.Topic, e.TopicPartition.Partition)
+		}
+		l.logConsumeErr(err)
+		return nil
+	}
+	ps := l.parts[Partition{*e.TopicPartition.Topic, e.TopicPartition.Partition}]
+	if ps == nil {
+		return nil
+	}
+	off := int64(e.TopicPartition.Offset)
+	if err := l.begin(); err != nil {
+		return err
+	}
+	hasOrigin, cycle := originOf(e.Headers, l.target)
+	if ps.headTs == 0 && e.TimestampType != kafka.TimestampNotAvailable {
+		ps.headTs = e.Timestamp.UnixMilli()
+		if lp := ps.lp; lp != nil && lp.headTs.Load() == 0 {
+			lp.headTs.Store(ps.headTs) // kept when this session fails
+		}
+	}
+	ps.pending = off + 1
+	if ps.heartbeat && !isHeartbeatOf(l.t.p.cfg.Name, e.Key) {
+		// Another pipeline's heartbeat (they share the topic): that
+		// pipeline mirrors it; a second copy would only duplicate it.
+		return nil
+	}
+	if cycle {
+		l.counts.skipped++
+		return nil
+	}
+	if ps.heartbeat {
+		// Not user data: no transformer (schemas, policies) sees it.
+		if e.TimestampType != kafka.TimestampNotAvailable {
+			l.heartbeatTs = max(l.heartbeatTs, e.Timestamp.UnixMilli())
+		}
+	} else if l.transform != nil {
+		l.rec = governance.Record{SourceTopic: ps.src.Topic, TargetTopic: *ps.target, Key: e.Key, Value: e.Value, Headers: e.Headers}
+		if err := l.transform.Transform(ctx, &l.rec); err != nil {
+			reject, ok := asReject(err)
+			if !ok {
+				return fmt.Errorf("transforming %s offset %d: %w", ps.src, off, err)
+			}
+			if err := l.quarantineRecord(ctx, e, reject); err != nil {
+				return fmt.Errorf("quarantining %s offset %d (%s): %w", ps.src, off, reject.Reason, err)
+			}
+			l.counts.quarantined++
+			return nil
+		}
+		e.Key, e.Value, e.Headers = l.rec.Key, l.rec.Value, l.rec.Headers
+	}
+	if e.TimestampType == kafka.TimestampNotAvailable {
+		e.Timestamp = time.Time{}
+	} else if !ps.heartbeat {
+		l.ts = append(l.ts, e.Timestamp.UnixMilli())
+	}
+	if !hasOrigin {
+		e.Headers = append(e.Headers, kafka.Header{Key: HeaderOrigin, Value: l.origin})
+	}
+	if l.lineage {
+		start := len(l.offBuf)
+		l.offBuf = strconv.AppendInt(l.offBuf, off, 10)
+		e.Headers = append(e.Headers,
+			kafka.Header{Key: HeaderOriginTopic, Value: ps.topicHdr},
+			kafka.Header{Key: HeaderOriginPartition, Value: ps.partHdr},
+			kafka.Header{Key: HeaderOriginOffset, Value: l.offBuf[start:len(l.offBuf):len(l.offBuf)]})
+	}
+	e.TopicPartition = kafka.TopicPartition{Topic: ps.target, Partition: ps.src.Partition}
+	e.Opaque = nil
+	var dr chan kafka.Event
+	if ps.lastTxn != l.txn {
+		// The first record of the transaction in this partition: the
+		// only kind that may be sampled (see syncSample).
+		ps.lastTxn = l.txn
+		if l.syncs && !ps.heartbeat {
+			if smp := l.sampler.take(ps, off, time.Now()); smp != nil {
+				e.Opaque, dr = smp, l.sampler.ch
+			}
+		}
+	}
+	if err := l.produce(e, dr); err != nil {
+		return fmt.Errorf("producing %s offset %d to %s: %w", ps.src, off, *ps.target, err)
+	}
+	if !ps.heartbeat {
+		l.counts.replicated++
+		l.counts.bytes += len(e.Key) + len(e.Value)
+	}
+	return nil
+}
+
+// originOf reports whether headers carry HeaderOrigin, and whether any of
+// them names target: the record was mirrored from the target (a cycle).
+func originOf(headers []kafka.Header, target []byte) (hasOrigin, cycle bool) {
+	for _, h := range headers {
+		if h.Key == HeaderOrigin {
+			hasOrigin = true
+			if bytes.Equal(h.Value, target) {
+				cycle = true
+			}
+		}
+	}
+	return hasOrigin, cycle
+}
+
+// commitBatch ends the open batch: it writes the checkpoints of the partitions
+// the batch advanced and the offset syncs that are ready, and commits them in
+// the transaction of the batch's records (in at-least-once mode, only after
+// those records are acknowledged). Quarantined records are acknowledged
+// before any checkpoint past them is written. With no transaction open and
+// nothing to write, it does nothing.
+func (l *txLoop) commitBatch(ctx context.Context) error {
 	var advanced []*partState
-	for _, ps := range b.parts {
+	for _, ps := range l.parts {
 		if ps.pending != ps.lastWritten && ps.pending >= 0 {
 			advanced = append(advanced, ps)
 		}
 	}
 	// Offset syncs of records whose transactions committed; an idle
 	// pipeline still writes them, in a transaction of their own.
-	b.sampler.drain()
-	ready := b.sampler.ready(time.Now())
-	if len(advanced) == 0 && !b.inTxn && len(ready) == 0 {
+	l.sampler.drain()
+	ready := l.sampler.ready(time.Now())
+	if len(advanced) == 0 && !l.inTxn && len(ready) == 0 {
 		return nil
 	}
-	if err := b.begin(); err != nil {
+	if err := l.begin(); err != nil {
 		return err
 	}
-	if b.quarantine != nil {
+	if l.quarantine != nil {
 		// Acknowledged before any checkpoint past the quarantined offsets is written.
-		if err := b.quarantine.flush(commitTimeout); err != nil {
+		if err := l.quarantine.flush(commitTimeout); err != nil {
 			return err
 		}
 	}
-	if !b.eos {
-		if err := b.flush(); err != nil {
+	if !l.eos {
+		if err := l.flush(); err != nil {
 			return err
 		}
 	}
-	task := t.id.String()
+	if err := l.writeCheckpoints(advanced, ready); err != nil {
+		return err
+	}
+	if err := l.commit(ctx); err != nil {
+		return err
+	}
+	l.committed(advanced)
+	return nil
+}
+
+// writeCheckpoints produces, in the open transaction, the checkpoints of the
+// advanced partitions and the ready offset syncs.
+func (l *txLoop) writeCheckpoints(advanced []*partState, ready []*syncSample) error {
+	p := l.t.p
+	task := l.t.id.String()
 	for _, ps := range advanced {
-		if err := b.produce(&kafka.Message{
+		if err := l.produce(&kafka.Message{
 			TopicPartition: kafka.TopicPartition{Topic: strPtr(CheckpointTopic), Partition: kafka.PartitionAny},
 			Key:            checkpointKey(p.cfg.Name, ps.src),
 			Value:          encodeCheckpoint(task, ps.pending),
@@ -641,7 +702,7 @@ func (b *batcher) run(ctx context.Context) error {
 		}
 	}
 	for _, smp := range ready {
-		if err := b.produce(&kafka.Message{
+		if err := l.produce(&kafka.Message{
 			TopicPartition: kafka.TopicPartition{Topic: strPtr(OffsetSyncTopic), Partition: kafka.PartitionAny},
 			Key:            offsetSyncKey(p.cfg.Name, p.sourceName, smp.ps.src),
 			Value:          encodeOffsetSync(task, smp),
@@ -649,16 +710,20 @@ func (b *batcher) run(ctx context.Context) error {
 			return fmt.Errorf("writing offset sync of %s: %w", smp.ps.src, err)
 		}
 	}
-	if err := b.commit(ctx); err != nil {
-		return err
-	}
-	b.sampler.committed()
-	if heartbeatTs > 0 && heartbeatTs > t.heartbeatAt.Load() {
-		t.heartbeatAt.Store(heartbeatTs)
+	return nil
+}
+
+// committed records a committed batch: the partitions' committed offsets and
+// lag progress, the heartbeat time, latencies, and the task's counters.
+func (l *txLoop) committed(advanced []*partState) {
+	t := l.t
+	l.sampler.committed()
+	if l.heartbeatTs > 0 && l.heartbeatTs > t.heartbeatAt.Load() {
+		t.heartbeatAt.Store(l.heartbeatTs)
 	}
 	now := time.Now().UnixMilli()
-	for _, ts := range b.ts {
-		b.t.latency.Observe(float64(now-ts) / 1000)
+	for _, ts := range l.ts {
+		t.latency.Observe(float64(now-ts) / 1000)
 	}
 	commitAt := time.Now().UnixNano()
 	for _, ps := range advanced {
@@ -676,27 +741,27 @@ func (b *batcher) run(ctx context.Context) error {
 		ps.headTs = 0
 	}
 
-	t.replicated.Add(int64(n))
-	t.skipped.Add(int64(skipped))
-	t.quarantined.Add(int64(quarantined))
-	b.quarantinedCtr.Add(float64(quarantined))
-	t.replicatedCtr.Add(float64(n))
-	t.skippedCtr.Add(float64(skipped))
-	t.bytesCtr.Add(float64(nbytes))
-	return nil
+	c := l.counts
+	t.replicated.Add(int64(c.replicated))
+	t.skipped.Add(int64(c.skipped))
+	t.quarantined.Add(int64(c.quarantined))
+	l.quarantinedCtr.Add(float64(c.quarantined))
+	t.replicatedCtr.Add(float64(c.replicated))
+	t.skippedCtr.Add(float64(c.skipped))
+	t.bytesCtr.Add(float64(c.bytes))
 }
 
-func (b *batcher) begin() error {
-	if b.inTxn {
+func (l *txLoop) begin() error {
+	if l.inTxn {
 		return nil
 	}
-	if b.eos {
-		if err := b.prod.BeginTransaction(); err != nil {
+	if l.eos {
+		if err := l.prod.BeginTransaction(); err != nil {
 			return fmt.Errorf("beginning transaction: %w", err)
 		}
 	}
-	b.inTxn = true
-	b.txn++
+	l.inTxn = true
+	l.txn++
 	return nil
 }
 
@@ -704,20 +769,20 @@ func (b *batcher) begin() error {
 // partition the producer does not know yet (the target topic was just grown and
 // its cached metadata is older) triggers a metadata refresh and a retry. dr is
 // the message's own delivery channel, nil for all but sampled records.
-func (b *batcher) produce(m *kafka.Message, dr chan kafka.Event) error {
+func (l *txLoop) produce(m *kafka.Message, dr chan kafka.Event) error {
 	deadline := time.Time{}
 	for {
-		err := b.prod.Produce(m, dr)
+		err := l.prod.Produce(m, dr)
 		switch kafkaCode(err) {
 		case kafka.ErrQueueFull:
-			b.prod.Flush(100)
+			l.prod.Flush(100)
 		case kafka.ErrUnknownPartition:
 			if deadline.IsZero() {
 				deadline = time.Now().Add(30 * time.Second)
 			} else if time.Now().After(deadline) {
 				return err
 			}
-			b.prod.GetMetadata(m.TopicPartition.Topic, false, 5000)
+			l.prod.GetMetadata(m.TopicPartition.Topic, false, 5000)
 			time.Sleep(50 * time.Millisecond)
 		default:
 			return err
@@ -727,14 +792,14 @@ func (b *batcher) produce(m *kafka.Message, dr chan kafka.Event) error {
 
 // flush waits until every produced message is acknowledged (at-least-once mode)
 // and fails if any delivery failed, so no checkpoint moves past unwritten data.
-func (b *batcher) flush() error {
-	for b.prod.Flush(1000) > 0 {
-		if err := b.prod.GetFatalError(); err != nil {
+func (l *txLoop) flush() error {
+	for l.prod.Flush(1000) > 0 {
+		if err := l.prod.GetFatalError(); err != nil {
 			return fmt.Errorf("target producer: %w", err)
 		}
 	}
-	if n := b.deliveryFailures.Swap(0); n > 0 {
-		err, _ := b.firstDeliveryErr.Load().(error)
+	if n := l.deliveryFailures.Swap(0); n > 0 {
+		err, _ := l.firstDeliveryErr.Load().(error)
 		return fmt.Errorf("%d records not delivered to the target: %w", n, err)
 	}
 	return nil
@@ -742,28 +807,28 @@ func (b *batcher) flush() error {
 
 // commit ends the open transaction. On shutdown it still commits, with a short
 // deadline of its own, so the records read so far are not read twice.
-func (b *batcher) commit(ctx context.Context) error {
-	if !b.inTxn {
+func (l *txLoop) commit(ctx context.Context) error {
+	if !l.inTxn {
 		return nil
 	}
-	b.inTxn = false
-	if !b.eos {
-		if err := b.flush(); err != nil {
+	l.inTxn = false
+	if !l.eos {
+		if err := l.flush(); err != nil {
 			return err
 		}
-		b.t.committed.Inc()
+		l.t.committed.Inc()
 		return nil
 	}
-	err := inSlices(ctx, commitTimeout, drainTimeout, b.prod.CommitTransaction)
+	err := inSlices(ctx, commitTimeout, drainTimeout, l.prod.CommitTransaction)
 	if err == nil {
-		b.t.committed.Inc()
+		l.t.committed.Inc()
 		return nil
 	}
-	b.t.aborted.Inc()
+	l.t.aborted.Inc()
 	var ke kafka.Error
 	if errors.As(err, &ke) && ke.TxnRequiresAbort() {
 		actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
-		aerr := b.prod.AbortTransaction(actx)
+		aerr := l.prod.AbortTransaction(actx)
 		acancel()
 		if aerr != nil {
 			return fmt.Errorf("committing transaction: %w (abort failed too: %v)", err, aerr)
@@ -781,8 +846,8 @@ func (b *batcher) commit(ctx context.Context) error {
 const txnSlice = 2 * time.Second
 
 // inSlices calls a transactional call (InitTransactions, CommitTransaction)
-// in slices of at most txnSlice until it succeeds, fails for good, or total
-// has passed; once ctx is cancelled, for at most drain more. (A commit on
+// in slices of at most txnSlice until it succeeds, fails with an error that
+// is not retriable, or total has passed; once ctx is cancelled, for at most drain more. (A commit on
 // shutdown still completes when it can, so records read are not read twice.)
 func inSlices(ctx context.Context, total, drain time.Duration, call func(context.Context) error) error {
 	deadline := time.Now().Add(total)
@@ -811,12 +876,12 @@ func inSlices(ctx context.Context, total, drain time.Duration, call func(context
 	}
 }
 
-func (b *batcher) logConsumeErr(err error) {
-	if time.Since(b.errLogAt) < 10*time.Second {
+func (l *txLoop) logConsumeErr(err error) {
+	if time.Since(l.errLogAt) < 10*time.Second {
 		return
 	}
-	b.errLogAt = time.Now()
-	b.t.log.Warn("source consumer error; librdkafka retries", "err", err)
+	l.errLogAt = time.Now()
+	l.t.log.Warn("source consumer error; librdkafka retries", "err", err)
 }
 
 func strPtr(s string) *string { return &s }
@@ -825,9 +890,9 @@ func strPtr(s string) *string { return &s }
 // partition is checked against its source log and assigned afresh (librdkafka
 // stops fetching a partition after such an error, even a transient one right
 // after a broker restart).
-func (b *batcher) resetOutOfRange() error {
-	for sp := range b.parts {
-		if err := b.resetOffset(sp.Topic, sp.Partition); err != nil {
+func (l *txLoop) resetOutOfRange() error {
+	for sp := range l.parts {
+		if err := l.resetOffset(sp.Topic, sp.Partition); err != nil {
 			return err
 		}
 	}
@@ -839,12 +904,12 @@ func (b *batcher) resetOutOfRange() error {
 // cannot be recovered, so the loss is logged as an error and counted, and the
 // partition continues from the log start. Above the end (the source topic was
 // recreated or truncated), it continues from the end.
-func (b *batcher) resetOffset(topic string, partition int32) error {
-	ps := b.parts[Partition{topic, partition}]
+func (l *txLoop) resetOffset(topic string, partition int32) error {
+	ps := l.parts[Partition{topic, partition}]
 	if ps == nil {
 		return nil
 	}
-	lo, hi, err := b.cons.QueryWatermarkOffsets(topic, partition, 10000)
+	lo, hi, err := l.cons.QueryWatermarkOffsets(topic, partition, 10000)
 	if err != nil {
 		return fmt.Errorf("source %s: position out of range, and reading its offsets failed: %w", ps.src, err)
 	}
@@ -855,27 +920,27 @@ func (b *batcher) resetOffset(topic string, partition int32) error {
 	}
 	if from > hi {
 		to = hi
-		b.t.log.Error("source partition ends before the checkpoint (topic recreated or truncated?); continuing from its end",
+		l.t.log.Error("source partition ends before the checkpoint (topic recreated or truncated?); continuing from its end",
 			"partition", ps.src.String(), "checkpoint", from, "end", hi)
 	} else if from >= 0 && lo > from {
 		to = lo
 		lost := lo - from
-		b.t.expired.Add(float64(lost))
-		b.t.log.Error("source records deleted before they were mirrored (retention); continuing from the log start",
+		l.t.expired.Add(float64(lost))
+		l.t.log.Error("source records deleted before they were mirrored (retention); continuing from the log start",
 			"partition", ps.src.String(), "from", from, "log_start", lo, "lost", lost)
 	}
 	if to == from {
-		b.t.log.Warn("source reported an offset out of range, but the position is inside the log (broker restart?); fetching again from it",
+		l.t.log.Warn("source reported an offset out of range, but the position is inside the log (broker restart?); fetching again from it",
 			"partition", ps.src.String(), "position", from, "log_start", lo, "end", hi)
 	}
 	// After a range error the partition cannot Seek ("erroneous state"):
 	// assign it afresh at the new position.
 	tp := []kafka.TopicPartition{{Topic: &topic, Partition: partition}}
-	if err := b.cons.IncrementalUnassign(tp); err != nil {
+	if err := l.cons.IncrementalUnassign(tp); err != nil {
 		return fmt.Errorf("unassigning %s: %w", ps.src, err)
 	}
 	tp[0].Offset = kafka.Offset(to)
-	if err := b.cons.IncrementalAssign(tp); err != nil {
+	if err := l.cons.IncrementalAssign(tp); err != nil {
 		return fmt.Errorf("assigning %s at %d: %w", ps.src, to, err)
 	}
 	// The next checkpoint records the jump, so a restart does not count the
@@ -886,19 +951,19 @@ func (b *batcher) resetOffset(topic string, partition int32) error {
 
 // quarantineRecord sends a rejected record to the source region's quarantine.
 // The message still holds the source record as read (nothing was changed yet).
-func (b *batcher) quarantineRecord(ctx context.Context, m *kafka.Message, reject *governance.RejectError) error {
-	if b.quarantine == nil {
-		q, err := newQuarantine(ctx, b.t.p.source, txnID(b.t.p.cfg.Name, b.t.id.Index)+"-quarantine", b.logs)
+func (l *txLoop) quarantineRecord(ctx context.Context, m *kafka.Message, reject *governance.RejectError) error {
+	if l.quarantine == nil {
+		q, err := newQuarantine(ctx, l.t.p.source, txnID(l.t.p.cfg.Name, l.t.id.Index)+"-quarantine", l.logs)
 		if err != nil {
 			return err
 		}
-		b.quarantine = q
+		l.quarantine = q
 	}
 	level := slog.LevelDebug
-	if time.Since(b.quarantineLogAt) >= time.Second {
-		level, b.quarantineLogAt = slog.LevelWarn, time.Now() // at most one warning a second
+	if time.Since(l.quarantineLogAt) >= time.Second {
+		level, l.quarantineLogAt = slog.LevelWarn, time.Now() // at most one warning a second
 	}
-	b.t.log.Log(ctx, level, "record quarantined", "topic", *m.TopicPartition.Topic, "partition", m.TopicPartition.Partition,
+	l.t.log.Log(ctx, level, "record quarantined", "topic", *m.TopicPartition.Topic, "partition", m.TopicPartition.Partition,
 		"offset", int64(m.TopicPartition.Offset), "reason", reject.Reason, "detail", reject.Msg)
-	return b.quarantine.add(m, reject)
+	return l.quarantine.add(m, reject)
 }

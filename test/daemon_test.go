@@ -1,7 +1,6 @@
 package test
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,8 +24,7 @@ type daemon struct {
 	cfg    string
 	http   string
 	cmd    *exec.Cmd
-	mu     sync.Mutex
-	out    bytes.Buffer
+	out    logBuffer
 	exited chan struct{}
 	err    error
 }
@@ -111,7 +108,8 @@ func (d *daemon) spawn(kind string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	w := &lockedWriter{mu: &d.mu, w: io.MultiWriter(&d.out, f)}
+	// One writer for both, so exec.Cmd never calls it from two goroutines at once.
+	w := io.MultiWriter(&d.out, f)
 	d.cmd.Stdout, d.cmd.Stderr = w, w
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -128,30 +126,9 @@ func (d *daemon) spawn(kind string) {
 	})
 }
 
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
+func (d *daemon) output() string { return d.out.String() }
 
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-func (d *daemon) output() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.out.String()
-}
-
-func (d *daemon) tail(n int) string {
-	s := d.output()
-	if len(s) > n {
-		s = s[len(s)-n:]
-	}
-	return s
-}
+func (d *daemon) tail(n int) string { return d.out.tail(n) }
 
 func (d *daemon) kill() {
 	select {

@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"text/template"
@@ -487,8 +486,7 @@ func tributaryBinary(t *testing.T) string {
 // nodeProcess is `tributary run` as a child process with its log captured.
 type nodeProcess struct {
 	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
+	out  logBuffer
 	done chan struct{}
 }
 
@@ -496,8 +494,7 @@ func runNodeProcess(t *testing.T, bin, cfg string) *nodeProcess {
 	t.Helper()
 	n := &nodeProcess{done: make(chan struct{})}
 	n.cmd = exec.Command(bin, "run", "--config", cfg)
-	w := &lockedWriter{mu: &n.mu, w: &n.out}
-	n.cmd.Stdout, n.cmd.Stderr = w, w
+	n.cmd.Stdout, n.cmd.Stderr = &n.out, &n.out
 	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -526,15 +523,7 @@ func (n *nodeProcess) exited() bool {
 	}
 }
 
-func (n *nodeProcess) tail(size int) string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	s := n.out.String()
-	if len(s) > size {
-		s = s[len(s)-size:]
-	}
-	return s
-}
+func (n *nodeProcess) tail(size int) string { return n.out.tail(size) }
 
 var heartbeatAgeLine = regexp.MustCompile(`(?m)^tributary_heartbeat_age_seconds\{pipeline="deploy"\} (\S+)$`)
 
@@ -548,9 +537,7 @@ func (n *nodeProcess) httpAddr(t *testing.T, timeout time.Duration) string {
 		if n.exited() {
 			t.Fatalf("tributary exited:\n%s", n.tail(4096))
 		}
-		n.mu.Lock()
 		m := startLine.FindStringSubmatch(n.out.String())
-		n.mu.Unlock()
 		if m == nil {
 			return fmt.Errorf("no line with msg=\"tributary node starting\" and http=ADDR yet")
 		}

@@ -119,7 +119,7 @@ func TranslateGroup(ctx context.Context, cfg *config.Config, group string, pipel
 	var jobs []*translateJob
 	var unmirrored []string
 	for _, src := range sources {
-		committed, err := groupOffsets(ctx, cfg.Kafka[src], src, group)
+		committed, err := committedOffsets(ctx, cfg.Kafka[src], src, group)
 		if err != nil {
 			return nil, err
 		}
@@ -207,8 +207,8 @@ func TranslateGroup(ctx context.Context, cfg *config.Config, group string, pipel
 	return out, nil
 }
 
-// groupOffsets returns a group's committed offsets in one cluster.
-func groupOffsets(ctx context.Context, k *config.Kafka, name, group string) ([]kafka.TopicPartition, error) {
+// committedOffsets returns a group's committed offsets in one source cluster.
+func committedOffsets(ctx context.Context, k *config.Kafka, name, group string) ([]kafka.TopicPartition, error) {
 	admin, err := kafka.NewAdminClient(clientConfig(k, kafka.ConfigMap{"client.id": "tributary-offsets", "log_level": 3}))
 	if err != nil {
 		return nil, fmt.Errorf("creating admin client for %s: %w", name, err)
