@@ -14,6 +14,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tributary-dev/tributary/internal/kafkaclient"
 	"github.com/tributary-dev/tributary/replicator/metrics"
 )
 
@@ -227,25 +228,27 @@ type partState struct {
 func (t *Task) session(ctx context.Context) (err error) {
 	p := t.p
 	eos := p.cfg.IsExactlyOnce()
-	logs := newLogForwarder(t.log)
+	logs := kafkaclient.NewLogs(t.log)
 	defer logs.Close()
 
-	pconf := kafka.ConfigMap{
-		"client.id":                          txnID(p.cfg.Name, t.id.Index),
-		"enable.idempotence":                 true,
-		"acks":                               "all",
-		"linger.ms":                          20,
-		"message.max.bytes":                  64 << 20,
-		"go.delivery.reports":                !eos,
-		"go.delivery.report.fields":          "none",
-		"reconnect.backoff.max.ms":           5000,
-		"socket.connection.setup.timeout.ms": 10000,
+	prole, preq := kafkaclient.IdempotentProducer, kafkaclient.Required{
+		"go.delivery.reports":       !eos,
+		"go.delivery.report.fields": "none",
 	}
 	if eos {
-		pconf["transactional.id"] = txnID(p.cfg.Name, t.id.Index)
-		pconf["transaction.timeout.ms"] = int(transactionTimeout / time.Millisecond)
+		prole = kafkaclient.TransactionalProducer
+		preq["transactional.id"] = txnID(p.cfg.Name, t.id.Index)
+		preq["transaction.timeout.ms"] = int(transactionTimeout / time.Millisecond)
 	}
-	prod, err := kafka.NewProducer(logs.attach(clientConfig(p.target, pconf)))
+	pconf, over := kafkaclient.Config(p.target, prole, preq, kafkaclient.Tuning{
+		"client.id":                          txnID(p.cfg.Name, t.id.Index),
+		"linger.ms":                          20,
+		"message.max.bytes":                  64 << 20,
+		"reconnect.backoff.max.ms":           5000,
+		"socket.connection.setup.timeout.ms": 10000,
+	})
+	logs.WarnOverridden(p.targetName, prole, over)
+	prod, err := kafka.NewProducer(logs.Attach(pconf))
 	if err != nil {
 		return fmt.Errorf("creating producer for target %s: %w", p.targetName, err)
 	}
@@ -281,26 +284,27 @@ func (t *Task) session(ctx context.Context) (err error) {
 			return t.classify(fmt.Errorf("initialising transactions (transactional.id %s) on target %s: %w", txnID(p.cfg.Name, t.id.Index), p.targetName, err))
 		}
 	}
-	ckpts, err := loadCheckpoints(ctx, p.target, p.cfg.Name, checkpointReadTimeout)
+	ckpts, err := loadCheckpoints(ctx, p.target, p.targetName, p.cfg.Name, checkpointReadTimeout, logs)
 	if err != nil {
 		return fmt.Errorf("reading checkpoints: %w", err)
 	}
 
-	cons, err := kafka.NewConsumer(logs.attach(clientConfig(p.source, kafka.ConfigMap{
-		"client.id":                "tributary-" + p.cfg.Name + "-" + strconv.Itoa(t.id.Index),
-		"group.id":                 "tributary-" + p.cfg.Name, // required by librdkafka; partitions are assigned, never subscribed
-		"isolation.level":          "read_committed",
-		"enable.auto.commit":       false,
-		"enable.auto.offset.store": false,
-		"enable.partition.eof":     true,
+	// The Consumer role reads read_committed and never commits or stores offsets.
+	cconf, over := kafkaclient.Config(p.source, kafkaclient.Consumer, kafkaclient.Required{
+		"group.id":             "tributary-" + p.cfg.Name, // required by librdkafka; partitions are assigned, never subscribed
+		"enable.partition.eof": true,
 		// A checkpoint below the log start means the source deleted records
 		// before they were mirrored: librdkafka reports it instead of jumping
 		// silently, and the task counts and logs the loss (resetOffset).
 		"auto.offset.reset":        "error",
-		"fetch.queue.backoff.ms":   10,
 		"allow.auto.create.topics": false,
+	}, kafkaclient.Tuning{
+		"client.id":                "tributary-" + p.cfg.Name + "-" + strconv.Itoa(t.id.Index),
+		"fetch.queue.backoff.ms":   10,
 		"reconnect.backoff.max.ms": 5000,
-	})))
+	})
+	logs.WarnOverridden(p.sourceName, kafkaclient.Consumer, over)
+	cons, err := kafka.NewConsumer(logs.Attach(cconf))
 	if err != nil {
 		return fmt.Errorf("creating consumer for source %s: %w", p.sourceName, err)
 	}
@@ -436,7 +440,7 @@ type batcher struct {
 
 	transform       Transformer // nil: records pass unchanged
 	quarantine      *quarantine // created at the first rejection
-	logs            *logForwarder
+	logs            *kafkaclient.Logs
 	rec             Record
 	quarantinedCtr  prometheus.Counter
 	quarantineLogAt time.Time
@@ -887,7 +891,7 @@ func (b *batcher) resetOffset(topic string, partition int32) error {
 // The message still holds the source record as read (nothing was changed yet).
 func (b *batcher) quarantineRecord(ctx context.Context, m *kafka.Message, reject *RejectError) error {
 	if b.quarantine == nil {
-		q, err := newQuarantine(ctx, b.t.p.source, txnID(b.t.p.cfg.Name, b.t.id.Index)+"-quarantine", b.logs)
+		q, err := newQuarantine(ctx, b.t.p.source, b.t.p.sourceName, txnID(b.t.p.cfg.Name, b.t.id.Index)+"-quarantine", b.logs)
 		if err != nil {
 			return err
 		}
