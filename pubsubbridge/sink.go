@@ -8,12 +8,15 @@ import (
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/tributary-dev/tributary/config"
+	"github.com/tributary-dev/tributary/internal/kafkaclient"
 )
 
 // Sink writes records to the target Kafka cluster; the bridge never produces to
 // Kafka itself. It is meant to be implemented with one confluent-kafka-go
-// idempotent producer (enable.idempotence=true, acks=all) and its delivery
-// reports: Produce enqueues every message with one delivery channel and reads
+// idempotent producer (enable.idempotence=true, acks=all: see ProducerConfig)
+// and its delivery reports: Produce enqueues every message with one delivery channel and reads
 // len(msgs) reports from it.
 //
 // The bridge calls Produce from up to BridgeConfig.ProduceConcurrency goroutines
@@ -40,6 +43,32 @@ import (
 // keep msgs after it returns.
 type Sink interface {
 	Produce(ctx context.Context, msgs []*kafka.Message) []error
+}
+
+// ProducerConfig returns the configuration of the producer a Sink writing to
+// the target cluster should use, and the keys of target's properties that
+// correctness replaced (never their values), for one warning that names the
+// cluster:
+//
+//	cm, overridden := pubsubbridge.ProducerConfig(target)
+//	logs.WarnOverridden(cfg.Target, kafkaclient.IdempotentProducer, overridden)
+//	p, err := kafka.NewProducer(logs.Attach(cm)) // logs: a kafkaclient.Logs
+//
+// It follows kafkaclient's rule like every other client of the daemon: the
+// producer is idempotent with acks=all whatever target's properties say, since
+// a message is acked in Pub/Sub once its record is written; linger.ms,
+// partitioner=murmur2_random (keys land where Java producers put them, for
+// records sent with kafka.PartitionAny) and message.max.bytes are tuning that
+// the properties may override.
+func ProducerConfig(target *config.Kafka) (*kafka.ConfigMap, []string) {
+	return kafkaclient.Config(target, kafkaclient.IdempotentProducer, kafkaclient.Required{
+		// Produce reads only the error and Opaque of a delivery report.
+		"go.delivery.report.fields": "none",
+	}, kafkaclient.Tuning{
+		"linger.ms":         5,
+		"partitioner":       "murmur2_random",
+		"message.max.bytes": 64 << 20,
+	})
 }
 
 // PartitionCounter is an optional ability of a Sink: the number of partitions
