@@ -28,7 +28,8 @@ const (
 	IdempotentProducer
 	// TransactionalProducer is an IdempotentProducer whose transactional.id
 	// (and transaction.timeout.ms, when the caller relies on it) come from
-	// Required; a user's transactional.id is always dropped.
+	// Required. A user's transactional.id is dropped for every role: it would
+	// make any producer transactional.
 	TransactionalProducer
 	// Consumer reads what committed transactions wrote and never commits or
 	// stores offsets itself (tributary keeps them in its own topics):
@@ -38,6 +39,7 @@ const (
 	Consumer
 )
 
+// String names the role, as in log lines.
 func (r Role) String() string {
 	switch r {
 	case Admin:

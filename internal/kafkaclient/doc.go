@@ -30,4 +30,7 @@
 // component's slog.Logger, with one mapping of syslog levels. Admin clients
 // reach it through NewAdmin, since confluent-kafka-go forwards logs only for
 // producers and consumers.
+//
+// It imports config and confluent-kafka-go only, so that replicator, the
+// Pub/Sub bridge and cmd can all use it.
 package kafkaclient
