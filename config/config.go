@@ -76,9 +76,10 @@ type Kafka struct {
 	Region string `yaml:"region"`
 	// Bootstrap: kafka.<name>.bootstrap, required, "host:port[,host:port]".
 	Bootstrap string `yaml:"bootstrap"`
-	// Properties: kafka.<name>.properties, librdkafka properties passed through
-	// (security.protocol, sasl.*, ssl.*). Values of keys naming a password or secret
-	// print as <secret>.
+	// Properties: kafka.<name>.properties, librdkafka properties for every client of
+	// the cluster (security.protocol, sasl.*, ssl.*, tuning). They override
+	// tributary's tuning, not what correctness needs (internal/kafkaclient). Values
+	// of keys naming a password or secret print as <secret>.
 	Properties map[string]string `yaml:"properties"`
 	// SchemaRegistry: kafka.<name>.schema_registry, optional.
 	SchemaRegistry *SchemaRegistry `yaml:"schema_registry"`

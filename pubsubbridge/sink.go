@@ -12,8 +12,8 @@ import (
 
 // Sink writes records to the target Kafka cluster; the bridge never produces to
 // Kafka itself. It is meant to be implemented with one confluent-kafka-go
-// idempotent producer (enable.idempotence=true, acks=all) and its delivery
-// reports: Produce enqueues every message with one delivery channel and reads
+// idempotent producer (enable.idempotence=true, acks=all: replicator.Sink is the one the daemon uses)
+// and its delivery reports: Produce enqueues every message with one delivery channel and reads
 // len(msgs) reports from it.
 //
 // The bridge calls Produce from up to BridgeConfig.ProduceConcurrency goroutines

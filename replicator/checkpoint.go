@@ -11,6 +11,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/tributary-dev/tributary/config"
+	"github.com/tributary-dev/tributary/internal/kafkaclient"
 )
 
 // Checkpoint records are keyed "<pipeline>/<topic>/<partition>" (topic names never
@@ -58,10 +59,16 @@ func encodeCheckpoint(task string, offset int64) []byte {
 // uncommitted) after InitTransactions has settled this task's own transaction, and
 // reads until the committed view has passed it: other tasks' transactions end
 // within commit_interval, a crashed one within transaction.timeout.ms.
-func loadCheckpoints(ctx context.Context, target *config.Kafka, pipeline string, timeout time.Duration) (map[Partition]int64, error) {
+//
+// logs receives the clients' log and override warnings; nil leaves librdkafka's
+// log on stderr and warns of nothing.
+func loadCheckpoints(ctx context.Context, target *config.Kafka, targetName, pipeline string, timeout time.Duration, logs *kafkaclient.Logs) (map[Partition]int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	admin, err := kafka.NewAdminClient(clientConfig(target, kafka.ConfigMap{"client.id": "tributary-" + pipeline + "-checkpoints"}))
+	clientID := "tributary-" + pipeline + "-checkpoints"
+	acm, over := kafkaclient.Config(target, kafkaclient.Admin, nil, kafkaclient.Tuning{"client.id": clientID})
+	logs.WarnOverridden(targetName, kafkaclient.Admin, over)
+	admin, err := kafkaclient.NewAdmin(acm, logs)
 	if err != nil {
 		return nil, fmt.Errorf("creating admin client for checkpoints: %w", err)
 	}
@@ -100,17 +107,18 @@ func loadCheckpoints(ctx context.Context, target *config.Kafka, pipeline string,
 		return out, nil
 	}
 
-	c, err := kafka.NewConsumer(clientConfig(target, kafka.ConfigMap{
+	// The Consumer role reads read_committed, which this reader depends on.
+	ccm, over := kafkaclient.Config(target, kafkaclient.Consumer, kafkaclient.Required{
 		"group.id":                 "tributary-checkpoint-reader", // required by librdkafka; never joined or committed
-		"client.id":                "tributary-" + pipeline + "-checkpoints",
-		"isolation.level":          "read_committed",
-		"enable.auto.commit":       false,
 		"enable.partition.eof":     true,
 		"auto.offset.reset":        "earliest",
-		"fetch.queue.backoff.ms":   10,
-		"go.logs.channel.enable":   false,
 		"allow.auto.create.topics": false,
-	}))
+	}, kafkaclient.Tuning{
+		"client.id":              clientID,
+		"fetch.queue.backoff.ms": 10,
+	})
+	logs.WarnOverridden(targetName, kafkaclient.Consumer, over)
+	c, err := kafka.NewConsumer(logs.Attach(ccm))
 	if err != nil {
 		return nil, fmt.Errorf("creating checkpoint consumer: %w", err)
 	}

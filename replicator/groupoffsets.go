@@ -13,6 +13,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/tributary-dev/tributary/config"
+	"github.com/tributary-dev/tributary/internal/kafkaclient"
 )
 
 // ErrNoGroupOffsets reports that a consumer group has no committed offsets for
@@ -171,7 +172,7 @@ func TranslateGroup(ctx context.Context, cfg *config.Config, group string, pipel
 		if _, ok := ckpts[j.pc.Name]; ok {
 			continue
 		}
-		c, err := loadCheckpoints(ctx, target, j.pc.Name, checkpointReadTimeout)
+		c, err := loadCheckpoints(ctx, target, cfg.Target, j.pc.Name, checkpointReadTimeout, nil)
 		if err != nil {
 			return nil, fmt.Errorf("pipeline %s: %w", j.pc.Name, err)
 		}
@@ -209,7 +210,7 @@ func TranslateGroup(ctx context.Context, cfg *config.Config, group string, pipel
 
 // committedOffsets returns a group's committed offsets in one source cluster.
 func committedOffsets(ctx context.Context, k *config.Kafka, name, group string) ([]kafka.TopicPartition, error) {
-	admin, err := kafka.NewAdminClient(clientConfig(k, kafka.ConfigMap{"client.id": "tributary-offsets", "log_level": 3}))
+	admin, err := kafkaclient.NewAdmin(translateAdminConfig(k), nil)
 	if err != nil {
 		return nil, fmt.Errorf("creating admin client for %s: %w", name, err)
 	}
@@ -320,18 +321,30 @@ func readTopic(ctx context.Context, target *config.Kafka, topic string, fn func(
 	return nil
 }
 
+// translateAdminConfig is for admin clients of offset translation. It runs in
+// the CLI and behind the HTTP API, neither of which hands it a logger, so its
+// clients log to stderr, errors only (log_level 3), and the properties Config
+// overrides go unreported here; the node's own clients of the same clusters
+// report them.
+func translateAdminConfig(k *config.Kafka) *kafka.ConfigMap {
+	cm, _ := kafkaclient.Config(k, kafkaclient.Admin, nil, kafkaclient.Tuning{"client.id": "tributary-offsets", "log_level": 3})
+	return cm
+}
+
+// translateConsumerConfig is for readers of the target: the Consumer role
+// reads read_committed, which translation depends on.
 func translateConsumerConfig(target *config.Kafka) *kafka.ConfigMap {
-	return clientConfig(target, kafka.ConfigMap{
+	cm, _ := kafkaclient.Config(target, kafkaclient.Consumer, kafkaclient.Required{
 		"group.id":                 "tributary-offsets-reader", // required by librdkafka; never joined or committed
-		"client.id":                "tributary-offsets",
-		"isolation.level":          "read_committed",
-		"enable.auto.commit":       false,
 		"enable.partition.eof":     true,
 		"auto.offset.reset":        "earliest",
-		"fetch.queue.backoff.ms":   10,
 		"allow.auto.create.topics": false,
-		"log_level":                3,
+	}, kafkaclient.Tuning{
+		"client.id":              "tributary-offsets",
+		"fetch.queue.backoff.ms": 10,
+		"log_level":              3,
 	})
+	return cm
 }
 
 // scanTargets finds, for each job, the first target record of its partition
@@ -520,7 +533,7 @@ func ApplyGroupOffsets(ctx context.Context, cfg *config.Config, g *GroupOffsets)
 	if !ok {
 		return fmt.Errorf("target cluster %q is not configured", cfg.Target)
 	}
-	admin, err := kafka.NewAdminClient(clientConfig(target, kafka.ConfigMap{"client.id": "tributary-offsets", "log_level": 3}))
+	admin, err := kafkaclient.NewAdmin(translateAdminConfig(target), nil)
 	if err != nil {
 		return fmt.Errorf("creating admin client for %s: %w", cfg.Target, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/tributary-dev/tributary/config"
+	"github.com/tributary-dev/tributary/internal/kafkaclient"
 )
 
 // HeartbeatTopic is the topic in each writable source cluster that the tasks of
@@ -95,21 +96,24 @@ func (p *Pipeline) heartbeatInterval() time.Duration {
 // the first heartbeat partition it owns, with a plain producer on the source,
 // until ctx ends. Failures are logged (at most every 10 s) and never fail the
 // task: the growing heartbeat age is what reports them.
-func (t *Task) writeHeartbeats(ctx context.Context, logs *logForwarder) {
+func (t *Task) writeHeartbeats(ctx context.Context, logs *kafkaclient.Logs) {
 	p := t.p
 	every := p.heartbeatInterval()
-	prod, err := kafka.NewProducer(logs.attach(clientConfig(p.source, kafka.ConfigMap{
-		"client.id":                 txnID(p.cfg.Name, t.id.Index) + "-heartbeats",
-		"acks":                      "all",
-		"linger.ms":                 5,
-		"message.timeout.ms":        int(max(10*time.Second, 2*every) / time.Millisecond),
+	// The Producer role pins acks=all.
+	cm, over := kafkaclient.Config(p.source, kafkaclient.Producer, kafkaclient.Required{
 		"go.delivery.report.fields": "none",
-		"reconnect.backoff.max.ms":  5000,
 		// The client's Go channels default to 1M entries (24 MB per producer)
 		// for a producer that sends one record a second.
 		"go.events.channel.size":  100,
 		"go.produce.channel.size": 100,
-	})))
+	}, kafkaclient.Tuning{
+		"client.id":                txnID(p.cfg.Name, t.id.Index) + "-heartbeats",
+		"linger.ms":                5,
+		"message.timeout.ms":       int(max(10*time.Second, 2*every) / time.Millisecond),
+		"reconnect.backoff.max.ms": 5000,
+	})
+	logs.WarnOverridden(p.sourceName, kafkaclient.Producer, over)
+	prod, err := kafka.NewProducer(logs.Attach(cm))
 	if err != nil {
 		t.log.Warn("heartbeats off for this session: creating the heartbeat producer failed", "err", err)
 		return

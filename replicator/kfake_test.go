@@ -432,7 +432,7 @@ func TestWorkerStartLatestSkipsRecordsWrittenBeforeTheFirstStart(t *testing.T) {
 	// librdkafka resolves "latest" after the assignment; the checkpoints at the
 	// end offsets show it has.
 	harness.Eventually(t, 30*time.Second, "checkpoints at the end of every partition", func() error {
-		ckpts, err := loadCheckpoints(context.Background(), cfg.Kafka[dstCluster], "eu", 10*time.Second)
+		ckpts, err := loadCheckpoints(context.Background(), cfg.Kafka[dstCluster], dstCluster, "eu", 10*time.Second, nil)
 		if err != nil {
 			return err
 		}

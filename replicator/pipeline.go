@@ -17,6 +17,7 @@ import (
 
 	"github.com/tributary-dev/tributary/config"
 	"github.com/tributary-dev/tributary/internal/governance"
+	"github.com/tributary-dev/tributary/internal/kafkaclient"
 	"github.com/tributary-dev/tributary/replicator/metrics"
 )
 
@@ -196,12 +197,19 @@ func (p *Pipeline) Topics() map[string]int {
 // until ctx is cancelled. Errors are logged and retried: an unreachable cluster
 // must not take the node down.
 func (p *Pipeline) Run(ctx context.Context) error {
-	srcAdmin, err := kafka.NewAdminClient(clientConfig(p.source, kafka.ConfigMap{"client.id": "tributary-" + p.cfg.Name + "-admin"}))
+	logs := kafkaclient.NewLogs(p.log)
+	defer logs.Close()
+	tuning := kafkaclient.Tuning{"client.id": "tributary-" + p.cfg.Name + "-admin"}
+	scm, over := kafkaclient.Config(p.source, kafkaclient.Admin, nil, tuning)
+	logs.WarnOverridden(p.sourceName, kafkaclient.Admin, over)
+	srcAdmin, err := kafkaclient.NewAdmin(scm, logs)
 	if err != nil {
 		return fmt.Errorf("pipeline %s: creating admin client for source %s: %w", p.cfg.Name, p.sourceName, err)
 	}
 	defer srcAdmin.Close()
-	tgtAdmin, err := kafka.NewAdminClient(clientConfig(p.target, kafka.ConfigMap{"client.id": "tributary-" + p.cfg.Name + "-admin"}))
+	tcm, over := kafkaclient.Config(p.target, kafkaclient.Admin, nil, tuning)
+	logs.WarnOverridden(p.targetName, kafkaclient.Admin, over)
+	tgtAdmin, err := kafkaclient.NewAdmin(tcm, logs)
 	if err != nil {
 		return fmt.Errorf("pipeline %s: creating admin client for target %s: %w", p.cfg.Name, p.targetName, err)
 	}
@@ -210,13 +218,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	watchers.Add(1)
 	go func() {
 		defer watchers.Done()
-		p.watchLag(ctx, srcAdmin)
+		p.watchLag(ctx, srcAdmin.AdminClient)
 	}()
 	defer watchers.Wait()
 
 	backoff := newBackoff(500*time.Millisecond, p.cfg.RefreshInterval.D())
 	for {
-		again, err := p.refresh(ctx, srcAdmin, tgtAdmin)
+		again, err := p.refresh(ctx, srcAdmin.AdminClient, tgtAdmin.AdminClient)
 		wait := p.cfg.RefreshInterval.D()
 		if again {
 			wait = min(wait, time.Second)

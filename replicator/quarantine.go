@@ -11,6 +11,7 @@ import (
 
 	"github.com/tributary-dev/tributary/config"
 	"github.com/tributary-dev/tributary/internal/governance"
+	"github.com/tributary-dev/tributary/internal/kafkaclient"
 )
 
 // QuarantineTopic is the compacted topic in each source cluster that receives
@@ -41,21 +42,22 @@ type quarantine struct {
 	pending  int
 }
 
-func newQuarantine(ctx context.Context, source *config.Kafka, clientID string, logs *logForwarder) (*quarantine, error) {
+func newQuarantine(ctx context.Context, source *config.Kafka, sourceName, clientID string, logs *kafkaclient.Logs) (*quarantine, error) {
 	if source.ReadOnly {
 		return nil, fmt.Errorf("source cluster is read_only: records that must not land cannot be quarantined in their region")
 	}
-	if err := ensureQuarantineTopic(ctx, source); err != nil {
+	if err := ensureQuarantineTopic(ctx, source, sourceName, logs); err != nil {
 		return nil, err
 	}
-	p, err := kafka.NewProducer(logs.attach(clientConfig(source, kafka.ConfigMap{
-		"client.id":                 clientID,
-		"enable.idempotence":        true,
-		"acks":                      "all",
-		"linger.ms":                 5,
-		"message.max.bytes":         64 << 20,
+	cm, over := kafkaclient.Config(source, kafkaclient.IdempotentProducer, kafkaclient.Required{
 		"go.delivery.report.fields": "none",
-	})))
+	}, kafkaclient.Tuning{
+		"client.id":         clientID,
+		"linger.ms":         5,
+		"message.max.bytes": 64 << 20,
+	})
+	logs.WarnOverridden(sourceName, kafkaclient.IdempotentProducer, over)
+	p, err := kafka.NewProducer(logs.Attach(cm))
 	if err != nil {
 		return nil, fmt.Errorf("creating quarantine producer: %w", err)
 	}
@@ -136,13 +138,15 @@ func (q *quarantine) close() {
 // ensureQuarantineTopic creates _tributary.quarantine in the source cluster:
 // compacted (keyed by source coordinates) and kept a long time, since it holds
 // what operators must still look at.
-func ensureQuarantineTopic(ctx context.Context, source *config.Kafka) error {
-	admin, err := kafka.NewAdminClient(clientConfig(source, kafka.ConfigMap{"client.id": "tributary-quarantine-admin"}))
+func ensureQuarantineTopic(ctx context.Context, source *config.Kafka, sourceName string, logs *kafkaclient.Logs) error {
+	cm, over := kafkaclient.Config(source, kafkaclient.Admin, nil, kafkaclient.Tuning{"client.id": "tributary-quarantine-admin"})
+	logs.WarnOverridden(sourceName, kafkaclient.Admin, over)
+	admin, err := kafkaclient.NewAdmin(cm, logs)
 	if err != nil {
 		return fmt.Errorf("creating admin client for the quarantine: %w", err)
 	}
 	defer admin.Close()
-	return CreateQuarantineTopic(ctx, admin)
+	return CreateQuarantineTopic(ctx, admin.AdminClient)
 }
 
 // CreateQuarantineTopic creates _tributary.quarantine in admin's cluster

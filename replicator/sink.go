@@ -10,6 +10,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/tributary-dev/tributary/config"
+	"github.com/tributary-dev/tributary/internal/kafkaclient"
 )
 
 // Sink writes records that do not come from a Kafka source (Pub/Sub messages)
@@ -23,33 +24,45 @@ type Sink struct {
 	mu    sync.Mutex
 	ready map[string]bool // target topics known to exist
 	done  chan struct{}
+	logs  *kafkaclient.Logs
 }
 
-// NewSink makes the sink of the target cluster.
-func NewSink(target *config.Kafka, log *slog.Logger) (*Sink, error) {
-	cm := kafka.ConfigMap{
-		"bootstrap.servers":         target.Bootstrap,
-		"enable.metrics.push":       false,
-		"enable.idempotence":        true,
-		"acks":                      "all",
-		"linger.ms":                 5,
-		"partitioner":               "murmur2_random", // where Java producers put keys
+// sinkConfig is the configuration of the Sink's producer, and the keys of
+// target's properties that correctness replaced (never their values). It
+// follows kafkaclient's rule like every other client of the daemon: the
+// producer is idempotent with acks=all whatever target's properties say, since
+// a Pub/Sub message is acked once its record is written; linger.ms,
+// partitioner=murmur2_random (keys land where Java producers put them, for
+// records sent with kafka.PartitionAny) and message.max.bytes are tuning that
+// the properties may override.
+func sinkConfig(target *config.Kafka) (*kafka.ConfigMap, []string) {
+	return kafkaclient.Config(target, kafkaclient.IdempotentProducer, kafkaclient.Required{
+		// Produce reads only the error and Opaque of a delivery report.
 		"go.delivery.report.fields": "none",
-		"message.max.bytes":         64 << 20,
-	}
-	for k, v := range target.Properties {
-		cm[k] = v
-	}
-	p, err := kafka.NewProducer(&cm)
+	}, kafkaclient.Tuning{
+		"linger.ms":         5,
+		"partitioner":       "murmur2_random",
+		"message.max.bytes": 64 << 20,
+	})
+}
+
+// NewSink makes the sink of the target cluster, which the config names name.
+func NewSink(name string, target *config.Kafka, log *slog.Logger) (*Sink, error) {
+	logs := kafkaclient.NewLogs(log)
+	cm, overridden := sinkConfig(target)
+	logs.WarnOverridden(name, kafkaclient.IdempotentProducer, overridden)
+	p, err := kafka.NewProducer(logs.Attach(cm))
 	if err != nil {
+		logs.Close()
 		return nil, fmt.Errorf("creating the Pub/Sub bridge's producer: %w", err)
 	}
 	admin, err := kafka.NewAdminClientFromProducer(p)
 	if err != nil {
 		p.Close()
+		logs.Close()
 		return nil, err
 	}
-	s := &Sink{p: p, admin: admin, log: log, ready: map[string]bool{}, done: make(chan struct{})}
+	s := &Sink{p: p, admin: admin, log: log, logs: logs, ready: map[string]bool{}, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		for ev := range p.Events() {
@@ -67,6 +80,7 @@ func (s *Sink) Close() {
 	s.admin.Close()
 	s.p.Close()
 	<-s.done
+	s.logs.Close()
 }
 
 // Produce writes a batch and waits for every delivery report; see

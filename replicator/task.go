@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tributary-dev/tributary/internal/governance"
+	"github.com/tributary-dev/tributary/internal/kafkaclient"
 	"github.com/tributary-dev/tributary/replicator/metrics"
 )
 
@@ -229,25 +230,27 @@ type partState struct {
 func (t *Task) session(ctx context.Context) (err error) {
 	p := t.p
 	eos := p.cfg.IsExactlyOnce()
-	logs := newLogForwarder(t.log)
+	logs := kafkaclient.NewLogs(t.log)
 	defer logs.Close()
 
-	pconf := kafka.ConfigMap{
-		"client.id":                          txnID(p.cfg.Name, t.id.Index),
-		"enable.idempotence":                 true,
-		"acks":                               "all",
-		"linger.ms":                          20,
-		"message.max.bytes":                  64 << 20,
-		"go.delivery.reports":                !eos,
-		"go.delivery.report.fields":          "none",
-		"reconnect.backoff.max.ms":           5000,
-		"socket.connection.setup.timeout.ms": 10000,
+	prole, preq := kafkaclient.IdempotentProducer, kafkaclient.Required{
+		"go.delivery.reports":       !eos,
+		"go.delivery.report.fields": "none",
 	}
 	if eos {
-		pconf["transactional.id"] = txnID(p.cfg.Name, t.id.Index)
-		pconf["transaction.timeout.ms"] = int(transactionTimeout / time.Millisecond)
+		prole = kafkaclient.TransactionalProducer
+		preq["transactional.id"] = txnID(p.cfg.Name, t.id.Index)
+		preq["transaction.timeout.ms"] = int(transactionTimeout / time.Millisecond)
 	}
-	prod, err := kafka.NewProducer(logs.attach(clientConfig(p.target, pconf)))
+	pconf, over := kafkaclient.Config(p.target, prole, preq, kafkaclient.Tuning{
+		"client.id":                          txnID(p.cfg.Name, t.id.Index),
+		"linger.ms":                          20,
+		"message.max.bytes":                  64 << 20,
+		"reconnect.backoff.max.ms":           5000,
+		"socket.connection.setup.timeout.ms": 10000,
+	})
+	logs.WarnOverridden(p.targetName, prole, over)
+	prod, err := kafka.NewProducer(logs.Attach(pconf))
 	if err != nil {
 		return fmt.Errorf("creating producer for target %s: %w", p.targetName, err)
 	}
@@ -283,26 +286,27 @@ func (t *Task) session(ctx context.Context) (err error) {
 			return t.classify(fmt.Errorf("initialising transactions (transactional.id %s) on target %s: %w", txnID(p.cfg.Name, t.id.Index), p.targetName, err))
 		}
 	}
-	ckpts, err := loadCheckpoints(ctx, p.target, p.cfg.Name, checkpointReadTimeout)
+	ckpts, err := loadCheckpoints(ctx, p.target, p.targetName, p.cfg.Name, checkpointReadTimeout, logs)
 	if err != nil {
 		return fmt.Errorf("reading checkpoints: %w", err)
 	}
 
-	cons, err := kafka.NewConsumer(logs.attach(clientConfig(p.source, kafka.ConfigMap{
-		"client.id":                "tributary-" + p.cfg.Name + "-" + strconv.Itoa(t.id.Index),
-		"group.id":                 "tributary-" + p.cfg.Name, // required by librdkafka; partitions are assigned, never subscribed
-		"isolation.level":          "read_committed",
-		"enable.auto.commit":       false,
-		"enable.auto.offset.store": false,
-		"enable.partition.eof":     true,
+	// The Consumer role reads read_committed and never commits or stores offsets.
+	cconf, over := kafkaclient.Config(p.source, kafkaclient.Consumer, kafkaclient.Required{
+		"group.id":             "tributary-" + p.cfg.Name, // required by librdkafka; partitions are assigned, never subscribed
+		"enable.partition.eof": true,
 		// A checkpoint below the log start means the source deleted records
 		// before they were mirrored: librdkafka reports it instead of jumping
 		// silently, and the task counts and logs the loss (resetOffset).
 		"auto.offset.reset":        "error",
-		"fetch.queue.backoff.ms":   10,
 		"allow.auto.create.topics": false,
+	}, kafkaclient.Tuning{
+		"client.id":                "tributary-" + p.cfg.Name + "-" + strconv.Itoa(t.id.Index),
+		"fetch.queue.backoff.ms":   10,
 		"reconnect.backoff.max.ms": 5000,
-	})))
+	})
+	logs.WarnOverridden(p.sourceName, kafkaclient.Consumer, over)
+	cons, err := kafka.NewConsumer(logs.Attach(cconf))
 	if err != nil {
 		return fmt.Errorf("creating consumer for source %s: %w", p.sourceName, err)
 	}
@@ -440,7 +444,7 @@ type txLoop struct {
 
 	transform       governance.Transformer // nil: records pass unchanged
 	quarantine      *quarantine            // created at the first rejection
-	logs            *logForwarder
+	logs            *kafkaclient.Logs
 	rec             governance.Record
 	quarantinedCtr  prometheus.Counter
 	quarantineLogAt time.Time
@@ -953,7 +957,7 @@ func (l *txLoop) resetOffset(topic string, partition int32) error {
 // The message still holds the source record as read (nothing was changed yet).
 func (l *txLoop) quarantineRecord(ctx context.Context, m *kafka.Message, reject *governance.RejectError) error {
 	if l.quarantine == nil {
-		q, err := newQuarantine(ctx, l.t.p.source, txnID(l.t.p.cfg.Name, l.t.id.Index)+"-quarantine", l.logs)
+		q, err := newQuarantine(ctx, l.t.p.source, l.t.p.sourceName, txnID(l.t.p.cfg.Name, l.t.id.Index)+"-quarantine", l.logs)
 		if err != nil {
 			return err
 		}

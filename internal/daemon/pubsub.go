@@ -72,7 +72,7 @@ func newBridges(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer,
 	if !hasPubSub {
 		return newSupervisor(cfg, log, nil, nil), nil
 	}
-	sink, err := replicator.NewSink(cfg.Kafka[cfg.Target], log)
+	sink, err := replicator.NewSink(cfg.Target, cfg.Kafka[cfg.Target], log)
 	if err != nil {
 		return nil, err
 	}
