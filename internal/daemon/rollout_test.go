@@ -469,6 +469,17 @@ func TestFolderFingerprint(t *testing.T) {
 		{"writing the same bytes again leaves it", func(t *testing.T, dir string) {
 			writePolicy(t, dir, "payments.yaml", paymentsPolicy(3, 4))
 		}, false},
+		{"an editor's dot-file leaves it", func(t *testing.T, dir string) {
+			writePolicy(t, dir, ".payments.yaml.swp", "draft")
+		}, false},
+		{"a file that is not a policy file leaves it", func(t *testing.T, dir string) {
+			writePolicy(t, dir, "README.md", "Policies owned by compliance.")
+		}, false},
+		{"a link to a folder leaves it", func(t *testing.T, dir string) {
+			if err := os.Symlink(t.TempDir(), filepath.Join(dir, "..data")); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
 		{"a sub-folder leaves it", func(t *testing.T, dir string) {
 			if err := os.Mkdir(filepath.Join(dir, "drafts"), 0o755); err != nil {
 				t.Fatal(err)
@@ -499,4 +510,41 @@ func TestFolderFingerprint(t *testing.T) {
 			t.Error("no error")
 		}
 	})
+}
+
+// TestRolloutConfigMapVolume follows a policy folder mounted from a Kubernetes
+// ConfigMap: the files are links into ..data, itself a link to a timestamped
+// folder that the kubelet swaps on an update.
+func TestRolloutConfigMapVolume(t *testing.T) {
+	dir := t.TempDir()
+	update := func(stamp, content string) {
+		t.Helper()
+		if err := os.Mkdir(filepath.Join(dir, stamp), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, stamp, "payments.yaml"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(stamp, filepath.Join(dir, "..data_tmp")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	update("..2026_12_01_10_00_00.000000001", paymentsPolicy(3, 4))
+	if err := os.Symlink(filepath.Join("..data", "payments.yaml"), filepath.Join(dir, "payments.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	r := startRollout(t, dir, newFakeLog(), 10*time.Millisecond)
+	if st := r.waitBundle(t, 1); st.Policies["payments-pii"] != 3 {
+		t.Fatalf("status %+v", st)
+	}
+	update("..2026_12_01_11_00_00.000000002", paymentsPolicy(4, 4))
+	if st := r.waitBundle(t, 2); st.Policies["payments-pii"] != 4 {
+		t.Fatalf("status %+v", st)
+	}
+	if n := r.reloadErrors(t); n != 0 {
+		t.Errorf("%v reload errors, last %q", n, r.status().LastError)
+	}
 }
