@@ -43,6 +43,9 @@ type bridges struct {
 	log     *slog.Logger
 	newTask newBridgeFunc
 	closer  func() // closes what the receivers share (the sink)
+	// backoffMin and backoffMax bound the wait before a failed receiver is
+	// started again: bridgeBackoffMin and bridgeBackoffMax, shorter in tests.
+	backoffMin, backoffMax time.Duration
 
 	mu      sync.Mutex // guards running
 	running map[string]*bridgeTask
@@ -94,7 +97,8 @@ func newBridges(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer,
 }
 
 func newSupervisor(cfg *config.Config, log *slog.Logger, newTask newBridgeFunc, closer func()) *bridges {
-	return &bridges{cfg: cfg, log: log, newTask: newTask, closer: closer, running: map[string]*bridgeTask{}}
+	return &bridges{cfg: cfg, log: log, newTask: newTask, closer: closer, running: map[string]*bridgeTask{},
+		backoffMin: bridgeBackoffMin, backoffMax: bridgeBackoffMax}
 }
 
 // has reports whether a task id belongs to a Pub/Sub pipeline.
@@ -138,7 +142,7 @@ func (b *bridges) Assign(ctx context.Context, ids []replicator.TaskID) {
 // one; the task's counts add up over attempts.
 func (b *bridges) supervise(ctx context.Context, t *bridgeTask) {
 	defer close(t.done)
-	backoff := bridgeBackoffMin
+	backoff := b.backoffMin
 	for ctx.Err() == nil {
 		br, err := b.newTask(t.id)
 		if err == nil {
@@ -158,7 +162,7 @@ func (b *bridges) supervise(ctx context.Context, t *bridgeTask) {
 		case <-ctx.Done():
 		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, bridgeBackoffMax)
+		backoff = min(2*backoff, b.backoffMax)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -222,6 +223,9 @@ func (r *rollout) reloadHandler() http.Handler {
 }
 
 // folderFingerprint changes when a policy file is added, removed or edited.
+// It reads the files policy.LoadDir reads and no others: a Kubernetes
+// ConfigMap volume holds ..data, a symlink to a folder that IsDir does not
+// report, and reading it failed every look, so no change was ever proposed.
 func folderFingerprint(dir string) (string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -230,10 +234,11 @@ func folderFingerprint(dir string) (string, error) {
 	h := sha256.New()
 	var names []string
 	for _, en := range entries {
-		if en.IsDir() {
+		n := en.Name()
+		if ext := strings.ToLower(filepath.Ext(n)); en.IsDir() || strings.HasPrefix(n, ".") || (ext != ".yaml" && ext != ".yml") {
 			continue
 		}
-		names = append(names, en.Name())
+		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
