@@ -32,6 +32,9 @@ type newBridgeFunc func(id replicator.TaskID) (bridge, error)
 const (
 	bridgeBackoffMin = time.Second
 	bridgeBackoffMax = 30 * time.Second
+	// bridgeHealthyAfter is how long a receiver must have run for its next
+	// failure to start the backoff from bridgeBackoffMin again.
+	bridgeHealthyAfter = time.Minute
 )
 
 // bridges supervises the Pub/Sub tasks assigned to this node: task i of a
@@ -47,8 +50,9 @@ type bridges struct {
 	// started again: bridgeBackoffMin and bridgeBackoffMax, shorter in tests.
 	backoffMin, backoffMax time.Duration
 
-	mu      sync.Mutex // guards running
-	running map[string]*bridgeTask
+	closeOnce sync.Once
+	mu        sync.Mutex // guards running
+	running   map[string]*bridgeTask
 }
 
 // bridgeTask is one running receiver.
@@ -147,8 +151,12 @@ func (b *bridges) supervise(ctx context.Context, t *bridgeTask) {
 		br, err := b.newTask(t.id)
 		if err == nil {
 			t.start(br)
+			started := time.Now()
 			err = br.Run(ctx)
 			br.Close()
+			if time.Since(started) > bridgeHealthyAfter {
+				backoff = b.backoffMin // it ran fine for a while: a new failure starts over
+			}
 		}
 		if ctx.Err() != nil {
 			return
@@ -209,8 +217,10 @@ func (b *bridges) Status() []replicator.TaskStatus {
 
 // Close stops every receiver and closes the shared sink.
 func (b *bridges) Close() {
-	b.Assign(context.Background(), nil)
-	if b.closer != nil {
-		b.closer()
-	}
+	b.closeOnce.Do(func() {
+		b.Assign(context.Background(), nil)
+		if b.closer != nil {
+			b.closer()
+		}
+	})
 }

@@ -165,8 +165,11 @@ func (r *rollout) propose(ctx context.Context, log policyProposer) bool {
 		r.log.Info("policy change proposed", "bundle", version+1, "index", idx, "policies", set.Versions())
 		return true
 	case errors.Is(err, coord.ErrStalePolicy):
-		// Another node proposed the same change first; its bundle arrives.
-		return true
+		// Another node proposed a bundle of that version first, or this node
+		// has not applied the newest one yet. Look again on the next tick: by
+		// then the bundle has arrived and either is this folder or is not.
+		r.log.Debug("policy bundle version taken; looking again", "bundle", version+1)
+		return false
 	default:
 		r.log.Warn("proposing the policy change failed; retrying", "err", err)
 		return false
@@ -183,7 +186,7 @@ func (r *rollout) reject(err error) {
 
 func (r *rollout) clearError() {
 	r.mu.Lock()
-	r.lastErr = ""
+	r.lastErr, r.errAt = "", time.Time{}
 	r.mu.Unlock()
 }
 
