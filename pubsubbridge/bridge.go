@@ -138,7 +138,7 @@ func New(cfg BridgeConfig, deps Deps) (*Bridge, error) {
 	if cfg.DeadLetterTopic != "" {
 		b.dlq = b.client.Publisher(cfg.DeadLetterTopic)
 	}
-	b.mp = mapping{topic: cfg.Topic, keyAttribute: cfg.KeyAttribute, origin: cfg.Source, subscription: b.sub.String()}
+	b.mp = mapping{topic: cfg.Topic, keyAttribute: cfg.KeyAttribute, origin: cfg.Source, subscription: b.sub.String(), scope: cfg.Subscription}
 	b.track = newTracker(cfg.DedupWindow, cfg.DedupMaxIDs)
 	b.fence = newFence(cfg.OrderingFenceTimeout)
 	queue := cfg.MaxOutstandingMessages

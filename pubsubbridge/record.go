@@ -44,6 +44,9 @@ type SchemaMapper func(ctx context.Context, s governance.PubSubSchema) (governan
 // mapping, see Record).
 type mapping struct {
 	topic, keyAttribute, origin, subscription string
+	// scope is the subscription as the pipeline names it: the record's
+	// SourceTopic, which policies' applies_to.topics match.
+	scope string
 }
 
 // record maps m to the record the Transformer sees: Key is the key_attribute's
@@ -53,7 +56,7 @@ type mapping struct {
 // pubsub-delivery-attempt and tributary-origin.
 func (mp *mapping) record(m *pubsub.Message) *governance.Record {
 	rec := &governance.Record{
-		SourceTopic:  mp.subscription,
+		SourceTopic:  mp.scope,
 		TargetTopic:  mp.topic,
 		Value:        m.Data,
 		Timestamp:    m.PublishTime,

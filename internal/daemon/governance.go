@@ -17,13 +17,12 @@ import (
 
 // pipelines is the governance step of every configured pipeline, wired from the
 // config: one registry client per cluster (the target's shared by translation
-// and masking, so a new schema is fetched once), one translator per Kafka
-// pipeline whose format carries a schema, then masking with the active bundle.
+// and masking, so a new schema is fetched once), and one governance.Step per
+// pipeline, Kafka and Pub/Sub alike.
 type pipelines struct {
 	masking *governance.Masking
-	kafka   map[string]governance.Transformer // Kafka pipelines by name
-	pubsub  map[string]*governance.PubSubJSON // format json Pub/Sub pipelines by name
-	clients map[string]*registry.Client       // by cluster name
+	steps   map[string]*governance.Step // by pipeline name
+	clients map[string]*registry.Client // by cluster name
 }
 
 // newPipelines builds the governance of cfg's pipelines.
@@ -41,73 +40,98 @@ func newPipelines(cfg *config.Config, m *metrics.Set, reg prometheus.Registerer,
 	default:
 		return nil, fmt.Errorf("hash_key_file: %w", err)
 	}
-	p := &pipelines{kafka: map[string]governance.Transformer{}, pubsub: map[string]*governance.PubSubJSON{}, clients: map[string]*registry.Client{}}
+	p := &pipelines{steps: map[string]*governance.Step{}, clients: map[string]*registry.Client{}}
 	target, err := p.client(cfg, cfg.Target)
 	if err != nil {
 		return nil, err
 	}
+	// Every node waits for the cluster's bundle, with or without a policy
+	// folder of its own: no record is governed by a bundle this node merely
+	// has not received yet.
 	p.masking = governance.NewMasking(governance.MaskingOptions{
-		Schemas: target, WaitForBundle: cfg.Policies != "", HashKey: hashKey, Registerer: reg,
+		Schemas: target, WaitForBundle: true, HashKey: hashKey, Registerer: reg,
 	})
 	for _, pc := range cfg.Pipelines {
+		sc := governance.StepConfig{Pipeline: pc.Name, Format: pc.Format}
 		switch {
 		case pc.Source.Kafka != "":
-			if err := p.addKafka(cfg, pc, m, log); err != nil {
+			if sc.Translation, err = p.translation(cfg, pc, m); err != nil {
 				p.Close()
 				return nil, err
 			}
-		case pc.Source.PubSub != "" && pc.Format == "json":
-			var schema *config.PubSubSchema
+		case pc.Source.PubSub != "":
+			sc.PubSub = true
 			if pc.PubSub != nil {
-				schema = pc.PubSub.Schema
+				sc.PubSubSchema = pc.PubSub.Schema
 			}
-			g, err := p.masking.PubSubJSON(pc.Name, pc.Source.Subscription, schema)
-			if err != nil {
-				p.Close()
-				return nil, err
-			}
-			p.pubsub[pc.Name] = g
+		default:
+			continue
 		}
+		step, err := p.masking.Step(sc)
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		p.steps[pc.Name] = step
 	}
 	return p, nil
 }
 
-// addKafka wires a Kafka pipeline: schema-id translation first, then masking
-// with the target's schema.
-func (p *pipelines) addKafka(cfg *config.Config, pc *config.Pipeline, m *metrics.Set, log *slog.Logger) error {
+// transformers returns the steps of the Kafka pipelines, for the replicator.
+func (p *pipelines) transformers(cfg *config.Config) map[string]governance.Transformer {
+	out := map[string]governance.Transformer{}
+	for _, pc := range cfg.Pipelines {
+		if s := p.steps[pc.Name]; s != nil && pc.Source.Kafka != "" {
+			out[pc.Name] = s
+		}
+	}
+	return out
+}
+
+// checkMaskable refuses a policy bundle that applies to a pipeline whose
+// records cannot be masked (format bytes, or a format the masker does not
+// read), naming the pipeline and the policy.
+func (p *pipelines) checkMaskable(cfg *config.Config, set *policy.Set) error {
+	var errs []error
+	for _, pc := range cfg.Pipelines {
+		s := p.steps[pc.Name]
+		if s == nil || s.Maskable() {
+			continue
+		}
+		for _, pol := range set.Policies {
+			if pol.Applies(pc.Name, "") {
+				errs = append(errs, fmt.Errorf("pipeline %s (format %s) cannot be masked, but policy %s (%s) applies to it: "+
+					"scope the policy away from it, or run the pipeline ungoverned deliberately", pc.Name, pc.Format, pol.Ref(), pol.File))
+				break
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// translation makes the schema-id translation of a Kafka pipeline whose
+// format carries a schema; nil for bytes pipelines.
+func (p *pipelines) translation(cfg *config.Config, pc *config.Pipeline, m *metrics.Set) (*governance.Translation, error) {
 	if pc.Format == "bytes" {
-		return nil
+		return nil, nil
 	}
 	typ, err := registry.ParseSchemaType(pc.Format)
 	if err != nil {
-		return fmt.Errorf("pipeline %s: %w", pc.Name, err)
+		return nil, fmt.Errorf("pipeline %s: %w", pc.Name, err)
 	}
-	var chain governance.Chain
 	src, err := p.client(cfg, pc.Source.Kafka)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	dst, err := p.client(cfg, cfg.Target)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if src != nil && dst != nil {
-		tr := registry.NewTranslator(src, dst, registry.TranslatorOptions{Type: typ, Keys: registry.KeyDetect})
-		chain = append(chain, governance.NewTranslation(tr, m.SchemaTranslations.MustCurryWith(prometheus.Labels{"pipeline": pc.Name})))
+	if src == nil || dst == nil {
+		return nil, nil
 	}
-	if mask, ok := p.masking.Kafka(pc.Name, typ); ok {
-		chain = append(chain, mask)
-	} else if typ == registry.Protobuf && cfg.Policies != "" {
-		log.Warn("policies do not apply to protobuf pipelines yet; its records are not masked", "pipeline", pc.Name)
-	}
-	switch len(chain) {
-	case 0:
-	case 1:
-		p.kafka[pc.Name] = chain[0]
-	default:
-		p.kafka[pc.Name] = chain
-	}
-	return nil
+	tr := registry.NewTranslator(src, dst, registry.TranslatorOptions{Type: typ, Keys: registry.KeyDetect})
+	return governance.NewTranslation(tr, m.SchemaTranslations.MustCurryWith(prometheus.Labels{"pipeline": pc.Name})), nil
 }
 
 // client returns the registry client of a cluster, nil when it has no

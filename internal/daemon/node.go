@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tributary-dev/tributary/config"
+	"github.com/tributary-dev/tributary/policy"
 	"github.com/tributary-dev/tributary/replicator"
 	"github.com/tributary-dev/tributary/replicator/coord"
 	"github.com/tributary-dev/tributary/replicator/metrics"
@@ -59,13 +60,22 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	defer gov.Close()
 	pol := newRollout(cfg.Policies, gov.masking, reg, log)
-	deps := replicator.Deps{Logger: log, Metrics: m, Transformers: gov.kafka}
+	if cfg.Policies != "" {
+		// This node's own folder must not apply to a pipeline it cannot mask;
+		// a bundle that arrives later and does stops that pipeline instead.
+		if set, err := policy.LoadDir(cfg.Policies); err == nil {
+			if err := gov.checkMaskable(cfg, set); err != nil {
+				return &ConfigError{Err: fmt.Errorf("policies %s: %w", cfg.Policies, err)}
+			}
+		}
+	}
+	deps := replicator.Deps{Logger: log, Metrics: m, Transformers: gov.transformers(cfg)}
 
 	worker, err := replicator.NewWorker(cfg, deps)
 	if err != nil {
 		return &ConfigError{Err: err}
 	}
-	br, err := newBridges(cfg, log, reg, gov.pubsub)
+	br, err := newBridges(cfg, log, reg, gov.steps)
 	if err != nil {
 		return err
 	}
@@ -114,6 +124,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	g.Go(func() error { return n.coord.Run(gctx) })
 	g.Go(func() error { return n.follow(gctx) })
 	g.Go(func() error { pol.follow(gctx, n.coord.Policy()); return nil })
+	g.Go(func() error { pol.awaitBundle(gctx, n.coord, 100*time.Millisecond); return nil })
 	g.Go(func() error { pol.watch(gctx, n.coord, policyPollInterval); return nil })
 	srvCtx, srvCancel := context.WithCancel(context.Background())
 	srvDone := make(chan error, 1)

@@ -71,7 +71,7 @@ type bridgeTask struct {
 // newBridges makes the supervisor of cfg's Pub/Sub pipelines, with one
 // idempotent Kafka sink into the target shared by all receivers of the node;
 // gov holds the governance step of each format json pipeline.
-func newBridges(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, gov map[string]*governance.PubSubJSON) (*bridges, error) {
+func newBridges(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, gov map[string]*governance.Step) (*bridges, error) {
 	hasPubSub := false
 	for _, p := range cfg.Pipelines {
 		hasPubSub = hasPubSub || p.Source.PubSub != ""

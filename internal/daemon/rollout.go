@@ -45,9 +45,12 @@ type rollout struct {
 	log     *slog.Logger
 	masking *governance.Masking
 	active  atomic.Pointer[activeBundle]
+	// unusable is set while the newest bundle from the log cannot be decoded.
+	unusable atomic.Bool
 
 	versions     *prometheus.GaugeVec // policy
 	reloadErrors prometheus.Counter
+	ready        prometheus.Gauge
 
 	reload  chan struct{}
 	mu      sync.Mutex // guards lastErr and errAt
@@ -72,7 +75,11 @@ func newRollout(dir string, masking *governance.Masking, reg prometheus.Register
 			Help: "Policy folder changes rejected (invalid files, version not increased); the previous bundle stays active.",
 		}),
 	}
-	reg.MustRegister(r.versions, r.reloadErrors)
+	r.ready = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "tributary_policy_bundle_ready",
+		Help: "1 when this node holds the cluster's policy bundle (or knows there is none) and governs records; 0 while its records wait for it.",
+	})
+	reg.MustRegister(r.versions, r.reloadErrors, r.ready)
 	return r
 }
 
@@ -88,22 +95,67 @@ func (r *rollout) follow(ctx context.Context, bundles <-chan coord.PolicyBundle)
 	}
 }
 
-// apply activates one bundle from the log.
+// apply activates one bundle from the log. Bundle versions only grow: an
+// older bundle than the active one (a late copy) is ignored.
 func (r *rollout) apply(b coord.PolicyBundle) {
+	if cur := r.active.Load(); cur != nil && b.Version <= cur.bundle.Version && !r.unusable.Load() {
+		return
+	}
 	set, err := policy.Decode(b.Data)
 	if err != nil {
 		// Every node applies the same bytes; a bundle this node cannot read
-		// (an older binary) keeps the previous one active, loudly.
-		r.log.Error("cannot apply the cluster's policy bundle; keeping the previous one", "bundle", b.Version, "index", b.AppliedIndex, "err", err)
+		// (an older binary) stops its records instead of masking them with
+		// the previous bundle, loudly, until the node is upgraded.
+		err = fmt.Errorf("cannot apply the cluster's policy bundle %d (log index %d): %w", b.Version, b.AppliedIndex, err)
+		r.log.Error("records wait: this node cannot apply the cluster's policy bundle", "bundle", b.Version, "index", b.AppliedIndex, "err", err)
+		r.unusable.Store(true)
+		r.masking.Unusable(err)
+		r.ready.Set(0)
 		return
 	}
+	r.unusable.Store(false)
 	r.active.Store(&activeBundle{set: set, bundle: b})
 	r.masking.Activate(set)
+	r.ready.Set(1)
 	r.versions.Reset()
 	for _, p := range set.Policies {
 		r.versions.WithLabelValues(p.Name).Set(float64(p.Version))
 	}
 	r.log.Info("policy bundle applied", "bundle", b.Version, "index", b.AppliedIndex, "hash", b.Hash, "policies", set.Versions())
+}
+
+// policyState is what the rollout needs to know the cluster's bundle before
+// the log delivers it: *coord.Node implements it.
+type policyState interface {
+	PolicyState() (b coord.PolicyBundle, ok, current bool)
+}
+
+// awaitBundle makes records wait until this node knows the cluster's bundle:
+// once its replica is current it activates the bundle the replica holds, or
+// lets records through with no policies when the cluster has none. Until then
+// (a new node, a node cut off from the leader at start) nothing is governed
+// with a bundle it merely has not received yet.
+func (r *rollout) awaitBundle(ctx context.Context, st policyState, interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		if b, ok, current := st.PolicyState(); current {
+			switch {
+			case ok:
+				r.apply(b)
+			case r.active.Load() == nil && !r.unusable.Load():
+				r.masking.NoBundle()
+				r.ready.Set(1)
+				r.log.Info("the cluster has no policy bundle: records are governed without policies (PII-tagged fields are quarantined)")
+			}
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // watch proposes valid changes of the policy folder through the Raft log;

@@ -4,46 +4,78 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
 
+	"github.com/tributary-dev/tributary/config"
 	"github.com/tributary-dev/tributary/policy"
 	"github.com/tributary-dev/tributary/registry"
 )
 
 // ErrNoBundle is returned (not a rejection: the caller retries) while a node
-// that must mask waits for the cluster's policy bundle from the Raft log.
+// waits for the cluster's policy bundle from the Raft log: no record is masked
+// before this node knows which bundle is active.
 var ErrNoBundle = errors.New("governance: waiting for the cluster's policy bundle")
 
-// maxReferenceDepth bounds how deep schema references are followed.
-const maxReferenceDepth = 16
+// Limits of the writer schemas masking reads.
+const (
+	// maxReferenceDepth bounds how deep schema references are followed.
+	maxReferenceDepth = 16
+	// maxReferences bounds the distinct schemas one writer schema references.
+	maxReferences = 256
+	// maxCachedSchemas bounds the schema cache; past it the cache starts over.
+	maxCachedSchemas = 4096
+)
 
-// Masking masks records with the cluster-wide active policy bundle. The bundle
-// changes only when the Raft log applies a new one (Activate), so every node
-// switches at the same log index and each record is masked by exactly one
-// bundle. Its methods are safe for concurrent use.
+// Masking holds the cluster-wide active policy bundle and what masking needs
+// to read records: the target registry, the compiled-plan cache and a cache of
+// writer schemas with their references. The bundle changes only when the Raft
+// log applies a new one (Activate), so every node switches at the same log
+// index and each record is masked by exactly one bundle. Its methods are safe
+// for concurrent use; Step makes the per-pipeline governance step.
 type Masking struct {
-	active        atomic.Pointer[policy.Set]
-	waitForBundle bool
-	cache         *policy.Cache
-	schemas       *registry.Client // the target's registry: records are masked after translation
-	m             *metrics
+	state   atomic.Pointer[bundleState]
+	cache   *policy.Cache
+	schemas *registry.Client // the target's registry: records are masked after translation
+	m       *metrics
 
 	valOnce sync.Once
 	val     *registry.JSONValidator // Pub/Sub JSON Schema validation, made on first use
+
+	mu      sync.Mutex // guards written
+	written map[schemaKey]policy.Schema
+	flight  singleflight.Group
+}
+
+// schemaKey names a cached writer schema.
+type schemaKey struct {
+	magic byte
+	id    int32
+	guid  [16]byte
+	typ   policy.SchemaType
+}
+
+// bundleState is what this node knows of the cluster's bundle.
+type bundleState struct {
+	set *policy.Set // nil: the cluster has no bundle
+	err error       // non-nil: records wait (ErrNoBundle, or a bundle this node cannot apply)
 }
 
 // MaskingOptions configure a Masking.
 type MaskingOptions struct {
 	// Schemas is the target cluster's registry client (shared with schema
 	// translation, which registers the schemas masking reads). Nil when the
-	// target has no registry: Kafka pipelines are then not masked.
+	// target has no registry: records with a schema cannot be masked then.
 	Schemas *registry.Client
-	// WaitForBundle makes records wait (ErrNoBundle) until Activate was called:
-	// set on nodes that have a policy folder, whose bundle is on its way.
+	// WaitForBundle makes records wait (ErrNoBundle) until Activate or
+	// NoBundle was called: the daemon sets it, so that no node masks before
+	// it knows the cluster's bundle. Without it a Masking starts with no
+	// policies (tools and tests).
 	WaitForBundle bool
 	// HashKey is the HMAC key of hash actions; nil quarantines records that
 	// hash rules apply to.
@@ -59,93 +91,68 @@ func NewMasking(opts MaskingOptions) *Masking {
 	if opts.HashKey != nil {
 		popts = append(popts, policy.WithHashKey(opts.HashKey))
 	}
-	return &Masking{
-		waitForBundle: opts.WaitForBundle,
-		cache:         policy.NewCache(popts...),
-		schemas:       opts.Schemas,
-		m:             newMetrics(opts.Registerer),
+	g := &Masking{
+		cache:   policy.NewCache(popts...),
+		schemas: opts.Schemas,
+		m:       newMetrics(opts.Registerer),
+		written: map[schemaKey]policy.Schema{},
 	}
+	st := &bundleState{}
+	if opts.WaitForBundle {
+		st.err = ErrNoBundle
+	}
+	g.state.Store(st)
+	return g
 }
 
 // Activate makes set the bundle every following record is masked with.
-func (g *Masking) Activate(set *policy.Set) { g.active.Store(set) }
+func (g *Masking) Activate(set *policy.Set) { g.state.Store(&bundleState{set: set}) }
 
-// Active returns the active bundle, nil before the first Activate.
-func (g *Masking) Active() *policy.Set { return g.active.Load() }
+// NoBundle says the cluster has no policy bundle (this node has caught up with
+// the Raft log and found none): records are governed with no policies, so
+// PII-tagged fields are quarantined as uncovered.
+func (g *Masking) NoBundle() { g.state.Store(&bundleState{}) }
+
+// Unusable stops masking: the cluster's bundle cannot be applied on this node
+// (err says why), so records wait instead of being masked with an older one.
+func (g *Masking) Unusable(err error) { g.state.Store(&bundleState{err: err}) }
+
+// Active returns the active bundle, nil when there is none.
+func (g *Masking) Active() *policy.Set { return g.state.Load().set }
+
+// Ready reports whether records can be governed now, and why not.
+func (g *Masking) Ready() error { return g.state.Load().err }
 
 // Schemas returns the target registry client, nil when there is none.
 func (g *Masking) Schemas() *registry.Client { return g.schemas }
 
-// set returns the bundle to mask with: nil (no policies) on nodes that do not
-// wait for one, ErrNoBundle on those that do.
+// set returns the bundle to mask with, or why records must wait.
 func (g *Masking) set() (*policy.Set, error) {
-	if s := g.active.Load(); s != nil {
-		return s, nil
-	}
-	if g.waitForBundle {
-		return nil, ErrNoBundle
-	}
-	return nil, nil
+	st := g.state.Load()
+	return st.set, st.err
 }
 
 // Kafka returns the masking step of a Kafka pipeline whose records carry a
-// schema of type typ (Avro or JSON) in the target registry, after translation;
-// ok is false when records of that type cannot be masked here.
+// schema of type typ (Avro or JSON) in the target registry; ok is false when
+// records of that type cannot be masked here.
 func (g *Masking) Kafka(pipeline string, typ registry.SchemaType) (t Transformer, ok bool) {
-	if g.schemas == nil {
+	s, err := g.Step(StepConfig{Pipeline: pipeline, Format: strings.ToLower(string(typ))})
+	if err != nil || !s.Maskable() {
 		return nil, false
 	}
-	switch typ {
-	case registry.Avro:
-		return &kafkaMask{g: g, pipeline: pipeline, typ: typ, ptype: policy.Avro}, true
-	case registry.JSON:
-		return &kafkaMask{g: g, pipeline: pipeline, typ: typ, ptype: policy.JSON}, true
-	}
-	return nil, false
+	return s, true
 }
 
-// kafkaMask masks one Kafka pipeline's record values after schema-id
-// translation, with the writer schema from the target registry.
-type kafkaMask struct {
-	g        *Masking
-	pipeline string
-	typ      registry.SchemaType
-	ptype    policy.SchemaType
+// PubSubJSON returns the governance step of a format json Pub/Sub pipeline;
+// schema (may be nil) is its pipelines[].pubsub.schema.
+func (g *Masking) PubSubJSON(pipeline string, schema *config.PubSubSchema) (*Step, error) {
+	return g.Step(StepConfig{Pipeline: pipeline, Format: "json", PubSub: true, PubSubSchema: schema})
 }
 
-func (m *kafkaMask) Transform(ctx context.Context, rec *Record) error {
-	set, err := m.g.set()
-	if err != nil {
-		return err
-	}
-	if rec.Value == nil {
-		return nil // a tombstone has nothing to mask
-	}
-	ref, n, err := registry.ReadRef(rec.Value, m.typ)
-	if err != nil {
-		return Reject(policy.ReasonUndecodable, "value: %v", err)
-	}
-	schema, err := m.g.schema(ctx, int(ref.ID), m.ptype)
-	if err != nil {
-		if errors.Is(err, registry.ErrSchemaNotFound) {
-			return Reject(policy.ReasonUndecodable, "schema id %d not in the target registry", ref.ID)
-		}
-		return err
-	}
-	plan, err := m.g.cache.Plan(set, m.pipeline, rec.SourceTopic, schema)
-	if err != nil {
-		return Reject("policy-error", "compiling policies for schema %d: %v", ref.ID, err)
-	}
-	if !plan.Touches() {
-		return nil
-	}
-	out, res, err := plan.Apply(rec.Value[n:])
-	if err != nil {
-		return rejectMasking(err)
-	}
-	rec.Value = append(rec.Value[:n:n], out...)
-	m.g.stamp(m.pipeline, rec, res)
-	return nil
+// validator returns the Masking's one JSON Schema validator.
+func (g *Masking) validator() *registry.JSONValidator {
+	g.valOnce.Do(func() { g.val = registry.NewJSONValidator(g.schemas) })
+	return g.val
 }
 
 // rejectMasking turns a plan's error into the record's rejection.
@@ -170,19 +177,69 @@ func (g *Masking) stamp(pipeline string, rec *Record, res policy.Result) {
 	}
 }
 
-// schema fetches a writer schema and the schemas it references.
-func (g *Masking) schema(ctx context.Context, id int, typ policy.SchemaType) (policy.Schema, error) {
-	s, err := g.schemas.SchemaByID(ctx, id)
+// schema returns the writer schema a reference names in the target registry,
+// with the schemas it references (each once, dependencies first), from the
+// cache after the first read: one registry read per schema.
+func (g *Masking) schema(ctx context.Context, ref registry.SchemaRef, typ policy.SchemaType) (policy.Schema, error) {
+	// Protobuf message indexes select a message of the schema, not a schema.
+	key := schemaKey{magic: ref.Magic, id: ref.ID, guid: ref.GUID, typ: typ}
+	ref = registry.SchemaRef{Magic: ref.Magic, ID: ref.ID, GUID: ref.GUID}
+	g.mu.Lock()
+	s, ok := g.written[key]
+	g.mu.Unlock()
+	if ok {
+		return s, nil
+	}
+	v, err, _ := g.flight.Do(ref.String()+"/"+string(typ), func() (any, error) {
+		s, err := g.readSchema(ctx, ref, typ)
+		if err != nil {
+			return nil, err
+		}
+		g.mu.Lock()
+		if len(g.written) >= maxCachedSchemas {
+			clear(g.written)
+		}
+		g.written[key] = s
+		g.mu.Unlock()
+		return s, nil
+	})
 	if err != nil {
 		return policy.Schema{}, err
 	}
-	ps := policy.Schema{Type: typ, Text: s.Text, ID: id, Name: s.Subject}
+	return v.(policy.Schema), nil
+}
+
+// readSchema reads a writer schema and its references from the registry.
+func (g *Masking) readSchema(ctx context.Context, ref registry.SchemaRef, typ policy.SchemaType) (policy.Schema, error) {
+	var s *registry.Schema
+	var err error
+	if ref.Magic == registry.MagicGUID {
+		s, err = g.schemas.SchemaByGUID(ctx, ref.GUID)
+	} else {
+		s, err = g.schemas.SchemaByID(ctx, int(ref.ID))
+	}
+	if err != nil {
+		return policy.Schema{}, err
+	}
+	ps := policy.Schema{Type: typ, Text: s.Text, ID: s.ID, Name: s.Subject}
+	if ps.Name == "" {
+		ps.Name = ref.String()
+	}
+	seen := map[registry.Reference]bool{}
 	var refs func(rs []registry.Reference, depth int) error
 	refs = func(rs []registry.Reference, depth int) error {
 		if depth > maxReferenceDepth {
-			return fmt.Errorf("schema %d: references nested too deep", id)
+			return fmt.Errorf("schema %v: references nested deeper than %d", ref, maxReferenceDepth)
 		}
 		for _, r := range rs {
+			key := registry.Reference{Subject: r.Subject, Version: r.Version}
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+			if len(seen) > maxReferences {
+				return fmt.Errorf("schema %v: more than %d referenced schemas", ref, maxReferences)
+			}
 			rs, err := g.schemas.SchemaByVersion(ctx, r.Subject, r.Version)
 			if err != nil {
 				return err

@@ -20,9 +20,9 @@ const telemetrySubject = "fleet.telemetry-value"
 // version 7, which nobody registered, for rev-gone.
 var telemetrySchema = &config.PubSubSchema{Subject: telemetrySubject, Version: 1, Revisions: map[string]int{"rev-b": 2, "rev-gone": 7}}
 
-func pubsubJSON(t *testing.T, g *Masking, schema *config.PubSubSchema) *PubSubJSON {
+func pubsubJSON(t *testing.T, g *Masking, schema *config.PubSubSchema) *Step {
 	t.Helper()
-	p, err := g.PubSubJSON("fleet-telemetry", "fleet-sub", schema)
+	p, err := g.PubSubJSON("fleet-telemetry", schema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ tributary_masked_fields_total{action="redact",pipeline="fleet-telemetry",policy=
 		}
 	})
 	t.Run("a schema needs the target's registry", func(t *testing.T) {
-		if _, err := NewMasking(MaskingOptions{}).PubSubJSON("fleet-telemetry", "fleet-sub", telemetrySchema); err == nil {
+		if _, err := NewMasking(MaskingOptions{}).PubSubJSON("fleet-telemetry", telemetrySchema); err == nil {
 			t.Fatal("no error")
 		}
 	})
@@ -232,7 +232,7 @@ func TestPubSubJSONMapSchema(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := g.PubSubJSON("fleet-telemetry", "fleet-sub", tt.schema)
+			p, err := g.PubSubJSON("fleet-telemetry", tt.schema)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -473,6 +473,24 @@ func (n *Node) deliverPolicy(p PolicyBundle) {
 // every time; there must be one reader.
 func (n *Node) Assigned() <-chan []string { return n.assigned }
 
+// PolicyState returns the policy bundle this node's replica holds, and whether
+// the replica is current enough to trust that: a leader is known and every
+// entry the leader had committed when this node last heard from it is applied.
+// Before that, a node that holds no bundle (or an older one) may only not have
+// received the newest yet, so it must not govern records with what it holds.
+func (n *Node) PolicyState() (b PolicyBundle, ok, current bool) {
+	if _, id := n.raft.LeaderWithID(); id != "" {
+		commit := n.raft.CommitIndex()
+		current = commit > 0 && n.raft.AppliedIndex() >= commit
+	}
+	n.fsm.view(func(s *state) {
+		if s.Policy != nil {
+			b, ok = *s.Policy, true
+		}
+	})
+	return b, ok, current
+}
+
 // Policy delivers policy bundles as the log applies them (and the active bundle
 // when a snapshot is restored), latest value only. AppliedIndex is the log
 // index: the same on every node. The same channel is returned every time.
