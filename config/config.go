@@ -118,6 +118,19 @@ type PubSub struct {
 // Formats are the values pipelines[].format accepts.
 var Formats = []string{"avro", "json", "protobuf", "bytes"}
 
+// Governance modes, the values pipelines[].governance accepts.
+const (
+	// GovernanceEnforced masks records by the policies and quarantines what
+	// cannot be masked; the default.
+	GovernanceEnforced = "enforced"
+	// GovernanceNone says the operator deliberately runs the pipeline without
+	// masking.
+	GovernanceNone = "none"
+)
+
+// governanceModes lists the Governance values, for errors and hints.
+var governanceModes = []string{GovernanceEnforced, GovernanceNone}
+
 // Pipeline is one source mirrored into the target.
 type Pipeline struct {
 	// Name: pipelines[].name, required, unique, [A-Za-z0-9._-]+. Part of
@@ -136,6 +149,13 @@ type Pipeline struct {
 	KeyAttribute string `yaml:"key_attribute"`
 	// Format: pipelines[].format, default "bytes"; one of Formats.
 	Format string `yaml:"format"`
+	// Governance: pipelines[].governance, default "enforced"; "enforced" or
+	// "none". "none" says the operator deliberately runs this pipeline without
+	// masking (e.g. a bytes pipeline of non-personal data): a policy that
+	// applies to it but cannot mask its format does not stop it from starting,
+	// and the daemon shows it as ungoverned in /v1/status and on the status
+	// page. With "enforced", such a pipeline refuses to start. See Ungoverned.
+	Governance string `yaml:"governance"`
 	// Tasks: pipelines[].tasks, default 1, 1..1024. Units of work a pipeline is split into.
 	Tasks int `yaml:"tasks"`
 	// ExactlyOnce: pipelines[].exactly_once, default true.
@@ -192,8 +212,17 @@ type PubSubReceive struct {
 	// topic's max.message.bytes): larger records are quarantined.
 	MaxMessageBytes int `yaml:"max_message_bytes,omitempty"`
 	// DeadLetterTopic: pubsub.dead_letter_topic, a Pub/Sub topic for quarantined
-	// messages; default: _tributary.quarantine in the target cluster.
+	// messages: a topic id, or "projects/<project>/topics/<id>" of the source's
+	// own project (another project is an error). Unset: quarantine_kafka, else
+	// _tributary.quarantine in the target cluster, which is allowed only when
+	// the target is in the Pub/Sub project's region (raw messages stay in their
+	// region). See Config.PubSubQuarantine.
 	DeadLetterTopic string `yaml:"dead_letter_topic,omitempty"`
+	// QuarantineKafka: pubsub.quarantine_kafka, the name of a kafka cluster in
+	// the Pub/Sub project's region whose _tributary.quarantine receives
+	// quarantined messages; not with dead_letter_topic, not a read_only
+	// cluster. See Config.PubSubQuarantine.
+	QuarantineKafka string `yaml:"quarantine_kafka,omitempty"`
 	// Schema: pubsub.schema, JSON Schema validation against the target registry.
 	Schema *PubSubSchema `yaml:"schema,omitempty"`
 }
@@ -233,6 +262,11 @@ func (p *Pipeline) IsExactlyOnce() bool { return p.ExactlyOnce == nil || *p.Exac
 
 // HasHeartbeats reports whether the pipeline's tasks write heartbeats.
 func (p *Pipeline) HasHeartbeats() bool { return p.Heartbeats != nil && *p.Heartbeats }
+
+// Ungoverned reports whether the operator turned masking off for the pipeline
+// (governance: none). The daemon then starts it even where a policy applies to
+// it but cannot mask its format, and shows it as ungoverned.
+func (p *Pipeline) Ungoverned() bool { return p.Governance == GovernanceNone }
 
 // HasLineage reports whether lineage headers are added.
 func (p *Pipeline) HasLineage() bool { return p.LineageHeaders == nil || *p.LineageHeaders }
@@ -308,6 +342,42 @@ func (s Secret) GoString() string { return fmt.Sprintf("%q", s.String()) }
 // parent; 0 for a config built in code.
 func (c *Config) Line(path string) int {
 	return c.pos.Nearest(path).Line
+}
+
+// PubSubQuarantine returns where a validated Pub/Sub pipeline's quarantined
+// (raw) messages go: either a Kafka cluster name, whose _tributary.quarantine
+// receives them, or a Pub/Sub dead-letter topic as a full resource name
+// ("projects/<project>/topics/<id>", in the source's project); exactly one of
+// the two is set. It is the dead_letter_topic when set, else the
+// quarantine_kafka cluster when set, else the target. Validate makes sure the
+// answer keeps raw messages in the Pub/Sub project's region. For a pipeline
+// that does not read Pub/Sub it returns "", "".
+func (c *Config) PubSubQuarantine(p *Pipeline) (kafkaCluster string, deadLetter string) {
+	if p == nil || p.Source.PubSub == "" {
+		return "", ""
+	}
+	if r := p.PubSub; r != nil {
+		if r.DeadLetterTopic != "" {
+			project := ""
+			if ps := c.PubSub[p.Source.PubSub]; ps != nil {
+				project = ps.Project
+			}
+			return "", topicName(project, r.DeadLetterTopic)
+		}
+		if r.QuarantineKafka != "" {
+			return r.QuarantineKafka, ""
+		}
+	}
+	return c.Target, ""
+}
+
+// topicName returns a Pub/Sub topic as a full resource name: a topic id
+// becomes "projects/<project>/topics/<id>", a full name stays as it is.
+func topicName(project, topic string) string {
+	if strings.HasPrefix(topic, "projects/") {
+		return topic
+	}
+	return "projects/" + project + "/topics/" + topic
 }
 
 // Pipeline returns the pipeline with the given name, or nil.

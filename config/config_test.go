@@ -177,6 +177,24 @@ func TestBadFiles(t *testing.T) {
 			`pubsub-receive.bad.yaml:26:5: pipelines[1].offset_sync_interval: must be > 0, got 0s`,
 			`pubsub-receive.bad.yaml:27:5: pipelines[1].pubsub: only for pubsub sources`,
 		}},
+		{"governance is enforced or none, with a suggestion for a near miss", "governance.bad.yaml", []string{
+			`governance.bad.yaml:9:5: pipelines[0].governance: "nnoe" is not one of enforced, none (did you mean "none"?)`,
+			`governance.bad.yaml:13:5: pipelines[1].governance: "off" is not one of enforced, none`,
+			`governance.bad.yaml:17:5: pipelines[2].governance: "" is not one of enforced, none`,
+		}},
+		{"a pubsub pipeline outside the target's region quarantines in its own region", "pubsub-quarantine.bad.yaml", []string{
+			`pubsub-quarantine.bad.yaml:8:32: pubsub.fleet.region: required`,
+			`pubsub-quarantine.bad.yaml:12:14: pipelines[0].source.pubsub: pipeline "nowhere" reads pubsub.eu-fleet in region "eu", but the target kafka.central is in region "cloud": ` +
+				`quarantined (raw) messages must stay in "eu"; set pubsub.dead_letter_topic (a Pub/Sub topic of project "acme-eu") or pubsub.quarantine_kafka (a kafka cluster in region "eu")`,
+			`pubsub-quarantine.bad.yaml:17:14: pipelines[1].pubsub.quarantine_kafka: "eu-wset" is not a kafka cluster (did you mean "eu-west"?)`,
+			`pubsub-quarantine.bad.yaml:21:14: pipelines[2].pubsub.quarantine_kafka: "asia" is not a kafka cluster (known: central, eu-audit, eu-west)`,
+			`pubsub-quarantine.bad.yaml:25:14: pipelines[3].pubsub.quarantine_kafka: kafka.central is in region "cloud" but pubsub.eu-fleet is in region "eu"`,
+			`pubsub-quarantine.bad.yaml:29:14: pipelines[4].pubsub.quarantine_kafka: kafka.eu-audit is read_only: quarantine needs writes to it`,
+			`pubsub-quarantine.bad.yaml:33:38: pipelines[5].pubsub.quarantine_kafka: set dead_letter_topic or quarantine_kafka, not both`,
+			`pubsub-quarantine.bad.yaml:37:14: pipelines[6].pubsub.dead_letter_topic: "projects/acme-fleet/topics/dlq" is in project "acme-fleet", not in pubsub.eu-fleet's project "acme-eu"`,
+			`pubsub-quarantine.bad.yaml:41:14: pipelines[7].pubsub.dead_letter_topic: "goog-dlq" is not a Pub/Sub topic id`,
+			`pubsub-quarantine.bad.yaml:45:14: pipelines[8].pubsub.dead_letter_topic: "projects/acme-eu/subscriptions/dlq" is neither a topic id nor projects/<project>/topics/<id>`,
+		}},
 		{"zeros written in the file are not replaced by defaults", "explicit-zero.bad.yaml", []string{
 			`explicit-zero.bad.yaml:2:30: node.data_dir: required`,
 			`explicit-zero.bad.yaml:2:44: node.raft_addr: want host:port, got ":7400"`,
@@ -372,6 +390,78 @@ func TestLoadedValues(t *testing.T) {
 			if got := cfg.Line(path); got != want {
 				t.Errorf("Line(%q) = %d, want %d", path, got, want)
 			}
+		}
+	})
+}
+
+func TestUngoverned(t *testing.T) {
+	data, err := os.ReadFile("testdata/full.good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := parseWithEnv("full.good.yaml", data, lookupTestEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		pipeline *Pipeline
+		want     bool
+	}{
+		{"a pipeline that leaves governance out is governed", cfg.Pipeline("eu-payments"), false},
+		{"a pipeline with governance: none is ungoverned", cfg.Pipeline("eu-diagnostics"), true},
+		{"a pipeline built in code without governance is governed", &Pipeline{Name: "p"}, false},
+		{"a pipeline built in code with GovernanceNone is ungoverned", &Pipeline{Name: "p", Governance: GovernanceNone}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.pipeline.Ungoverned(); got != tt.want {
+				t.Errorf("Ungoverned() = %v, want %v (governance %q)", got, tt.want, tt.pipeline.Governance)
+			}
+		})
+	}
+}
+
+func TestPubSubQuarantine(t *testing.T) {
+	cfg, err := Load("testdata/pubsub-regions.good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile("testdata/full.good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := parseWithEnv("full.good.yaml", data, lookupTestEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name                  string
+		cfg                   *Config
+		pipeline              string
+		wantKafka, wantDeadLt string
+	}{
+		{"a project in the target's region quarantines in the target", cfg, "fleet", "central", ""},
+		{"a dead-letter topic id becomes a full name in the source's project", cfg, "eu-fleet-dlt", "", "projects/acme-eu/topics/quarantine"},
+		{"a full dead-letter topic name stays as written", cfg, "eu-fleet-dlt-full", "", "projects/acme-eu/topics/quarantine"},
+		{"quarantine_kafka names the cluster that receives the quarantine", cfg, "eu-fleet-kafka", "eu-west", ""},
+		{"a kafka pipeline has no pubsub quarantine", full, "eu-payments", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := tt.cfg.Pipeline(tt.pipeline)
+			if p == nil {
+				t.Fatalf("no pipeline %q", tt.pipeline)
+			}
+			k, d := tt.cfg.PubSubQuarantine(p)
+			if k != tt.wantKafka || d != tt.wantDeadLt {
+				t.Errorf("PubSubQuarantine(%s) = %q, %q; want %q, %q", tt.pipeline, k, d, tt.wantKafka, tt.wantDeadLt)
+			}
+		})
+	}
+	t.Run("a nil pipeline has no pubsub quarantine", func(t *testing.T) {
+		if k, d := cfg.PubSubQuarantine(nil); k != "" || d != "" {
+			t.Errorf("PubSubQuarantine(nil) = %q, %q", k, d)
 		}
 	})
 }

@@ -45,6 +45,9 @@ func (c *Config) setDefaults() {
 		if p.Format == "" && at("format") {
 			p.Format = "bytes"
 		}
+		if p.Governance == "" && at("governance") {
+			p.Governance = GovernanceEnforced
+		}
 		if p.Tasks == 0 && at("tasks") {
 			p.Tasks = 1
 		}

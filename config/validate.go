@@ -37,6 +37,10 @@ var namePattern = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 
 var placeholder = regexp.MustCompile(`\{[^{}]*\}`)
 
+// pubsubTopicID is what Pub/Sub allows in a topic id: a letter, then 2 to 254
+// letters, digits or "-_.~+%" (and not starting with "goog", checked apart).
+var pubsubTopicID = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$`)
+
 // Validate checks the whole config and reports every problem found as a
 // *ErrorList, each with the line and column of its key when the config came from
 // a file. It
@@ -185,6 +189,9 @@ func (v *validator) pubsub() {
 		if ps.Project == "" {
 			v.errorf(path+".project", "required")
 		}
+		if ps.Region == "" {
+			v.errorf(path+".region", "required (leave it out for the default, cloud)")
+		}
 	}
 }
 
@@ -234,6 +241,11 @@ func (v *validator) pipelines() {
 					v.errorf(path+".format", "format %s needs kafka.%s.schema_registry", p.Format, cl)
 				}
 			}
+		}
+		// A config built in code may leave governance empty (enforced); an
+		// empty value written in the file is an error.
+		if g := p.Governance; (g != "" || !c.unset(path+".governance")) && !slices.Contains(governanceModes, g) {
+			v.errorf(path+".governance", "%q is not one of %s%s", g, strings.Join(governanceModes, ", "), yamlerr.DidYouMean(g, governanceModes))
 		}
 		if p.Tasks < 1 || p.Tasks > maxTasks {
 			v.errorf(path+".tasks", "%d is not in 1..%d", p.Tasks, maxTasks)
@@ -324,6 +336,83 @@ func (v *validator) pubsubSource(path string, p *Pipeline) {
 	}
 	if r := p.PubSub; r != nil {
 		v.pubsubReceive(path+".pubsub", p, r)
+	}
+	v.pubsubQuarantine(path, p)
+}
+
+// pubsubQuarantine checks where a Pub/Sub pipeline quarantines (see
+// Config.PubSubQuarantine): raw messages must stay in the Pub/Sub project's
+// region, so the target's _tributary.quarantine will do only when the target
+// is in that region; otherwise the pipeline names a dead-letter topic of its
+// own project or a Kafka cluster of its region.
+func (v *validator) pubsubQuarantine(path string, p *Pipeline) {
+	c := v.c
+	name := p.Source.PubSub
+	ps := c.PubSub[name]
+	if ps == nil {
+		return // reported by pubsubSource or pubsub
+	}
+	var dlt, qk string
+	if r := p.PubSub; r != nil {
+		dlt, qk = r.DeadLetterTopic, r.QuarantineKafka
+	}
+	if dlt != "" {
+		v.deadLetterTopic(path+".pubsub.dead_letter_topic", name, ps.Project, dlt)
+	}
+	if qk != "" {
+		qp := path + ".pubsub.quarantine_kafka"
+		k, ok := c.Kafka[qk]
+		switch {
+		case dlt != "":
+			v.errorf(qp, "set dead_letter_topic or quarantine_kafka, not both")
+		case !ok:
+			if hint := yamlerr.DidYouMean(qk, sortedKeys(c.Kafka)); hint != "" {
+				v.errorf(qp, "%q is not a kafka cluster%s", qk, hint)
+			} else {
+				v.errorf(qp, "%q is not a kafka cluster (known: %s)", qk, known(c.Kafka))
+			}
+		case k == nil || k.Region == "" || ps.Region == "":
+			// reported by kafka or pubsub
+		case k.Region != ps.Region:
+			v.errorf(qp, "kafka.%s is in region %q but pubsub.%s is in region %q: quarantined (raw) messages must stay in %q",
+				qk, k.Region, name, ps.Region, ps.Region)
+		case k.ReadOnly:
+			v.errorf(qp, "kafka.%s is read_only: quarantine needs writes to it", qk)
+		}
+	}
+	if dlt != "" || qk != "" {
+		return
+	}
+	t := c.Kafka[c.Target]
+	if t == nil || t.Region == "" || ps.Region == "" || t.Region == ps.Region {
+		return
+	}
+	v.errorf(path+".source.pubsub", "pipeline %q reads pubsub.%s in region %q, but the target kafka.%s is in region %q: "+
+		"quarantined (raw) messages must stay in %q; set pubsub.dead_letter_topic (a Pub/Sub topic of project %q) "+
+		"or pubsub.quarantine_kafka (a kafka cluster in region %q)",
+		p.Name, name, ps.Region, c.Target, t.Region, ps.Region, ps.Project, ps.Region)
+}
+
+// deadLetterTopic checks pipelines[].pubsub.dead_letter_topic: a topic id, or
+// a full topic name in the source's project (another project may be in
+// another region, which the config does not know).
+func (v *validator) deadLetterTopic(path, source, project, topic string) {
+	id := topic
+	if rest, ok := strings.CutPrefix(topic, "projects/"); ok {
+		proj, tid, ok := strings.Cut(rest, "/topics/")
+		if !ok || proj == "" || strings.Contains(proj, "/") {
+			v.errorf(path, "%q is neither a topic id nor projects/<project>/topics/<id>", topic)
+			return
+		}
+		if project != "" && proj != project {
+			v.errorf(path, "%q is in project %q, not in pubsub.%s's project %q (quarantined messages stay in the source's project)",
+				topic, proj, source, project)
+			return
+		}
+		id = tid
+	}
+	if !pubsubTopicID.MatchString(id) || strings.HasPrefix(id, "goog") {
+		v.errorf(path, "%q is not a Pub/Sub topic id (a letter, then 2 to 254 of A-Z a-z 0-9 - _ . ~ + %%; not starting with goog)", id)
 	}
 }
 

@@ -115,7 +115,13 @@ func pairCheck(reader, writer *parsed, rl, wl string) []incompat {
 	switch reader.typ {
 	case Avro:
 		c := &avroChecker{rl: rl, wl: wl, inProgress: map[[2]any]bool{}}
-		return c.check(reader.avro, writer.avro, "", "")
+		found := c.check(reader.avro, writer.avro, "", "")
+		if reader.mangled || writer.mangled {
+			for i := range found {
+				found[i].desc, found[i].info = demangle(found[i].desc), demangle(found[i].info)
+			}
+		}
+		return found
 	case JSON:
 		c := &jsonChecker{rl: rl, wl: wl, r: reader.json, w: writer.json, inProgress: map[[2]string]bool{}}
 		return c.check(reader.json.root, writer.json.root, "#", "#", "#")

@@ -82,6 +82,22 @@
 // mutation and its store write; Server.parsedMu guards the cache of parsed
 // schemas. Lock order: mu, then parsedMu.
 //
+// # Leniency (lenient.go)
+//
+// The registry accepts the Avro schemas Confluent Schema Registry accepts even
+// where hamba/avro, which parses them, is stricter: field defaults that do not
+// match their type (Confluent's avro.validate.defaults is false by default,
+// e.g. "default":"null" on ["null","string"]), Unicode letters in names and
+// enum symbols, namespace parts and field aliases that are not Avro names,
+// non-string docs, upper-case field orders. Only when the strict parse fails
+// is a relaxed copy parsed for the compatibility checker (invalid defaults
+// become placeholders of the right type, names hamba refuses are rewritten
+// consistently and shown as written in messages); the original text is what
+// is stored, returned and identified. Each new version registered this way is
+// logged as a warning with its subject, id, version and the JSON pointers of
+// what was relaxed, never names or values. A source registry full of such
+// schemas thus does not make a tributary target registry refuse them.
+//
 // # Canonical form ("same schema, same id")
 //
 // Avro and JSON Schema: the JSON re-marshalled with sorted keys and no

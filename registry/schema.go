@@ -23,6 +23,12 @@ type parsed struct {
 	avro  avro.Schema
 	json  *jsonDoc
 	proto *protoFile
+
+	// lenient lists why an Avro schema hamba refuses was accepted (see
+	// parseAvroLenient), empty for most; mangled says whether avro's names
+	// were rewritten, so that messages naming them need demangle.
+	lenient []string
+	mangled bool
 }
 
 // dep is a referenced schema, resolved from a Reference.
@@ -53,7 +59,9 @@ func parseSchema(t SchemaType, text string, deps []dep) (*parsed, error) {
 // parseAvro parses with a fresh hamba cache per call: hamba's default cache is
 // global, so a name another schema defined would otherwise resolve here.
 // Referenced schemas are parsed into the cache first, dependencies first, as
-// Confluent's AvroSchemaProvider does.
+// Confluent's AvroSchemaProvider does. Schemas Confluent accepts and hamba
+// refuses are accepted too (parseAvroLenient); the stored text and the
+// canonical form stay those of the original.
 func parseAvro(text string, deps []dep) (*parsed, error) {
 	canon, compact, err := canonicalJSON(text)
 	if err != nil {
@@ -74,7 +82,7 @@ func parseAvro(text string, deps []dep) (*parsed, error) {
 			if d.typ != Avro {
 				return fmt.Errorf("%w: reference %q is a %s schema, not AVRO", ErrInvalidSchema, d.name, d.typ)
 			}
-			if _, err := avro.ParseWithCache(d.text, "", cache); err != nil {
+			if _, _, _, err := parseAvroLenient(d.text, cache); err != nil {
 				return fmt.Errorf("%w: reference %q: %v", ErrInvalidSchema, d.name, err)
 			}
 		}
@@ -83,11 +91,11 @@ func parseAvro(text string, deps []dep) (*parsed, error) {
 	if err := load(deps); err != nil {
 		return nil, err
 	}
-	s, err := avro.ParseWithCache(text, "", cache)
+	s, lenient, mangled, err := parseAvroLenient(text, cache)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidSchema, err)
 	}
-	return &parsed{typ: Avro, text: compact, canonical: canon, avro: s}, nil
+	return &parsed{typ: Avro, text: compact, canonical: canon, avro: s, lenient: lenient, mangled: mangled}, nil
 }
 
 // canonicalJSON returns text re-marshalled with sorted keys (numbers kept as

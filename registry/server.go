@@ -36,7 +36,9 @@ type ServerOptions struct {
 	// Compatibility is the global compatibility level of a new registry and
 	// what DELETE /config resets it to. Default Backward, as Confluent's.
 	Compatibility Level
-	// Logger receives one line per failed store write and per server start.
+	// Logger receives one line per failed store write, per server start and
+	// per new version of a schema accepted leniently (a warning naming the
+	// subject, id, version and reasons, never the schema's contents).
 	// Default: discard.
 	Logger *slog.Logger
 }
@@ -652,6 +654,7 @@ func (s *Server) register(r *http.Request) (any, *APIError) {
 		s.parsed[id] = cand
 		s.parsedMu.Unlock()
 	}
+	s.warnLenient(subject, id, version, cand)
 	return map[string]any{"id": id, "version": version, "guid": next.Schemas[id].GUID}, nil
 }
 
