@@ -25,6 +25,11 @@ import (
 type Deps struct {
 	// Sink writes records to the target cluster (required).
 	Sink Sink
+	// QuarantineSink writes quarantined (raw) messages to a Kafka cluster of
+	// the Pub/Sub project's region when that is not the target's
+	// (pipelines[].pubsub.quarantine_kafka); nil writes them through Sink.
+	// Unused when BridgeConfig.DeadLetterTopic is set.
+	QuarantineSink Sink
 	// Transformer applies governance to every message, whatever the format
 	// (for format json after the bridge checked the JSON syntax); nil lands
 	// records as mapped.
@@ -50,6 +55,7 @@ type Deps struct {
 type Bridge struct {
 	cfg       BridgeConfig
 	sink      Sink
+	qsink     Sink // nil: quarantine through sink
 	tr        governance.Transformer
 	mapSchema SchemaMapper
 	client    *pubsub.Client
@@ -108,6 +114,7 @@ func New(cfg BridgeConfig, deps Deps) (*Bridge, error) {
 		cfg:       cfg,
 		sink:      deps.Sink,
 		tr:        deps.Transformer,
+		qsink:     deps.QuarantineSink,
 		mapSchema: deps.MapSchema,
 		client:    deps.Client,
 		log:       deps.Logger,

@@ -35,7 +35,8 @@ func (b *Bridge) quarantine(ctx context.Context, m *pubsub.Message, label string
 	return outcomeQuarantined, "", nil
 }
 
-// quarantineKafka writes the raw message to the target's quarantine topic,
+// quarantineKafka writes the raw message to the Kafka quarantine topic (the
+// target's, or that of the QuarantineSink's cluster in the project's region),
 // keyed by subscription and message id so that a rewrite after a crash
 // replaces the record in the compacted topic instead of adding one. Headers:
 // tributary-error, tributary-source-subscription, then the record's mapped
@@ -59,6 +60,13 @@ func (b *Bridge) quarantineKafka(ctx context.Context, m *pubsub.Message, rej *go
 		Headers:        hs,
 		Timestamp:      m.PublishTime,
 		TimestampType:  kafka.TimestampCreateTime,
+	}
+	if b.qsink != nil {
+		// Another cluster than the target's: not through the target's batcher.
+		if errs := b.qsink.Produce(ctx, []*kafka.Message{msg}); errs != nil {
+			return errs[0]
+		}
+		return nil
 	}
 	return b.produce(ctx, msg, false, "")
 }

@@ -52,7 +52,7 @@ func newPipelines(cfg *config.Config, m *metrics.Set, reg prometheus.Registerer,
 		Schemas: target, WaitForBundle: true, HashKey: hashKey, Registerer: reg,
 	})
 	for _, pc := range cfg.Pipelines {
-		sc := governance.StepConfig{Pipeline: pc.Name, Format: pc.Format}
+		sc := governance.StepConfig{Pipeline: pc.Name, Format: pc.Format, Ungoverned: pc.Ungoverned()}
 		switch {
 		case pc.Source.Kafka != "":
 			if sc.Translation, err = p.translation(cfg, pc, m); err != nil {
@@ -95,13 +95,13 @@ func (p *pipelines) checkMaskable(cfg *config.Config, set *policy.Set) error {
 	var errs []error
 	for _, pc := range cfg.Pipelines {
 		s := p.steps[pc.Name]
-		if s == nil || s.Maskable() {
+		if s == nil || s.Maskable() || pc.Ungoverned() {
 			continue
 		}
 		for _, pol := range set.Policies {
 			if pol.Applies(pc.Name, "") {
 				errs = append(errs, fmt.Errorf("pipeline %s (format %s) cannot be masked, but policy %s (%s) applies to it: "+
-					"scope the policy away from it, or run the pipeline ungoverned deliberately", pc.Name, pc.Format, pol.Ref(), pol.File))
+					"scope the policy away from it, or set governance: none on the pipeline to run it ungoverned deliberately", pc.Name, pc.Format, pol.Ref(), pol.File))
 				break
 			}
 		}

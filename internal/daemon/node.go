@@ -59,6 +59,11 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return &ConfigError{Err: err}
 	}
 	defer gov.Close()
+	for _, p := range cfg.Pipelines {
+		if p.Ungoverned() {
+			log.Warn("pipeline runs ungoverned (governance: none): its records are never masked", "pipeline", p.Name)
+		}
+	}
 	pol := newRollout(cfg.Policies, gov.masking, reg, log)
 	if cfg.Policies != "" {
 		// This node's own folder must not apply to a pipeline it cannot mask;
@@ -291,6 +296,7 @@ func (n *node) localStatus() Status {
 	st := Status{
 		Node:    NodeInfo{ID: n.cfg.Node.ID, Region: n.cfg.Node.Region, Version: n.version},
 		Cluster: cs, Local: local, Policy: n.policy.status(),
+		Pipelines: n.pipelineInfo(),
 	}
 	for _, t := range cs.Tasks {
 		v := TaskView{TaskStatus: t}
@@ -317,4 +323,18 @@ func (n *node) ready() error {
 		return errors.New("tasks not running: " + strings.Join(waiting, ", "))
 	}
 	return nil
+}
+
+// pipelineInfo lists the configured pipelines for /v1/status.
+func (n *node) pipelineInfo() []PipelineInfo {
+	sources := n.pipelineSources()
+	out := make([]PipelineInfo, 0, len(n.cfg.Pipelines))
+	for _, p := range n.cfg.Pipelines {
+		gov := config.GovernanceEnforced
+		if p.Ungoverned() {
+			gov = config.GovernanceNone
+		}
+		out = append(out, PipelineInfo{Name: p.Name, Source: sources[p.Name], Format: p.Format, Governance: gov})
+	}
+	return out
 }

@@ -79,9 +79,43 @@ func newBridges(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer,
 	if !hasPubSub {
 		return newSupervisor(cfg, log, nil, nil), nil
 	}
-	sink, err := replicator.NewSink(cfg.Target, cfg.Kafka[cfg.Target], log)
+	// One sink per cluster written to: the target, and the regional clusters
+	// that keep quarantined messages of Pub/Sub projects outside the target's
+	// region (raw data stays in its region).
+	sinks := map[string]*replicator.Sink{}
+	closeSinks := func() {
+		for _, s := range sinks {
+			s.Close()
+		}
+	}
+	sinkOf := func(cluster string) (*replicator.Sink, error) {
+		if s, ok := sinks[cluster]; ok {
+			return s, nil
+		}
+		s, err := replicator.NewSink(cluster, cfg.Kafka[cluster], log)
+		if err != nil {
+			return nil, fmt.Errorf("kafka.%s: %w", cluster, err)
+		}
+		sinks[cluster] = s
+		return s, nil
+	}
+	sink, err := sinkOf(cfg.Target)
 	if err != nil {
 		return nil, err
+	}
+	quarantine := map[string]*replicator.Sink{} // by pipeline
+	for _, p := range cfg.Pipelines {
+		if p.Source.PubSub == "" {
+			continue
+		}
+		if cluster, _ := cfg.PubSubQuarantine(p); cluster != "" && cluster != cfg.Target {
+			qs, err := sinkOf(cluster)
+			if err != nil {
+				closeSinks()
+				return nil, err
+			}
+			quarantine[p.Name] = qs
+		}
 	}
 	newTask := func(id replicator.TaskID) (bridge, error) {
 		bc, err := pubsubbridge.FromConfig(cfg, id.Pipeline)
@@ -89,6 +123,9 @@ func newBridges(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer,
 			return nil, err
 		}
 		deps := pubsubbridge.Deps{Sink: sink, Logger: log.With("task", id.String()), Registerer: reg}
+		if qs := quarantine[id.Pipeline]; qs != nil && bc.DeadLetterTopic == "" {
+			deps.QuarantineSink = qs
+		}
 		if g := gov[id.Pipeline]; g != nil {
 			deps.Transformer = g
 			if g.Validates() {
@@ -97,7 +134,7 @@ func newBridges(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer,
 		}
 		return pubsubbridge.New(bc, deps)
 	}
-	return newSupervisor(cfg, log, newTask, sink.Close), nil
+	return newSupervisor(cfg, log, newTask, closeSinks), nil
 }
 
 func newSupervisor(cfg *config.Config, log *slog.Logger, newTask newBridgeFunc, closer func()) *bridges {

@@ -16,6 +16,9 @@ type Status struct {
 	Policy  PolicyStatus            `json:"policy"`
 	Local   []replicator.TaskStatus `json:"local_tasks"`
 	Tasks   []TaskView              `json:"tasks"`
+	// Pipelines are the configured pipelines with their governance: "none"
+	// marks a pipeline whose records are never masked (shown as ungoverned).
+	Pipelines []PipelineInfo `json:"pipelines"`
 	// Scope is "cluster" in the cluster view, empty in the plain one.
 	Scope string `json:"scope,omitempty"`
 	// Unreachable lists the alive members that did not answer for the
@@ -65,4 +68,14 @@ type PolicyStatus struct {
 	Files       map[string]string `json:"files,omitempty"`
 	LastError   string            `json:"last_error,omitempty"`
 	LastErrorAt time.Time         `json:"last_error_at,omitzero"`
+}
+
+// PipelineInfo is one configured pipeline in /v1/status.
+type PipelineInfo struct {
+	Name   string `json:"name"`
+	Source string `json:"source"` // "kafka" or "pubsub"
+	Format string `json:"format"`
+	// Governance is "enforced", or "none" for a pipeline that runs
+	// ungoverned (governance: none): its records are never masked.
+	Governance string `json:"governance"`
 }

@@ -290,7 +290,9 @@
     const names = Array.from(pipelines.keys()).sort();
     forget(mem.lagHistory, new Set(names.filter((n) => pipelines.get(n).figured + pipelines.get(n).missing > 0)));
     forget(mem.samples, sampled);
-    return { self, cluster, clusterView, members, memberByID, unreachable, pipelines, names, hasLagSeconds, policy: st.policy || {}, tasks };
+    // Pipelines that run with governance: none: their records are never masked.
+    const ungoverned = new Set((st.pipelines || []).filter((p) => p.governance === 'none').map((p) => p.name));
+    return { self, cluster, clusterView, members, memberByID, unreachable, pipelines, names, hasLagSeconds, policy: st.policy || {}, tasks, ungoverned };
   }
 
   // ---- rendering ----
@@ -406,6 +408,9 @@
       fact('Tasks', intFmt.format(n)),
       fact('Running', p.running === n ? intFmt.format(n) : p.running + ' of ' + n, p.running < n - p.unassigned ? 'warn' : null),
     ];
+    if (m.ungoverned.has(p.name)) {
+      out.push(fact('Governance', badge('ungoverned', 'warn', 'governance: none: records of this pipeline are never masked')));
+    }
     if (p.nodes.size) out.push(fact(p.nodes.size === 1 ? 'Node' : 'Nodes', joinNodes(m, Array.from(p.nodes).sort())));
     if (p.unassigned) out.push(fact('Unassigned', intFmt.format(p.unassigned), 'warn'));
     if (p.failed) out.push(fact('Failed', intFmt.format(p.failed), 'bad'));
