@@ -65,6 +65,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		}
 	}
 	pol := newRollout(cfg.Policies, gov.masking, reg, log)
+	pol.known = make(chan struct{})
 	if cfg.Policies != "" {
 		// This node's own folder must not apply to a pipeline it cannot mask;
 		// a bundle that arrives later and does stops that pipeline instead.
@@ -129,7 +130,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	g.Go(func() error { return n.coord.Run(gctx) })
 	g.Go(func() error { return n.follow(gctx) })
 	g.Go(func() error { pol.follow(gctx, n.coord.Policy()); return nil })
-	g.Go(func() error { pol.awaitBundle(gctx, n.coord, 100*time.Millisecond); return nil })
+	g.Go(func() error { pol.awaitBundle(gctx, n.coord, 200*time.Millisecond); return nil })
 	g.Go(func() error { pol.watch(gctx, n.coord, policyPollInterval); return nil })
 	srvCtx, srvCancel := context.WithCancel(context.Background())
 	srvDone := make(chan error, 1)
@@ -180,6 +181,7 @@ func coordConfig(cfg *config.Config, httpAddr string) (coord.Config, error) {
 		Bootstrap: peers, Join: cfg.Cluster.Join,
 		HeartbeatTimeout: cfg.Cluster.HeartbeatTimeout.D(), ElectionTimeout: cfg.Cluster.ElectionTimeout.D(),
 		FailureTimeout: cfg.Cluster.FailureTimeout.D(), RebalanceMargin: cfg.Cluster.RebalanceMargin,
+		HasPolicies: cfg.Policies != "",
 	}, nil
 }
 

@@ -47,6 +47,11 @@ type rollout struct {
 	active  atomic.Pointer[activeBundle]
 	// unusable is set while the newest bundle from the log cannot be decoded.
 	unusable atomic.Bool
+	// known, when not nil, is closed once awaitBundle learned the cluster's
+	// bundle: watch proposes nothing before, so a node restarting with a stale
+	// folder compares it with the cluster's bundle, not with nothing.
+	known     chan struct{}
+	knownOnce sync.Once
 
 	versions     *prometheus.GaugeVec // policy
 	reloadErrors prometheus.Counter
@@ -127,28 +132,42 @@ func (r *rollout) apply(b coord.PolicyBundle) {
 // policyState is what the rollout needs to know the cluster's bundle before
 // the log delivers it: *coord.Node implements it.
 type policyState interface {
-	PolicyState() (b coord.PolicyBundle, ok, current bool)
+	PolicyState() coord.PolicyView
 }
 
-// awaitBundle makes records wait until this node knows the cluster's bundle:
-// once its replica is current it activates the bundle the replica holds, or
-// lets records through with no policies when the cluster has none. Until then
-// (a new node, a node cut off from the leader at start) nothing is governed
-// with a bundle it merely has not received yet.
+// awaitBundle keeps records waiting until this node knows the cluster's
+// bundle, and keeps the governance step's state right afterwards. While the
+// node's replica is not current (a new node, a node cut off from the leader
+// at start) nothing is decided. Once it is, the replica's bundle is applied;
+// with none, records flow with no policies (PII-tagged fields quarantined)
+// only when no member of the cluster has a policy folder and neither has
+// this node — else they wait for the bundle that member will propose.
 func (r *rollout) awaitBundle(ctx context.Context, st policyState, interval time.Duration) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	none := false // records flow with no policies
 	for {
-		if b, ok, current := st.PolicyState(); current {
+		if v := st.PolicyState(); v.Current {
 			switch {
-			case ok:
-				r.apply(b)
-			case r.active.Load() == nil && !r.unusable.Load():
+			case v.HasBundle:
+				r.apply(v.Bundle)
+				none = false
+			case r.active.Load() != nil || r.unusable.Load():
+				// A bundle arrived through the log meanwhile.
+			case v.Expected || r.dir != "":
+				if none {
+					r.masking.Unusable(governance.ErrNoBundle)
+					r.ready.Set(0)
+					none = false
+					r.log.Warn("a member with a policy folder joined a cluster without a bundle: records wait for its bundle")
+				}
+			case !none:
 				r.masking.NoBundle()
 				r.ready.Set(1)
-				r.log.Info("the cluster has no policy bundle: records are governed without policies (PII-tagged fields are quarantined)")
+				none = true
+				r.log.Info("the cluster uses no policies: records are governed without a bundle (PII-tagged fields are quarantined)")
 			}
-			return
+			r.markKnown()
 		}
 		select {
 		case <-ctx.Done():
@@ -158,12 +177,26 @@ func (r *rollout) awaitBundle(ctx context.Context, st policyState, interval time
 	}
 }
 
+// markKnown releases watch.
+func (r *rollout) markKnown() {
+	if r.known != nil {
+		r.knownOnce.Do(func() { close(r.known) })
+	}
+}
+
 // watch proposes valid changes of the policy folder through the Raft log;
 // invalid ones are rejected with their errors and the active bundle stays. It
 // looks every interval, and at once on POST /v1/policies/reload.
 func (r *rollout) watch(ctx context.Context, log policyProposer, interval time.Duration) {
 	if r.dir == "" {
 		return
+	}
+	if r.known != nil {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.known:
+		}
 	}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()

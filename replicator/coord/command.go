@@ -53,6 +53,9 @@ type memberCmd struct {
 	RaftAddr string `json:"raft_addr,omitempty"`
 	HTTPAddr string `json:"http_addr,omitempty"`
 	Session  string `json:"session,omitempty"`
+	// Policies: the node has a policy folder (absent in entries written before
+	// it existed, which reads as false).
+	Policies bool `json:"policies,omitempty"`
 }
 
 type policyCmd struct {

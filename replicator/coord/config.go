@@ -24,6 +24,9 @@ type Config struct {
 	// HTTPAddr: node.http_addr as the other nodes reach it. Joins, removals and
 	// load reports are forwarded to the leader's HTTPAddr.
 	HTTPAddr string
+	// HasPolicies: the node has a policies folder. Registered with the member,
+	// so that every node knows the cluster uses policies (PolicyState).
+	HasPolicies bool
 	// DataDir: node.data_dir. Raft keeps its log in DataDir/raft and its
 	// snapshots in DataDir/raft/snapshots.
 	DataDir string

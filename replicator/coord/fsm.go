@@ -26,6 +26,8 @@ type Member struct {
 	// Session identifies the node's latest registration (see memberCmd); it is
 	// cleared when the member is marked dead.
 	Session string `json:"session,omitempty"`
+	// Policies: the member has a policy folder (so the cluster uses policies).
+	Policies bool `json:"policies,omitempty"`
 }
 
 // eligible reports whether the member may run tasks: alive and registered since
@@ -156,7 +158,7 @@ func (s *state) apply(c command, index uint64) (*PolicyBundle, error) {
 			m.Since = c.At
 		}
 		m.ID, m.Region, m.RaftAddr, m.HTTPAddr = c.Member.ID, c.Member.Region, c.Member.RaftAddr, c.Member.HTTPAddr
-		m.Session, m.Alive = c.Member.Session, true
+		m.Session, m.Alive, m.Policies = c.Member.Session, true, c.Member.Policies
 		s.Members[m.ID] = m
 	case opUpdate:
 		if c.Member == nil {

@@ -227,6 +227,9 @@ type joinRequest struct {
 	// Session is set by tributary nodes registering themselves; an operator's
 	// join may omit it.
 	Session string `json:"session,omitempty"`
+	// Policies says the node has a policy folder: once such a member is
+	// registered, no node governs records without the cluster's bundle.
+	Policies bool `json:"policies,omitempty"`
 }
 
 func (r joinRequest) validate() error {
@@ -278,7 +281,7 @@ func (n *Node) join(ctx context.Context, req joinRequest) (uint64, error) {
 		n.tracker.resumed(req.ID, n.now())
 	}
 	idx, err := n.propose(ctx, command{Op: opJoin, At: n.now().UTC(), Member: &memberCmd{
-		ID: req.ID, Region: req.Region, RaftAddr: req.RaftAddr, HTTPAddr: req.HTTPAddr, Session: req.Session,
+		ID: req.ID, Region: req.Region, RaftAddr: req.RaftAddr, HTTPAddr: req.HTTPAddr, Session: req.Session, Policies: req.Policies,
 	}})
 	if err != nil {
 		return 0, fmt.Errorf("joining %s: %w", req.ID, err)
@@ -383,7 +386,7 @@ func (n *Node) needsRegistration() (joinRequest, bool) {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	req := joinRequest{ID: n.cfg.NodeID, Region: n.cfg.Region, RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.cfg.HTTPAddr, Session: n.session}
+	req := joinRequest{ID: n.cfg.NodeID, Region: n.cfg.Region, RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.cfg.HTTPAddr, Session: n.session, Policies: n.cfg.HasPolicies}
 	// An isolated voter waits for the leader's contact: the leader cannot reach
 	// it, so admitting it again would only make it flap.
 	return req, !n.registered && !n.removed && !n.leaving && (!n.isolated || !inConfig || !n.contacted)

@@ -473,22 +473,36 @@ func (n *Node) deliverPolicy(p PolicyBundle) {
 // every time; there must be one reader.
 func (n *Node) Assigned() <-chan []string { return n.assigned }
 
-// PolicyState returns the policy bundle this node's replica holds, and whether
-// the replica is current enough to trust that: a leader is known and every
-// entry the leader had committed when this node last heard from it is applied.
-// Before that, a node that holds no bundle (or an older one) may only not have
-// received the newest yet, so it must not govern records with what it holds.
-func (n *Node) PolicyState() (b PolicyBundle, ok, current bool) {
+// PolicyView is what a node's replica says about the cluster's policy bundle.
+type PolicyView struct {
+	// Bundle is the active bundle when HasBundle.
+	Bundle    PolicyBundle
+	HasBundle bool
+	// Current: a leader is known and every entry the leader had committed when
+	// this node last heard from it is applied. Before that, a node that holds
+	// no bundle (or an older one) may only not have received the newest yet.
+	Current bool
+	// Expected: a registered member has a policy folder, so the cluster uses
+	// policies even while it has no bundle yet.
+	Expected bool
+}
+
+// PolicyState returns this node's view of the cluster's policy bundle.
+func (n *Node) PolicyState() PolicyView {
+	var v PolicyView
 	if _, id := n.raft.LeaderWithID(); id != "" {
 		commit := n.raft.CommitIndex()
-		current = commit > 0 && n.raft.AppliedIndex() >= commit
+		v.Current = commit > 0 && n.raft.AppliedIndex() >= commit
 	}
 	n.fsm.view(func(s *state) {
 		if s.Policy != nil {
-			b, ok = *s.Policy, true
+			v.Bundle, v.HasBundle = *s.Policy, true
+		}
+		for _, m := range s.Members {
+			v.Expected = v.Expected || m.Policies
 		}
 	})
-	return b, ok, current
+	return v
 }
 
 // Policy delivers policy bundles as the log applies them (and the active bundle
