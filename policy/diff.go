@@ -156,7 +156,7 @@ func effective(s *Set, pl string) map[string]effEntry {
 		}
 		for i := range p.Rules {
 			r := &p.Rules[i]
-			k := matchKey(r) + "\x00" + strings.Join(p.AppliesTo.Topics, "\x00")
+			k := ruleKey(r) + "\x00" + strings.Join(p.AppliesTo.Topics, "\x00")
 			if _, ok := m[k]; !ok {
 				m[k] = effEntry{rule: r, ref: p.ruleRef(i), topics: p.AppliesTo.Topics}
 			}
