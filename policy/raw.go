@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/hex"
 	"slices"
 	"sync"
 	"unicode/utf8"
@@ -69,7 +70,11 @@ func maskOpaque(r *Rule, pool *sync.Pool, v []byte) (out []byte, changed bool, r
 	case Redact:
 		return []byte{}, true, ""
 	case Hash:
-		return appendHMACHex(pool, make([]byte, 0, 64), v), true, ""
+		// The same pseudonym as a string field's (appendHMACHex), in one
+		// allocation: the raw HMAC lands after the room for its hex.
+		buf := appendHMAC(pool, make([]byte, 64, 96), v)
+		hex.Encode(buf[:64], buf[64:])
+		return buf[:64:64], true, ""
 	case Mask:
 		if !utf8.Valid(v) {
 			return nil, false, ReasonUnmaskable

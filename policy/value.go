@@ -94,6 +94,17 @@ func hmacSum(pool *sync.Pool, data []byte) [32]byte {
 	return out
 }
 
+// appendHMAC appends HMAC-SHA256(key, data), 32 bytes, to dst with a pooled
+// HMAC of the key.
+func appendHMAC(pool *sync.Pool, dst, data []byte) []byte {
+	h := pool.Get().(hash.Hash)
+	h.Reset()
+	h.Write(data)
+	dst = h.Sum(dst)
+	pool.Put(h)
+	return dst
+}
+
 // appendHashHex appends the lower-case hex HMAC of data: 64 characters.
 func (p *Plan) appendHashHex(dst, data []byte) []byte { return appendHMACHex(p.hmacs, dst, data) }
 
