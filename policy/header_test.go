@@ -208,6 +208,12 @@ func TestPoliciesThatDisagreeOnAHeaderRefuseTheRecord(t *testing.T) {
 	if _, _, err := plan.Apply("device-id", []byte("d"), &res); err != nil {
 		t.Fatalf("only b matches device-id, got %v", err)
 	}
+	// Equal matches with different actions are caught when the files are read.
+	c := "policy: c\nversion: 1\nrules:\n  - {match: {header: \"x-user-*\"}, action: drop}\n"
+	_, err = ParseFiles(Source{Name: "a.yaml", Data: []byte(a)}, Source{Name: "c.yaml", Data: []byte(c)})
+	if err == nil || err.Error() != `c.yaml:4:43: rules[0].action: conflicts with policy "a" rules[0] (a.yaml:4:5) on header x-user-* for all pipelines: drop here, hash there` {
+		t.Fatalf("got %v", err)
+	}
 }
 
 func TestHeaderPlansFollowScopeAndKeys(t *testing.T) {

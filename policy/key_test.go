@@ -211,6 +211,17 @@ func TestRawKeys(t *testing.T) {
 	}
 }
 
+func TestAnyDepthPatternMatchesTheWholeRawKey(t *testing.T) {
+	plan := compileKey(t, keyPolicy(t, `{match: {key: "**"}, action: redact}`), Schema{Type: Raw})
+	out, res, err := plan.Apply([]byte("WVWZZZ1JZXW000001"))
+	if err != nil || out == nil || len(out) != 0 || len(res.Touches) != 1 || res.Touches[0].Path != "key" {
+		t.Fatalf("got %q %+v %v", out, res, err)
+	}
+	if p := compileKey(t, keyPolicy(t, `{match: {key: "*"}, action: redact}`), Schema{Type: Raw}); p.Touches() {
+		t.Fatal(`"*" (one level down) matches a key without a schema`)
+	}
+}
+
 func TestHashedKeysJoinHashedValueFields(t *testing.T) {
 	const vin = "WVWZZZ1JZXW000001"
 	set := keyPolicy(t, `{match: {key: "."}, action: hash}`, "{match: {field: vin}, action: hash}")

@@ -69,7 +69,9 @@ func (v *Violation) Error() string {
 // Touch is one rule's effect on one field of a record.
 type Touch struct {
 	// Path is the field, as in "customer.email" or "items[].card" (map values are
-	// "attrs.*", or "attrs.<key>" for a key a rule names).
+	// "attrs.*", or "attrs.<key>" for a key a rule names). Key fields start with
+	// "key" ("key.customer_id", "key" for the whole key), headers with
+	// "header." and the rule's match ("header.x-user-*").
 	Path string
 	// Action is what was done.
 	Action Action
