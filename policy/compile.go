@@ -23,10 +23,14 @@ import (
 // rejects every record with ReasonUnmatchedPII (fail closed). Compile compiles
 // for record values; CompilePart also for keys.
 func Compile(set *Set, pipeline, topic string, schema Schema, opts ...Option) (*Plan, error) {
-	return compilePart(set, pipeline, topic, Value, schema, opts...)
+	return CompilePart(set, pipeline, topic, Value, schema, opts...)
 }
 
-func compilePart(set *Set, pipeline, topic string, part Part, schema Schema, opts ...Option) (*Plan, error) {
+// CompilePart is Compile for one part of the record: Compile(...) is
+// CompilePart(..., Value, ...). For the key, pass the key's writer schema, or
+// Schema{Type: Raw} for a key that has none (a plain string or bytes key, such
+// as a VIN), or Schema{Type: JSON} for a JSON key without a registry schema.
+func CompilePart(set *Set, pipeline, topic string, part Part, schema Schema, opts ...Option) (*Plan, error) {
 	var o options
 	for _, opt := range opts {
 		opt(&o)

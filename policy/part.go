@@ -43,14 +43,6 @@ func (r *Rule) tagOnly() bool {
 	return r.Match.Field == "" && r.Match.Key == "" && r.Match.Header == "" && r.Match.Tag != ""
 }
 
-// CompilePart is Compile for one part of the record: Compile(...) is
-// CompilePart(..., Value, ...). For the key, pass the key's writer schema, or
-// Schema{Type: Raw} for a key that has none (a plain string or bytes key, such
-// as a VIN), or Schema{Type: JSON} for a JSON key without a registry schema.
-func CompilePart(set *Set, pipeline, topic string, part Part, schema Schema, opts ...Option) (*Plan, error) {
-	return compilePart(set, pipeline, topic, part, schema, opts...)
-}
-
 // PlanPart is Plan for one part of the record (see CompilePart); Plan(...) is
 // PlanPart(..., Value, ...).
 func (c *Cache) PlanPart(set *Set, pipeline, topic string, part Part, schema Schema) (*Plan, error) {
