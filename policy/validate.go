@@ -141,6 +141,7 @@ func (p *Policy) checkRule(i int, r *Rule) []*Error {
 	add := func(k, format string, args ...any) { errs = append(errs, p.errAt(rp+k, format, args...)) }
 	has := func(k string) bool { _, ok := p.pos[rp+"."+k]; return ok }
 
+	r.pattern, r.valid = nil, false
 	if !has("match") && r.Match == (Match{}) {
 		add(".match", "missing: each rule needs `match: {field: <path>}` or `match: {tag: <tag>}`")
 	} else {
