@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -19,15 +20,27 @@ import (
 // actions, a hash rule without a key — come back as a *ErrorList naming the
 // rule's file and line; the caller must then quarantine the stream's records.
 // A PII-tagged field that no rule covers is not a compile error: the plan
-// rejects every record with ReasonUnmatchedPII (fail closed).
+// rejects every record with ReasonUnmatchedPII (fail closed). Compile compiles
+// for record values; CompilePart also for keys.
 func Compile(set *Set, pipeline, topic string, schema Schema, opts ...Option) (*Plan, error) {
+	return CompilePart(set, pipeline, topic, Value, schema, opts...)
+}
+
+// CompilePart is Compile for one part of the record: Compile(...) is
+// CompilePart(..., Value, ...). For the key, pass the key's writer schema, or
+// Schema{Type: Raw} for a key that has none (a plain string or bytes key, such
+// as a VIN), or Schema{Type: JSON} for a JSON key without a registry schema.
+func CompilePart(set *Set, pipeline, topic string, part Part, schema Schema, opts ...Option) (*Plan, error) {
 	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
-	st, err := parseSchema(schema)
-	if err != nil {
-		return nil, fmt.Errorf("compiling policies for schema %s: %w", schemaLabel(schema), err)
+	var st *stype
+	if schema.Type != Raw {
+		var err error
+		if st, err = parseSchema(schema); err != nil {
+			return nil, fmt.Errorf("compiling policies for %s schema %s: %w", part, schemaLabel(schema), err)
+		}
 	}
 	var pols []*Policy
 	if set != nil {
@@ -37,7 +50,7 @@ func Compile(set *Set, pipeline, topic string, schema Schema, opts ...Option) (*
 			}
 		}
 	}
-	c, plan := compilePolicies(pols, st, schema, &o)
+	c, plan := compilePolicies(pols, part, st, schema, &o)
 	if len(c.errs) > 0 {
 		return nil, yamlerr.Join(c.errs...)
 	}
@@ -54,23 +67,30 @@ func schemaLabel(s Schema) string {
 	return "(inline)"
 }
 
-// compilePolicies compiles pols against st. It returns the compiler, for its
-// errors and per-rule findings (Lint uses them), and the plan, which is only
-// usable when there are no errors.
-func compilePolicies(pols []*Policy, st *stype, schema Schema, o *options) (*compiler, *Plan) {
+// compilePolicies compiles the rules of pols that apply to part against st
+// (nil for Raw schemas). It returns the compiler, for its errors and per-rule
+// findings (Lint uses them), and the plan, which is only usable when there are
+// no errors.
+func compilePolicies(pols []*Policy, part Part, st *stype, schema Schema, o *options) (*compiler, *Plan) {
 	format := schema.Type
 	if format == "" {
 		format = JSON
 	}
 	c := &compiler{
-		json: format == JSON, stack: map[string]*pnode{}, touchIdx: map[string]int{},
+		json: format == JSON, raw: format == Raw, stack: map[string]*pnode{}, touchIdx: map[string]int{},
 		errSeen: map[string]bool{}, schema: schemaLabel(schema),
+	}
+	if part == Key {
+		c.root = "key"
 	}
 	for _, p := range pols {
 		for i := range p.Rules {
 			r := &p.Rules[i]
+			if !r.appliesTo(part) {
+				continue
+			}
 			cr := &crule{p: p, i: i, r: r, spec: specificity(r), sig: r.String(), ref: p.ruleRef(i)}
-			if r.pattern == nil {
+			if r.tagOnly() {
 				c.tagOnly = append(c.tagOnly, len(c.rules))
 			}
 			c.rules = append(c.rules, cr)
@@ -86,14 +106,18 @@ func compilePolicies(pols []*Policy, st *stype, schema Schema, o *options) (*com
 	s0 = c.closure(s0)
 
 	var root *pnode
-	if c.json {
-		root = c.buildJSON(loc{t: st, S: s0, role: roleRoot})
-	} else {
-		root = c.buildAvro(loc{t: st, S: s0, role: roleRoot})
+	var raw *crule
+	switch {
+	case c.raw:
+		raw = c.buildRaw(loc{S: s0, role: roleRoot, path: c.root})
+	case c.json:
+		root = c.buildJSON(loc{t: st, S: s0, role: roleRoot, path: c.root})
+	default:
+		root = c.buildAvro(loc{t: st, S: s0, role: roleRoot, path: c.root})
 	}
 	root = c.prune(root)
 
-	plan := &Plan{format: format, schemaID: schema.ID, root: root, touches: c.touches}
+	plan := &Plan{format: format, part: part, schemaID: schema.ID, root: root, raw: raw, touches: c.touches}
 	for _, p := range pols {
 		plan.policies = append(plan.policies, p.Ref())
 	}
@@ -104,7 +128,7 @@ func compilePolicies(pols []*Policy, st *stype, schema Schema, o *options) (*com
 			plan.static.Detail = fmt.Sprintf("%d PII-tagged fields have no rule: %s", n, strings.Join(c.unmatched, ", "))
 		}
 	}
-	plan.touching = root != nil || plan.static != nil
+	plan.touching = root != nil || raw != nil || plan.static != nil
 	if c.hashRule != nil && !o.check {
 		if o.key == nil {
 			c.errorf(c.hashRule, ".action", "hash rules need a key: set %s or a key file", HashKeyEnv)
@@ -205,7 +229,9 @@ const maxNodes = 100_000
 
 type compiler struct {
 	json     bool
+	raw      bool // a key (or value) without a schema
 	schema   string
+	root     string // the path of the whole value: "", or "key"
 	rules    []*crule
 	tagOnly  []int // rules with a tag and no field pattern
 	matched  []bool
@@ -232,8 +258,11 @@ func (c *compiler) errorf(cr *crule, key, format string, args ...any) {
 
 // field describes a path for messages.
 func (c *compiler) field(path string) string {
-	if path == "" {
-		return "the whole record of schema " + c.schema
+	switch {
+	case c.raw:
+		return "the whole " + cmp.Or(c.root, "record") + " (no schema: raw bytes)"
+	case path == c.root:
+		return "the whole " + cmp.Or(c.root, "record") + " of schema " + c.schema
 	}
 	return "field " + path + " of schema " + c.schema
 }

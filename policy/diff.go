@@ -49,19 +49,29 @@ type Change struct {
 	// OldRule and NewRule name the rules, as in "payments-pii@7 rules[2]".
 	OldRule, NewRule string
 	Effect           Effect
+	// Retired says that the old rule is gone on purpose: "policy" when the new
+	// bundle lists its policy under retired:, "rule" when the new version of
+	// the policy lists its match under retired_rules; "" otherwise (a removal
+	// that is not retired is one Set.CheckAgainst refuses).
+	Retired string
 }
 
 // Loosening reports whether the change leaves the field less protected.
 func (c Change) Loosening() bool { return c.Effect == Looser }
 
 // String prints the change on one line:
-// "eu-payments: card.number: hash → mask keep_last=4 (LESS PROTECTED)".
+// "eu-payments: card.number: hash → mask keep_last=4 (LESS PROTECTED)", or for
+// a deliberate removal "eu-payments: customer.email: redact → (rule retired)
+// (LESS PROTECTED)".
 func (c Change) String() string {
 	old, nw := c.Old, c.New
 	if old == "" {
 		old = "(no rule)"
 	}
-	if nw == "" {
+	switch {
+	case c.Retired != "":
+		nw = "(" + c.Retired + " retired)"
+	case nw == "":
 		nw = "(no rule)"
 	}
 	scope := c.Pipeline
@@ -120,12 +130,15 @@ func Diff(old, new *Set) []Change {
 				continue
 			}
 			ch := Change{Pipeline: pl, Old: bs, New: as, OldRule: b.ref, NewRule: a.ref, Effect: compare(b.rule, a.rule)}
+			if a.rule == nil && new != nil {
+				ch.Retired = retiredBy(new, b.p, b.rule)
+			}
 			e := a
 			if a.rule == nil {
 				e = b
 			}
 			ch.Field, ch.Topics = e.rule.Match.String(), strings.Join(e.topics, ", ")
-			id := k + "\x00" + bs + "\x00" + as
+			id := k + "\x00" + bs + "\x00" + as + "\x00" + ch.Retired
 			if pl == "*" {
 				universal[id] = true
 			} else if universal[id] {
@@ -138,9 +151,23 @@ func Diff(old, new *Set) []Change {
 }
 
 type effEntry struct {
+	p      *Policy
 	rule   *Rule
 	ref    string
 	topics []string
+}
+
+// retiredBy says how the new bundle retires rule r of policy p, if it does:
+// "policy" or "rule" (see Change.Retired).
+func retiredBy(new *Set, p *Policy, r *Rule) string {
+	np := new.Policy(p.Name)
+	switch {
+	case np == nil && new.Retires(p.Name):
+		return "policy"
+	case np != nil && np.retiredKeys[ruleKey(r)]:
+		return "rule"
+	}
+	return ""
 }
 
 // effective maps each (match, topic scope) to the rule that applies in
@@ -156,9 +183,9 @@ func effective(s *Set, pl string) map[string]effEntry {
 		}
 		for i := range p.Rules {
 			r := &p.Rules[i]
-			k := matchKey(r) + "\x00" + strings.Join(p.AppliesTo.Topics, "\x00")
+			k := ruleKey(r) + "\x00" + strings.Join(p.AppliesTo.Topics, "\x00")
 			if _, ok := m[k]; !ok {
-				m[k] = effEntry{rule: r, ref: p.ruleRef(i), topics: p.AppliesTo.Topics}
+				m[k] = effEntry{p: p, rule: r, ref: p.ruleRef(i), topics: p.AppliesTo.Topics}
 			}
 		}
 	}

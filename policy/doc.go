@@ -9,9 +9,13 @@
 // daemon reads the policy folder with LoadDir, checks the new Set against the
 // active one with CheckAgainst, puts Set.Encode into the Raft log, and every
 // node Decodes the same bytes at the same log index. For each (bundle, pipeline,
-// topic, schema id) a Cache compiles a Plan once; Plan.Apply (MaskAvro or
-// MaskJSON) masks a record or returns a *Violation, and the caller quarantines
-// the record with Violation.Reason.
+// topic, part, schema id) a Cache compiles a Plan once: one for the record's
+// value (Cache.Plan) and one for its key (Cache.PlanPart with Key); and per
+// stream a HeaderPlan for its headers (Cache.Headers). Plan.Apply (MaskAvro,
+// MaskJSON, or the whole key for Raw) and HeaderPlan.Apply mask a record or
+// return a *Violation, and the caller quarantines the record with
+// Violation.Reason. The caller merges the Results of key, value and headers
+// (Result.Merge) into one tributary-policy header.
 //
 // # How it works
 //
@@ -55,13 +59,22 @@
 //	  pipelines: [eu-payments]       #   pipeline names from the node config (none: all)
 //	  topics: ['payments\..*']       #   regexes matching the whole source topic (none: all)
 //	rules:                           # required: at least one
-//	  - match: {tag: PII}            # fields tagged PII in the schema
+//	  - match: {tag: PII}            # fields tagged PII in the key's or the value's schema
 //	    action: hash
 //	  - match: {field: card.number}  # a field path; both field and tag: must match both
 //	    action: mask
 //	    keep_last: 4
 //	    description: PCI DSS 3.3     # optional, per rule
+//	  - match: {key: customer_id}    # a field path in the record key's schema
+//	    action: hash
+//	  - match: {key: "."}            # the whole key (a key without a schema: a VIN)
+//	    action: hash
+//	  - match: {header: "x-user-*"}  # a header: exact name, or a glob with *
+//	    action: drop
 //	on_unmatched_pii: quarantine     # optional; the only value (fail closed)
+//	retired_rules:                   # optional: matches of rules this version removes on purpose
+//	  - {field: customer.phone}
+//	retired: [marketing-pii]         # optional: policies this bundle removes on purpose
 //
 // Field patterns (match.field) are dot-separated names: "customer.email".
 // "*" matches one level (a field, or a map key), "**" any number of levels
@@ -75,6 +88,52 @@
 // Tags (match.tag) come from the schema: the Avro field property
 // "confluent:tags" (["PII"]) on any field, nested records included, or
 // "confluent:tags" in a JSON Schema property's subschema.
+//
+// A match names one part of the record: field (the value), key or header, at
+// most one of them (a lint error otherwise). A tag alone applies to the key and
+// the value; with field or key it narrows them; headers have no tags.
+//
+// # Keys
+//
+// A record's key is masked by its own plan (Part Key), compiled for the key's
+// schema: key rules and tag rules apply there, field rules do not (and key
+// rules do not apply to values). match.key takes a field path with field's
+// syntax, in the key's schema. A PII-tagged key field no rule covers
+// quarantines the record ("unmatched-pii"), as in values. Paths in touches and
+// violations start with "key": "key.customer_id", and "key" for the whole key.
+//
+// A key without a schema (no Confluent wire-format prefix) is compiled with
+// Schema{Type: Raw}: plain bytes, read as a UTF-8 string, such as a VIN. We
+// chose to give it exactly one addressable field, the whole key, written
+// match: {key: "."} ("**" matches it too). On it hash gives the same pseudonym
+// as hashing the same string in a value field, so keys and values still join;
+// redact makes the key empty (not null); mask keeps keep_first/keep_last
+// characters (bytes that are not UTF-8 are "unmaskable"); replace writes its
+// value, which must be a string; drop makes the key null (Plan.Apply returns
+// nil; the record keeps its partition, which is the source partition); block
+// quarantines a record whose key is not null. generalize and bucket are
+// compile errors there: raw bytes have no number or timestamp. A null key stays
+// null except under replace. "." also names the whole key of a key with a
+// schema. A JSON key without a registry schema is compiled with Schema{Type:
+// JSON}, so that key paths address its members.
+//
+// # Headers
+//
+// Kafka headers and Pub/Sub attributes (which become headers) are masked by a
+// HeaderPlan. match.header is an exact, case-sensitive header name, or a glob
+// where "*" matches any run of characters ("x-user-*"; "*" alone matches every
+// header). Values are read as UTF-8 strings (bytes when they are not valid
+// UTF-8, which mask then rejects as "unmaskable"). hash gives 64 hex digits,
+// as for strings; redact an empty value; mask and replace (a string value) as
+// for strings; drop removes the header; block quarantines a record that has the
+// header with a non-null value. generalize and bucket are lint errors: a header
+// value has no number to round or timestamp to truncate. When several header
+// rules of one policy match a header, block wins, then an exact name over a
+// glob, then the rule written first, as for fields. Two policies that apply to
+// the stream and give one header different actions are a lint error when their
+// matches are equal; when only globs overlap (known per header name) the record
+// is refused ("policy-conflict"). Touch.Path is "header." and the rule's match
+// ("header.x-user-*"), so a glob's touches add up into one Touch.
 //
 // When several rules of one policy match a field, a block rule wins, then the
 // most specific: a path without wildcards beats one with wildcards, which beats
@@ -137,6 +196,35 @@
 //
 // Errors read "payments.yaml:14:7: rules[2].action: unknown action "hsah"
 // (did you mean "hash"?)". YAML syntax errors have a line but no column.
+//
+// # Removing protection on purpose
+//
+// Deleting a policy file, renaming a policy or deleting a rule removes
+// protection, so the new bundle must say it means it (Set.CheckAgainst, run
+// before a bundle is proposed):
+//
+//   - A policy of the active bundle missing from the new one is an error,
+//     unless a file of the new bundle lists its name under retired:, a
+//     top-level list of policy names. Any policy file may hold it, and a file
+//     may hold only retired: (so that the last policy can go). A retired name
+//     must not also be a policy of the bundle. Once the bundle is active the
+//     entry may stay or go.
+//   - A rule is known by its match (field, key, header and tag). A match of
+//     the active version missing from the new version is an error, whatever
+//     the version, unless the policy lists it under retired_rules:, in match
+//     syntax ({field: customer.email}). Changing a rule's match removes the old
+//     match; changing only its action or parameters does not (policy diff
+//     flags loosening). A retired match must not also be a rule's match.
+//   - Versions never go down, and a policy whose content (rules,
+//     retired_rules, scope, owner, description) changed needs a higher
+//     version. A policy the active bundle does not have is new, whatever its
+//     version: one retired earlier that comes back is not compared with its
+//     last version, which the active bundle no longer holds; give it a higher
+//     one so that <name>@<version> stays unambiguous in the audit trail.
+//
+// Set.OlderThan tells the daemon that its folder is an older copy than the
+// cluster's bundle (a policy missing and not retired, or versions only lower),
+// so that a lagging node never proposes it.
 //
 // # Audit trail
 //

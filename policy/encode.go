@@ -7,16 +7,26 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/tributary-dev/tributary/internal/yamlerr"
 )
 
-// encodingFormat versions Encode's output. Decode refuses other versions, so a
-// node that does not understand a bundle in the Raft log says so instead of
-// guessing.
-const encodingFormat = 1
+// Encoding formats of Encode's output. Decode refuses formats it does not
+// know, so a node that does not understand a bundle in the Raft log says so
+// instead of guessing.
+//
+// Format 1 is the original. Format 2 adds key and header matches, retired and
+// retired_rules. Encode writes format 1 for a bundle that uses none of them,
+// byte for byte as before, so that nodes not yet upgraded keep reading such
+// bundles during a rolling upgrade, and format 2 otherwise, which those nodes
+// refuse by its number.
+const (
+	encodingFormat1 = 1
+	encodingFormat  = 2
+)
 
 // Hash is the bundle's content hash for the audit trail: the lower-case hex
 // sha256 of the lines "<file sha256>  <file base name>\n", sorted by base name,
@@ -38,12 +48,19 @@ func (s *Set) Hash() string {
 // them back, file positions included, so errors found later on another node
 // still point at the file and line.
 func (s *Set) Encode() []byte {
-	dto := setDTO{Format: encodingFormat, Files: s.Files, Policies: make([]policyDTO, len(s.Policies))}
+	dto := setDTO{Format: encodingFormat1, Files: s.Files, Policies: make([]policyDTO, len(s.Policies))}
 	if dto.Files == nil {
 		dto.Files = []File{}
 	}
 	for i, p := range s.Policies {
 		dto.Policies[i] = toDTO(p, true)
+		if len(p.RetiredRules) > 0 || slices.ContainsFunc(p.Rules, func(r Rule) bool { return r.Match.Key != "" || r.Match.Header != "" }) {
+			dto.Format = encodingFormat
+		}
+	}
+	for _, r := range s.Retired {
+		dto.Retired = append(dto.Retired, retiredDTO{Name: r.Name, File: r.File, Path: r.path, Pos: [2]int{r.Line, r.Col}})
+		dto.Format = encodingFormat
 	}
 	b, err := json.Marshal(dto)
 	if err != nil {
@@ -60,10 +77,13 @@ func Decode(data []byte) (*Set, error) {
 	if err := dec.Decode(&dto); err != nil {
 		return nil, fmt.Errorf("decoding policy set: %w", err)
 	}
-	if dto.Format != encodingFormat {
-		return nil, fmt.Errorf("decoding policy set: format %d, this node understands %d", dto.Format, encodingFormat)
+	if dto.Format != encodingFormat1 && dto.Format != encodingFormat {
+		return nil, fmt.Errorf("decoding policy set: format %d, this node understands %d and %d", dto.Format, encodingFormat1, encodingFormat)
 	}
 	s := &Set{Files: dto.Files}
+	for _, r := range dto.Retired {
+		s.Retired = append(s.Retired, Retired{Name: r.Name, File: r.File, Line: r.Pos[0], Col: r.Pos[1], path: r.Path})
+	}
 	var errs []*Error
 	for _, pd := range dto.Policies {
 		p := fromDTO(pd)
@@ -86,9 +106,17 @@ func (p *Policy) digest() string {
 }
 
 type setDTO struct {
-	Format   int         `json:"format"`
-	Files    []File      `json:"files"`
-	Policies []policyDTO `json:"policies"`
+	Format   int          `json:"format"`
+	Files    []File       `json:"files"`
+	Policies []policyDTO  `json:"policies"`
+	Retired  []retiredDTO `json:"retired,omitempty"`
+}
+
+type retiredDTO struct {
+	Name string `json:"name"`
+	File string `json:"file"`
+	Path string `json:"path"`
+	Pos  [2]int `json:"pos"`
 }
 
 type policyDTO struct {
@@ -99,15 +127,25 @@ type policyDTO struct {
 	Pipelines      []string          `json:"pipelines,omitempty"`
 	Topics         []string          `json:"topics,omitempty"`
 	Rules          []ruleDTO         `json:"rules"`
+	RetiredRules   []matchDTO        `json:"retired_rules,omitempty"`
 	OnUnmatchedPII string            `json:"on_unmatched_pii"`
 	File           string            `json:"file,omitempty"`
 	SHA256         string            `json:"sha256,omitempty"`
 	Pos            map[string][2]int `json:"pos,omitempty"`
 }
 
+type matchDTO struct {
+	Field  string `json:"field,omitempty"`
+	Key    string `json:"key,omitempty"`
+	Header string `json:"header,omitempty"`
+	Tag    string `json:"tag,omitempty"`
+}
+
 type ruleDTO struct {
 	Field       string     `json:"field,omitempty"`
 	Tag         string     `json:"tag,omitempty"`
+	Key         string     `json:"key,omitempty"`
+	Header      string     `json:"header,omitempty"`
 	Action      Action     `json:"action"`
 	Description string     `json:"description,omitempty"`
 	KeepFirst   int        `json:"keep_first,omitempty"`
@@ -178,7 +216,8 @@ func toDTO(p *Policy, full bool) policyDTO {
 	}
 	for i, r := range p.Rules {
 		rd := ruleDTO{
-			Field: r.Match.Field, Tag: r.Match.Tag, Action: r.Action, Description: r.Description,
+			Field: r.Match.Field, Tag: r.Match.Tag, Key: r.Match.Key, Header: r.Match.Header,
+			Action: r.Action, Description: r.Description,
 			KeepFirst: r.KeepFirst, KeepLast: r.KeepLast, MaskChar: r.MaskChar,
 			Precision: r.Precision, Truncate: r.Truncate, Value: toScalar(r.Value),
 		}
@@ -186,6 +225,9 @@ func toDTO(p *Policy, full bool) policyDTO {
 			rd.Buckets = append(rd.Buckets, rangeDTO{Min: b.Min, Max: b.Max, Replacement: toScalar(b.Replacement)})
 		}
 		d.Rules[i] = rd
+	}
+	for _, m := range p.RetiredRules {
+		d.RetiredRules = append(d.RetiredRules, matchDTO(m))
 	}
 	return d
 }
@@ -202,7 +244,8 @@ func fromDTO(d policyDTO) *Policy {
 	}
 	for _, rd := range d.Rules {
 		r := Rule{
-			Match: Match{Field: rd.Field, Tag: rd.Tag}, Action: rd.Action, Description: rd.Description,
+			Match:  Match{Field: rd.Field, Key: rd.Key, Header: rd.Header, Tag: rd.Tag},
+			Action: rd.Action, Description: rd.Description,
 			KeepFirst: rd.KeepFirst, KeepLast: rd.KeepLast, MaskChar: rd.MaskChar,
 			Precision: rd.Precision, Truncate: rd.Truncate, Value: rd.Value.value(),
 		}
@@ -210,6 +253,9 @@ func fromDTO(d policyDTO) *Policy {
 			r.Buckets = append(r.Buckets, Range{Min: b.Min, Max: b.Max, Replacement: b.Replacement.value()})
 		}
 		p.Rules = append(p.Rules, r)
+	}
+	for _, m := range d.RetiredRules {
+		p.RetiredRules = append(p.RetiredRules, Match(m))
 	}
 	return p
 }

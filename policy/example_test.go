@@ -113,3 +113,63 @@ func ExampleDiff() {
 	// eu-payments: card.number: mask keep_last=4 → mask keep_last=6 (LESS PROTECTED) true
 	// eu-payments: email: hash → redact (more protected) false
 }
+
+// A record's key and headers are masked too, each by its own plan; the caller
+// merges the three Results into one tributary-policy header.
+func ExampleCache_Headers() {
+	set, err := policy.Parse("fleet.yaml", []byte(`
+policy: fleet-telemetry
+version: 4
+rules:
+  - match: {key: "."}             # the whole key: a VIN, without a schema
+    action: hash                  # the same pseudonym as the vin field below
+  - match: {field: vin}
+    action: hash
+  - match: {header: "x-driver-*"} # a glob; header names are case-sensitive
+    action: drop
+  - match: {header: x-driver-id}  # an exact name wins over a glob
+    action: mask
+    keep_last: 2
+`))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	cache := policy.NewCache(policy.WithHashKey([]byte("example-key-not-for-production")))
+
+	keyPlan, _ := cache.PlanPart(set, "fleet", "fleet.telemetry", policy.Key, policy.Schema{Type: policy.Raw})
+	key, res, _ := keyPlan.Apply([]byte("WVWZZZ1JZXW000001"))
+
+	valuePlan, _ := cache.Plan(set, "fleet", "fleet.telemetry", policy.Schema{Type: policy.JSON})
+	value, vres, _ := valuePlan.Apply([]byte(`{"vin":"WVWZZZ1JZXW000001","speed":88}`))
+	res.Merge(vres)
+
+	headerPlan, _ := cache.Headers(set, "fleet", "fleet.telemetry")
+	var hres policy.Result
+	for _, h := range [][2]string{{"traceparent", "00-abc-01"}, {"x-driver-name", "Bob"}, {"x-driver-id", "d-4711"}} {
+		v, keep, err := headerPlan.Apply(h[0], []byte(h[1]), &hres)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		if keep {
+			fmt.Printf("header %s: %s\n", h[0], v)
+		}
+	}
+	res.Merge(hres)
+
+	fmt.Println(string(value) == `{"vin":"`+string(key)+`","speed":88}`)
+	fmt.Println("tributary-policy:", res.Header())
+	for _, t := range res.Touches {
+		fmt.Println(t.Path, t.Action, t.Count)
+	}
+	// Output:
+	// header traceparent: 00-abc-01
+	// header x-driver-id: ****11
+	// true
+	// tributary-policy: fleet-telemetry@4
+	// key hash 1
+	// vin hash 1
+	// header.x-driver-* drop 1
+	// header.x-driver-id mask 1
+}

@@ -131,3 +131,63 @@ func checkMaskedJSON(t *testing.T, v any, path []string) {
 		}
 	}
 }
+
+// FuzzHeaderApply feeds arbitrary header names and values to a header plan.
+// It must never panic, and a header a rule matches never leaves with its value:
+// hashed to 64 hex digits, masked to mask characters, removed, or refused.
+func FuzzHeaderApply(f *testing.F) {
+	set := mustParse(f, "h.yaml", `policy: h
+version: 1
+rules:
+  - {match: {header: "x-user-*"}, action: hash}
+  - {match: {header: "x-card*"}, action: mask, keep_last: 2}
+  - {match: {header: x-card-brand}, action: replace, value: card}
+  - {match: {header: "*-debug"}, action: drop}
+  - {match: {header: "x-*-ssn"}, action: block}
+`)
+	plan := compileHeaders(f, set)
+	f.Add("x-user-id", []byte("u-1001"))
+	f.Add("x-card", []byte("4111111111111111"))
+	f.Add("x-card-brand", []byte("VISA"))
+	f.Add("x-user-debug", []byte{0xff, 0x00})
+	f.Add("x-user-ssn", []byte(""))
+	f.Add("X-User-Id", []byte("not matched: names are case-sensitive"))
+	f.Fuzz(func(t *testing.T, name string, value []byte) {
+		var res Result
+		out, keep, err := plan.Apply(name, value, &res)
+		h, _ := plan.rule(name)
+		if err != nil {
+			var v *Violation
+			if !errors.As(err, &v) || out != nil || keep || h == nil {
+				t.Fatalf("error %v for %q, output %q, keep %t", err, name, out, keep)
+			}
+			return
+		}
+		switch {
+		case h == nil:
+			if !keep || string(out) != string(value) {
+				t.Fatalf("header %q matches no rule but changed: %q", name, out)
+			}
+		case h.cr.r.Action == Drop:
+			if keep {
+				t.Fatalf("header %q was not dropped", name)
+			}
+		case value == nil:
+			if h.cr.r.Action != Replace && out != nil {
+				t.Fatalf("null header %q became %q", name, out)
+			}
+		case h.cr.r.Action == Hash:
+			if !hex64.Match(out) {
+				t.Fatalf("header %q hashed to %q", name, out)
+			}
+		case h.cr.r.Action == Mask:
+			if n := []rune(string(out)); strings.Trim(string(n[:max(0, len(n)-2)]), "*") != "" {
+				t.Fatalf("header %q masked to %q", name, out)
+			}
+		case h.cr.r.Action == Replace:
+			if string(out) != "card" {
+				t.Fatalf("header %q replaced by %q", name, out)
+			}
+		}
+	})
+}

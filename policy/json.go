@@ -23,7 +23,7 @@ func (p *Plan) MaskJSON(doc []byte) ([]byte, Result, error) {
 	if p.static != nil {
 		return nil, Result{}, p.static
 	}
-	if p.root == nil {
+	if p.root == nil && p.raw == nil {
 		return doc, Result{}, nil
 	}
 	if p.format != JSON {
@@ -31,6 +31,9 @@ func (p *Plan) MaskJSON(doc []byte) ([]byte, Result, error) {
 	}
 	var stack [16][]byte
 	r := jsonRun{p: p, in: doc, path: stack[:0]}
+	if p.part == Key {
+		r.path = append(r.path, keySeg) // paths read "key.customer_id"
+	}
 	r.ws()
 	if !r.value(p.root) {
 		return nil, Result{}, r.viol
@@ -484,7 +487,7 @@ func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }
 
-var elemSeg = []byte("[]")
+var elemSeg, keySeg = []byte("[]"), []byte("key")
 
 // keyBytes reads a string (an object key or a value) and returns it
 // unescaped, without copying when it has no escapes.

@@ -106,6 +106,18 @@ func errorsOf(err error) []*Error {
 // field of any schema, and PII-tagged fields no rule of any policy covers
 // (their records would be quarantined).
 func (s *Set) CheckSchemas(schemas []Schema) (warnings []*Error, err error) {
+	return s.checkSchemas(Value, schemas)
+}
+
+// CheckKeySchemas is CheckSchemas for the schemas of record keys: it checks the
+// key and tag rules (Schema{Type: Raw} stands for keys without a schema), and
+// warns about key rules that match no field of any of them and PII-tagged key
+// fields no rule covers.
+func (s *Set) CheckKeySchemas(schemas []Schema) (warnings []*Error, err error) {
+	return s.checkSchemas(Key, schemas)
+}
+
+func (s *Set) checkSchemas(part Part, schemas []Schema) (warnings []*Error, err error) {
 	var errs []*Error
 	seen := map[string]bool{}
 	add := func(list []*Error, to *[]*Error) {
@@ -121,18 +133,21 @@ func (s *Set) CheckSchemas(schemas []Schema) (warnings []*Error, err error) {
 	var names []string
 	lint := &options{check: true}
 	for _, sc := range schemas {
-		st, perr := parseSchema(sc)
-		if perr != nil {
-			errs = append(errs, &Error{File: schemaLabel(sc), Msg: perr.Error()})
-			continue
-		}
-		if st == nil {
-			continue // JSON without a schema: nothing to check against
+		var st *stype
+		if sc.Type != Raw {
+			var perr error
+			if st, perr = parseSchema(sc); perr != nil {
+				errs = append(errs, &Error{File: schemaLabel(sc), Msg: perr.Error()})
+				continue
+			}
+			if st == nil {
+				continue // JSON without a schema: nothing to check against
+			}
 		}
 		typed++
 		names = append(names, schemaLabel(sc))
 		for _, p := range s.Policies {
-			c, _ := compilePolicies([]*Policy{p}, st, sc, lint)
+			c, _ := compilePolicies([]*Policy{p}, part, st, sc, lint)
 			add(c.errs, &errs)
 			for i, cr := range c.rules {
 				if c.matched[i] {
@@ -145,11 +160,11 @@ func (s *Set) CheckSchemas(schemas []Schema) (warnings []*Error, err error) {
 				if overlap(p, q) == "" {
 					continue
 				}
-				c, _ := compilePolicies([]*Policy{p, q}, st, sc, lint)
+				c, _ := compilePolicies([]*Policy{p, q}, part, st, sc, lint)
 				add(c.errs, &errs)
 			}
 		}
-		c, _ := compilePolicies(s.Policies, st, sc, lint)
+		c, _ := compilePolicies(s.Policies, part, st, sc, lint)
 		var ws []*Error
 		for _, path := range c.unmatched {
 			ws = append(ws, &Error{File: schemaLabel(sc), Path: path, Msg: "tagged PII but no rule of any policy covers it: its records will be quarantined"})
@@ -157,12 +172,20 @@ func (s *Set) CheckSchemas(schemas []Schema) (warnings []*Error, err error) {
 		add(ws, &warnings)
 	}
 	if typed > 0 {
+		// Warn about the rules these schemas are for: field and tag rules for
+		// values, key rules for keys (tag rules are mostly meant for values).
 		var ws []*Error
+		known := "known schemas"
+		if part == Key {
+			known = "known key schemas"
+		}
 		for _, p := range s.Policies {
 			for i := range p.Rules {
-				if !matched[&p.Rules[i]] {
-					ws = append(ws, p.errAt(rulePath(i)+".match", "%s matches no field of the known schemas (%s)", p.Rules[i].Match, strings.Join(names, ", ")))
+				r := &p.Rules[i]
+				if !r.appliesTo(part) || part == Key && r.tagOnly() || matched[r] {
+					continue
 				}
+				ws = append(ws, p.errAt(rulePath(i)+".match", "%s matches no field of the %s (%s)", r.Match, known, strings.Join(names, ", ")))
 			}
 		}
 		add(ws, &warnings)

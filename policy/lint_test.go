@@ -149,3 +149,30 @@ func TestDiffFlagsLoosening(t *testing.T) {
 		t.Fatalf("got %v", ch)
 	}
 }
+
+func TestDiffShowsRetiredPoliciesAndRules(t *testing.T) {
+	old := bundle(t, "payments.yaml", activePayments, "marketing.yaml", activeMarketing, "fleet.yaml", "policy: fleet\nversion: 1\nrules:\n  - {match: {key: vin}, action: hash}\n")
+	payments := strings.Replace(activePayments, "version: 7", "version: 8", 1)
+	payments = strings.Replace(payments, "  - match: {field: customer.email}\n    action: redact\n", "", 1)
+	payments = strings.Replace(payments, "  - match: {header: \"x-user-*\"}\n    action: drop\n", "", 1)
+	new := bundle(t, "payments.yaml", payments+"retired_rules: [{field: customer.email}]\n", "retired.yaml", "retired: [marketing-pii]\n")
+	var got []string
+	for _, c := range Diff(old, new) {
+		if !c.Loosening() {
+			t.Errorf("%s is not flagged as loosening", c)
+		}
+		got = append(got, c.String())
+	}
+	want := []string{
+		"all pipelines: contact.email: hash → (policy retired) (LESS PROTECTED)",
+		"all pipelines: customer.email: redact → (rule retired) (LESS PROTECTED)",
+		"all pipelines: key vin: hash → (no rule) (LESS PROTECTED)",
+		"all pipelines: header x-user-*: drop → (no rule) (LESS PROTECTED)",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if ch := Diff(old, new); ch[0].Retired != "policy" || ch[1].Retired != "rule" || ch[2].Retired != "" || ch[0].OldRule != "marketing-pii@3 rules[0]" {
+		t.Fatalf("got %+v", ch)
+	}
+}

@@ -26,7 +26,7 @@ func (p *Plan) MaskAvro(payload []byte) ([]byte, Result, error) {
 	if p.static != nil {
 		return nil, Result{}, p.static
 	}
-	if p.root == nil {
+	if p.root == nil && p.raw == nil {
 		return payload, Result{}, nil
 	}
 	if p.format != Avro {

@@ -19,6 +19,26 @@ type Set struct {
 	// Files are the files the policies came from, sorted by name, with the
 	// sha256 of their bytes, for the audit trail.
 	Files []File
+	// Retired are the policy names the bundle's files list under retired: (a
+	// policy file's top-level key, or a file holding only that key), sorted by
+	// name: policies this bundle removes on purpose (see CheckAgainst).
+	Retired []Retired
+}
+
+// Retired is one entry of a retired: list: a policy name and where it is listed.
+type Retired struct {
+	// Name is the retired policy's name.
+	Name string
+	// File, Line and Col are where the name is written.
+	File      string
+	Line, Col int
+	// path is its key path, as in "retired[1]".
+	path string
+}
+
+// Retires reports whether the bundle lists name under retired:.
+func (s *Set) Retires(name string) bool {
+	return slices.ContainsFunc(s.Retired, func(r Retired) bool { return r.Name == name })
 }
 
 // File is one policy file of a Set.
@@ -47,6 +67,10 @@ type Policy struct {
 	// OnUnmatchedPII is what happens to a record with a PII-tagged field no rule
 	// covers: always "quarantine" (fail closed).
 	OnUnmatchedPII string
+	// RetiredRules are the matches of rules this version removes on purpose
+	// (retired_rules: in the file). Set.CheckAgainst rejects a new version that
+	// lacks a rule of the active version unless its match is listed here.
+	RetiredRules []Match
 	// File is the file the policy came from, and SHA256 that file's hash.
 	File, SHA256 string
 
@@ -54,6 +78,8 @@ type Policy struct {
 	pos yamlerr.Positions
 	// topics are AppliesTo.Topics compiled, anchored at both ends.
 	topics []*regexp.Regexp
+	// retiredKeys are the match keys (matchKey) of RetiredRules.
+	retiredKeys map[string]bool
 }
 
 // AppliesTo is a policy's scope.
@@ -86,14 +112,30 @@ type Rule struct {
 	// Description is free text.
 	Description string
 
-	// pattern is Match.Field parsed.
+	// pattern is Match.Field or Match.Key parsed; empty (not nil) for the whole key.
 	pattern []segment
+	// valid says the match is well formed (set by checkRule): rules with a
+	// broken match are left out of cross-rule checks, which would only repeat
+	// the problem.
+	valid bool
 }
 
-// Match selects fields. When both Field and Tag are given, a field must match both.
+// Match selects what a rule applies to: a field of the record's value
+// (Field), a field of its key (Key), a header (Header), or the fields of the
+// key's or the value's schema that carry Tag. At most one of Field, Key and
+// Header is set. Tag alone applies to keys and values alike; with Field or Key
+// a field must match both; it cannot go with Header (headers have no schema).
 type Match struct {
-	// Field is a field path pattern: "customer.email", "*.email", "**.ssn", "items[].card".
+	// Field is a field path pattern in the value's schema: "customer.email",
+	// "*.email", "**.ssn", "items[].card".
 	Field string
+	// Key is a field path pattern in the key's schema, with Field's syntax, or
+	// "." for the whole key (the only thing a key without a schema has).
+	Key string
+	// Header is a header name (Kafka header, or Pub/Sub attribute), exact and
+	// case-sensitive, or a glob where "*" matches any run of characters, as in
+	// "x-user-*".
+	Header string
 	// Tag selects fields whose schema tags (Avro and JSON Schema "confluent:tags")
 	// contain it, as in "PII".
 	Tag string
@@ -234,16 +276,53 @@ func (r *Rule) maskChar() string {
 	return r.MaskChar
 }
 
-// describeMatch prints the rule's match for messages and diffs: the field
-// pattern, "tag PII", or both.
+// String prints the match for messages and diffs: the field pattern
+// ("customer.email"), "key customer_id", "key" (the whole key), "header
+// x-user-*", "tag PII", or a pattern with its tag ("ssn (tag PII)").
 func (m Match) String() string {
+	var s string
 	switch {
-	case m.Field != "" && m.Tag != "":
-		return m.Field + " (tag " + m.Tag + ")"
+	case m.Key == ".":
+		s = "key"
+	case m.Key != "":
+		s = "key " + m.Key
+	case m.Header != "":
+		s = "header " + m.Header
+	default:
+		s = m.Field
+	}
+	switch {
+	case m.Tag != "" && s != "":
+		return s + " (tag " + m.Tag + ")"
 	case m.Tag != "":
 		return "tag " + m.Tag
 	}
-	return m.Field
+	return s
+}
+
+// YAML prints the match as a policy file writes it, as in
+// `{field: customer.email}` or `{key: ".", tag: PII}`: what retired_rules
+// lists.
+func (m Match) YAML() string {
+	var parts []string
+	for _, kv := range [][2]string{{"field", m.Field}, {"key", m.Key}, {"header", m.Header}, {"tag", m.Tag}} {
+		if kv[1] != "" {
+			parts = append(parts, kv[0]+": "+yamlScalar(kv[1]))
+		}
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
+}
+
+// yamlScalar quotes s when a YAML flow mapping would not read it back as the
+// same plain string.
+func yamlScalar(s string) string {
+	if _, err := strconv.ParseFloat(s, 64); err == nil || s == "" || s == "." ||
+		strings.ContainsAny(s, "*&!|>'\"%@`#,[]{}:") || strings.ContainsAny(s[:1], "-? ") ||
+		slices.Contains([]string{"true", "false", "null", "yes", "no", "on", "off", "~"}, strings.ToLower(s)) ||
+		strings.TrimSpace(s) != s || strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		return strconv.Quote(s)
+	}
+	return s
 }
 
 // at returns the position recorded for key path k, falling back to its parents

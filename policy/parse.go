@@ -76,12 +76,13 @@ func ParseFiles(srcs ...Source) (*Set, error) {
 	for _, src := range srcs {
 		sum := sha256.Sum256(src.Data)
 		s.Files = append(s.Files, File{Name: src.Name, SHA256: hex.EncodeToString(sum[:])})
-		p, perrs := parseFile(src.Name, src.Data)
+		p, retired, perrs := parseFile(src.Name, src.Data)
 		errs = append(errs, perrs...)
 		if p != nil {
 			p.SHA256 = s.Files[len(s.Files)-1].SHA256
 			s.Policies = append(s.Policies, p)
 		}
+		s.Retired = append(s.Retired, retired...)
 	}
 	sort.SliceStable(s.Files, func(i, j int) bool { return s.Files[i].Name < s.Files[j].Name })
 	errs = append(errs, s.validate()...)
@@ -92,28 +93,48 @@ func ParseFiles(srcs ...Source) (*Set, error) {
 }
 
 // parseFile decodes and validates one file. It returns the policy (nil when the
-// file is too broken to have one) and the problems found.
-func parseFile(file string, data []byte) (*Policy, []*Error) {
+// file is too broken to have one, or holds only a retired: list), the names
+// its retired: list retires, and the problems found.
+func parseFile(file string, data []byte) (*Policy, []Retired, []*Error) {
 	root, next, err := yamlerr.Document(file, data)
 	switch {
 	case err != nil:
-		return nil, []*Error{quoteHint(err, data)}
+		return nil, nil, []*Error{quoteHint(err, data)}
 	case next != nil:
-		return nil, []*Error{{File: file, Line: next.Line, Col: next.Column, Msg: "only one YAML document (one policy) per file is allowed"}}
+		return nil, nil, []*Error{{File: file, Line: next.Line, Col: next.Column, Msg: "only one YAML document (one policy) per file is allowed"}}
 	case root == nil:
-		return nil, []*Error{{File: file, Line: 1, Col: 1, Msg: "empty policy file (want keys policy, version and rules)"}}
+		return nil, nil, []*Error{{File: file, Line: 1, Col: 1, Msg: "empty policy file (want keys policy, version and rules)"}}
 	}
 	d := &decoder{Walker: yamlerr.NewWalker(file)}
 	d.Pos[""] = yamlerr.Pos{Line: 1, Col: 1}
 	p := &Policy{File: file, pos: d.Pos}
 	d.policy(root, p)
 	errs := d.Errors
+	if retireOnly(d.Pos) {
+		// A file that only retires policies: there is no policy to check.
+		return nil, d.retired, errs
+	}
 	for _, e := range p.check() {
 		if !d.Covers(e.Path) {
 			errs = append(errs, e)
 		}
 	}
-	return p, errs
+	return p, d.retired, errs
+}
+
+// retireOnly reports whether a file's only top-level key is retired: such a
+// file retires policies without defining one, so that a bundle can retire its
+// last policy.
+func retireOnly(pos yamlerr.Positions) bool {
+	if _, ok := pos["retired"]; !ok {
+		return false
+	}
+	for _, k := range topKeys {
+		if _, ok := pos[k]; ok && k != "retired" {
+			return false
+		}
+	}
+	return true
 }
 
 // quoteHint adds to a syntax error near an unquoted "*" that a pattern like
@@ -135,6 +156,8 @@ func quoteHint(err *Error, data []byte) *Error {
 // its value, which is what validation points at.
 type decoder struct {
 	*yamlerr.Walker
+	// retired are the names of the file's retired: list.
+	retired []Retired
 }
 
 // resolve follows aliases, counting steps.
@@ -316,7 +339,9 @@ func (d *decoder) strs(n *yaml.Node, path, want string) []string {
 	return out
 }
 
-var topKeys = []string{"policy", "version", "owner", "description", "applies_to", "rules", "on_unmatched_pii"}
+var topKeys = []string{"policy", "version", "owner", "description", "applies_to", "rules", "on_unmatched_pii", "retired", "retired_rules"}
+
+var matchKeys = []string{"field", "key", "header", "tag"}
 
 // policy decodes the top-level mapping.
 func (d *decoder) policy(n *yaml.Node, p *Policy) {
@@ -352,6 +377,37 @@ func (d *decoder) policy(n *yaml.Node, p *Policy) {
 			d.list(v, path, "rules", func(i int, item *yaml.Node, ip string) {
 				p.Rules = append(p.Rules, d.rule(item, ip, p))
 			})
+		case "retired":
+			d.list(v, path, "policy names", func(_ int, item *yaml.Node, ip string) {
+				if name, ok := d.str(item, ip); ok {
+					d.retired = append(d.retired, Retired{Name: name, File: d.File, Line: item.Line, Col: item.Column, path: ip})
+				}
+			})
+		case "retired_rules":
+			p.RetiredRules = []Match{}
+			d.list(v, path, "matches such as {field: customer.email}", func(_ int, item *yaml.Node, ip string) {
+				var m Match
+				d.match(item, ip, &m)
+				p.RetiredRules = append(p.RetiredRules, m)
+			})
+		}
+	})
+}
+
+// match decodes a match mapping: a rule's match, or an entry of retired_rules.
+func (d *decoder) match(n *yaml.Node, path string, m *Match) {
+	d.fields(n, path, matchKeys, func(key string, _, v *yaml.Node, path string) {
+		d.Pos.Set(path, v)
+		s, _ := d.str(v, path)
+		switch key {
+		case "field":
+			m.Field = s
+		case "key":
+			m.Key = s
+		case "header":
+			m.Header = s
+		case "tag":
+			m.Tag = s
 		}
 	})
 }
@@ -366,14 +422,7 @@ func (d *decoder) rule(n *yaml.Node, path string, p *Policy) Rule {
 		d.Pos.Set(path, v)
 		switch key {
 		case "match":
-			d.fields(v, path, []string{"field", "tag"}, func(key string, _, v *yaml.Node, path string) {
-				d.Pos.Set(path, v)
-				if key == "field" {
-					r.Match.Field, _ = d.str(v, path)
-				} else {
-					r.Match.Tag, _ = d.str(v, path)
-				}
-			})
+			d.match(v, path, &r.Match)
 		case "action":
 			if s, ok := d.str(v, path); ok {
 				r.Action = Action(s)

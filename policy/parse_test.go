@@ -31,9 +31,10 @@ func TestBadPolicyFiles(t *testing.T) {
 	cases := []struct {
 		file string
 		// with are more policy files loaded alongside; active is the bundle
-		// the file is checked against; schema is checked with Lint.
-		with, active, schema string
-		want                 []string
+		// the file is checked against (files separated by commas); schema is
+		// checked with Lint, keySchema (a file, or RAW) with CheckKeySchemas.
+		with, active, schema, keySchema string
+		want                            []string
 	}{
 		{file: "syntax.yaml", want: []string{
 			`syntax.yaml:4: syntax error: did not find expected ',' or '}'`}},
@@ -120,6 +121,52 @@ func TestBadPolicyFiles(t *testing.T) {
 			`hash-number.yaml:7:13: rules[1].action: hash cannot apply to field amount_cents of schema "payment.avsc" (long): hash needs a string, bytes or fixed field (a pseudonym is not a valid long); use redact, generalize or bucket, or a more specific rule for this field`}},
 		{file: "replace-wrong-type.yaml", schema: "payment.avsc", want: []string{
 			`replace-wrong-type.yaml:8:12: rules[1].value: "2030" cannot replace field card.expiry_year of schema "payment.avsc" (int): want an int, got a string`}},
+		{file: "key-and-field.yaml", want: []string{
+			`key-and-field.yaml:4:12: rules[0].match: field and key cannot be combined: a rule matches a field of the value (field), a field of the key (key) or a header (header); write one rule for each`}},
+		{file: "header-and-key.yaml", want: []string{
+			`header-and-key.yaml:5:7: rules[0].match: key and header cannot be combined: a rule matches a field of the value (field), a field of the key (key) or a header (header); write one rule for each`}},
+		{file: "header-with-tag.yaml", want: []string{
+			`header-with-tag.yaml:4:38: rules[0].match.tag: tag cannot be combined with header: headers have no schema, so they carry no tags`}},
+		{file: "header-generalize.yaml", want: []string{
+			`header-generalize.yaml:5:13: rules[0].action: generalize cannot apply to a header: a header value is an untyped string, with no number to round or timestamp to truncate; use hash, redact, mask, replace, drop or block`}},
+		{file: "header-bucket.yaml", want: []string{
+			`header-bucket.yaml:5:13: rules[0].action: bucket cannot apply to a header: a header value is an untyped string, with no number to put in a bucket; use hash, redact, mask, replace, drop or block`}},
+		{file: "header-replace-number.yaml", want: []string{
+			`header-replace-number.yaml:6:12: rules[0].value: a header value is a string: replace needs a string value, got a number`}},
+		{file: "header-empty.yaml", want: []string{
+			`header-empty.yaml:4:21: rules[0].match.header: header must not be empty`}},
+		{file: "header-double-star.yaml", want: []string{
+			`header-double-star.yaml:4:21: rules[0].match.header: "x-**" has "**": one "*" already matches any run of characters`}},
+		{file: "key-empty.yaml", want: []string{
+			`key-empty.yaml:4:18: rules[0].match.key: key must not be empty (write "." for the whole key)`}},
+		{file: "key-path-index.yaml", want: []string{
+			`key-path-index.yaml:4:18: rules[0].match.key: array indexes are not supported in "ids[0]"; write ids[] to match every element`}},
+		{file: "field-dot.yaml", want: []string{
+			`field-dot.yaml:4:20: rules[0].match.field: empty path segment in "." (leading, trailing or doubled dot) ("." names the whole key, and only in match.key)`}},
+		{file: "retired-not-a-list.yaml", want: []string{
+			`retired-not-a-list.yaml:6:10: retired: want a list of policy names, got the string "marketing-pii"`}},
+		{file: "retired-bad-name.yaml", want: []string{
+			`retired-bad-name.yaml:7:5: retired[0]: invalid policy name "marketing pii"`,
+			`retired-bad-name.yaml:9:5: retired[2]: policy "fleet-telemetry" is listed twice (also retired[1])`}},
+		{file: "retired-still-defined.yaml", with: pay, want: []string{
+			`retired-still-defined.yaml:2:25: retired[1]: policy "payments-pii" is retired here but testdata/good/payments.yaml:2:9 still defines it; remove one of the two`}},
+		{file: "retired-rule-still-present.yaml", want: []string{
+			`retired-rule-still-present.yaml:11:5: retired_rules[1]: {field: card.number} is retired here but rules[1] (testdata/bad/retired-rule-still-present.yaml:6:5) still has it; remove one of the two`,
+			`retired-rule-still-present.yaml:12:5: retired_rules[2]: {field: customer.email} is listed twice (also retired_rules[0])`,
+			`retired-rule-still-present.yaml:13:5: retired_rules[3]: field and header cannot be combined: a rule matches a field of the value (field), a field of the key (key) or a header (header); write one rule for each`}},
+		{file: "key-hash-number.yaml", keySchema: "payment-key.avsc", want: []string{
+			`key-hash-number.yaml:7:13: rules[1].action: hash cannot apply to field key.region_code of schema "payment-key.avsc" (long): hash needs a string, bytes or fixed field (a pseudonym is not a valid long); use redact, generalize or bucket, or a more specific rule for this field`}},
+		{file: "key-generalize-raw.yaml", keySchema: "RAW", want: []string{
+			`key-generalize-raw.yaml:5:13: rules[0].action: generalize cannot apply to the whole key (no schema: raw bytes): raw bytes read as a string have no number to round or bucket and no timestamp to truncate; use hash, redact, mask, replace, drop or block`}},
+		{file: "key-replace-number-raw.yaml", keySchema: "RAW", want: []string{
+			`key-replace-number-raw.yaml:6:12: rules[0].value: 0 cannot replace the whole key (no schema: raw bytes): raw bytes take a string value`}},
+		{file: "removed-policy.yaml", active: "testdata/active/payments.yaml,testdata/active/marketing.yaml", want: []string{
+			`testdata/active/marketing.yaml:1:9: policy: active policy "marketing-pii" (version 3) is missing from the new bundle; if its file was deleted or the policy renamed on purpose, list "marketing-pii" under retired: in a policy file`}},
+		{file: "removed-rule.yaml", active: "testdata/active/payments.yaml", want: []string{
+			`removed-rule.yaml:7:3: rules: rule {field: customer.email} of the active version 7 (rules[1]) is gone; to remove it on purpose, list that match under retired_rules`}},
+		{file: "removed-rule-same-version.yaml", active: "testdata/active/payments.yaml", want: []string{
+			`removed-rule-same-version.yaml:3:10: version: policy "payments-pii" changed but its version is still 7; raise it to 8 or more`,
+			`removed-rule-same-version.yaml:7:3: rules: rule {field: card.number} of the active version 7 (rules[2]) is gone; to remove it on purpose, list that match under retired_rules`}},
 	}
 	seen := map[string]bool{}
 	for _, c := range cases {
@@ -141,11 +188,18 @@ func TestBadPolicyFiles(t *testing.T) {
 				var set *Set
 				set, err = LoadFiles(paths...)
 				if err == nil && c.active != "" {
-					active, aerr := LoadFiles(c.active)
+					active, aerr := LoadFiles(strings.Split(c.active, ",")...)
 					if aerr != nil {
 						t.Fatal(aerr)
 					}
 					err = set.CheckAgainst(active)
+				}
+				if err == nil && c.keySchema != "" {
+					ks := Schema{Type: Raw}
+					if c.keySchema != "RAW" {
+						ks = loadSchema(t, c.keySchema, 1)
+					}
+					_, err = set.CheckKeySchemas([]Schema{ks})
 				}
 			}
 			if err == nil {
@@ -244,7 +298,7 @@ func TestSetEncodeIsDeterministicAndDecodes(t *testing.T) {
 	if r.Action != Replace || r.Value != "REDACTED-VIN" {
 		t.Fatalf("rule %+v", r)
 	}
-	if _, err := Decode([]byte(`{"format":2}`)); err == nil {
+	if _, err := Decode([]byte(`{"format":3}`)); err == nil {
 		t.Fatal("an unknown format decodes")
 	}
 	if _, err := Decode(bytes.Replace(ea, []byte(`"action":"mask"`), []byte(`"action":"mangle"`), 1)); err == nil {

@@ -23,6 +23,10 @@ const (
 	ReasonBlocked = "blocked"
 	// ReasonUndecodable: the record does not decode with its writer schema.
 	ReasonUndecodable = "undecodable"
+	// ReasonPolicyConflict: two policies that apply to the stream give a header
+	// different actions. Header names are matched against globs per record, so
+	// unlike a conflict on a field (a compile error) this shows only then.
+	ReasonPolicyConflict = "policy-conflict"
 	// ReasonUnmaskable: a rule matched a value it cannot mask without leaving the
 	// writer schema's type, as in a JSON number under a hash rule, a string a
 	// truncate rule cannot read as a timestamp, or a number outside every bucket.
@@ -65,7 +69,9 @@ func (v *Violation) Error() string {
 // Touch is one rule's effect on one field of a record.
 type Touch struct {
 	// Path is the field, as in "customer.email" or "items[].card" (map values are
-	// "attrs.*", or "attrs.<key>" for a key a rule names).
+	// "attrs.*", or "attrs.<key>" for a key a rule names). Key fields start with
+	// "key" ("key.customer_id", "key" for the whole key), headers with
+	// "header." and the rule's match ("header.x-user-*").
 	Path string
 	// Action is what was done.
 	Action Action
@@ -91,6 +97,39 @@ type Result struct {
 	// hash rule touched the record; "" otherwise. It lets keys rotate: pseudonyms
 	// made with different key ids do not join.
 	KeyID string
+}
+
+// Merge adds o's touches to r, adding up the counts of touches of the same
+// path, action and rule, and takes o's KeyID when r has none. The caller merges
+// the Results of a record's key, value and headers, so that one
+// tributary-policy header (Header) names every policy that touched the record.
+func (r *Result) Merge(o Result) {
+	for _, t := range o.Touches {
+		r.add(t, t.Count, "")
+	}
+	if r.KeyID == "" {
+		r.KeyID = o.KeyID
+	}
+}
+
+// add counts n changes by touch t (whose Count is ignored) and notes the hash
+// key id, if any. r may be nil.
+func (r *Result) add(t Touch, n int, keyID string) {
+	if r == nil {
+		return
+	}
+	if r.KeyID == "" {
+		r.KeyID = keyID
+	}
+	for i := range r.Touches {
+		u := &r.Touches[i]
+		if u.Path == t.Path && u.Rule == t.Rule && u.Policy == t.Policy && u.Version == t.Version && u.Action == t.Action {
+			u.Count += n
+			return
+		}
+	}
+	t.Count = n
+	r.Touches = append(r.Touches, t)
 }
 
 // Policies returns "<name>@<version>" of the policies that touched the record,
@@ -177,8 +216,11 @@ func KeyID(key []byte) string {
 // schema id) and reuse it (see Cache).
 type Plan struct {
 	format   SchemaType
+	part     Part
 	schemaID int
 	root     *pnode
+	// raw is the rule for the whole value of a Raw plan, or nil.
+	raw *crule
 	// touches are the (path, rule) pairs an Avro plan can report, by index.
 	touches []Touch
 	// static is the violation every record gets (a PII-tagged field no rule
@@ -199,10 +241,17 @@ func (p *Plan) Touches() bool { return p.touching }
 // stream, sorted.
 func (p *Plan) Policies() []string { return slices.Clone(p.policies) }
 
-// Apply masks one record: MaskAvro for Avro plans, MaskJSON for JSON plans.
+// Apply masks one record's part: MaskAvro for Avro plans, MaskJSON for JSON
+// plans, and for Raw plans (a key without a schema) the whole key as a string
+// (see doc.go). A nil payload is a null key: the output is nil exactly when the
+// key is null after masking (a drop rule nulls it), so the caller writes a null
+// key then.
 func (p *Plan) Apply(payload []byte) ([]byte, Result, error) {
-	if p.format == Avro {
+	switch p.format {
+	case Avro:
 		return p.MaskAvro(payload)
+	case Raw:
+		return p.maskRaw(payload)
 	}
 	return p.MaskJSON(payload)
 }
@@ -222,14 +271,16 @@ func newHMACPool(key []byte) *sync.Pool {
 // schema id. It is safe for concurrent use. Compile errors are cached too, so a
 // schema that cannot be compiled is not compiled again for every record.
 type Cache struct {
-	opts []Option
-	mu   sync.Mutex
-	set  *Set
-	m    map[cacheKey]cached
+	opts    []Option
+	mu      sync.Mutex
+	set     *Set
+	m       map[cacheKey]cached
+	headers map[[2]string]cachedHeaders // by pipeline and topic
 }
 
 type cacheKey struct {
 	pipeline, topic string
+	part            Part
 	typ             SchemaType
 	id              int
 	text            string // only when id is 0 (no registry)
@@ -242,30 +293,19 @@ type cached struct {
 
 // NewCache returns an empty cache whose plans are compiled with opts.
 func NewCache(opts ...Option) *Cache {
-	return &Cache{opts: opts, m: map[cacheKey]cached{}}
+	return &Cache{opts: opts, m: map[cacheKey]cached{}, headers: map[[2]string]cachedHeaders{}}
 }
 
-// Plan returns the plan for set, the stream and the schema, compiling it on
-// first use. Plans of a previous Set are dropped when set changes.
+// Plan returns the plan for the values of set's stream written with schema,
+// compiling it on first use. Plans of a previous Set are dropped when set
+// changes. Plan is PlanPart for Value.
 func (c *Cache) Plan(set *Set, pipeline, topic string, schema Schema) (*Plan, error) {
-	k := cacheKey{pipeline: pipeline, topic: topic, typ: schema.Type, id: schema.ID}
-	if schema.ID == 0 {
-		k.text = schema.Text
-	}
-	c.mu.Lock()
+	return c.PlanPart(set, pipeline, topic, Value, schema)
+}
+
+// reset drops the plans of another Set than set. c.mu is held.
+func (c *Cache) reset(set *Set) {
 	if c.set != set {
-		c.set, c.m = set, map[cacheKey]cached{}
+		c.set, c.m, c.headers = set, map[cacheKey]cached{}, map[[2]string]cachedHeaders{}
 	}
-	e, ok := c.m[k]
-	c.mu.Unlock()
-	if ok {
-		return e.plan, e.err
-	}
-	p, err := Compile(set, pipeline, topic, schema, c.opts...)
-	c.mu.Lock()
-	if c.set == set {
-		c.m[k] = cached{p, err}
-	}
-	c.mu.Unlock()
-	return p, err
 }

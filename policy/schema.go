@@ -18,6 +18,10 @@ type SchemaType string
 const (
 	Avro SchemaType = "AVRO"
 	JSON SchemaType = "JSON"
+	// Raw is no schema at all: a key (or value) of plain bytes, read as a UTF-8
+	// string, such as a VIN. Its only addressable field is the whole value
+	// (match key: "."); see doc.go.
+	Raw SchemaType = "RAW"
 )
 
 // Schema is a record's writer schema as the registry knows it. The policy

@@ -88,23 +88,39 @@ func (p *Policy) check() []*Error {
 	for i := range p.Rules {
 		r := &p.Rules[i]
 		errs = append(errs, p.checkRule(i, r)...)
-		if r.Match.Field == "" && r.Match.Tag == "" || r.Match.Field != "" && r.pattern == nil {
+		if !r.valid {
 			continue
 		}
-		k := matchKey(r)
+		k := matchKey(r.Match, r.pattern)
 		if j, dup := firstMatch[k]; dup {
 			add(p.errAt(rulePath(i)+".match", "same match as rules[%d] (%s), which always wins; merge the two rules", j, p.where(rulePath(j))))
 			continue
 		}
 		firstMatch[k] = i
 	}
+	errs = append(errs, p.checkRetiredRules(firstMatch)...)
 	return errs
 }
 
 func rulePath(i int) string { return "rules[" + strconv.Itoa(i) + "]" }
 
-// matchKey is a rule's match in normal form, for comparing rules.
-func matchKey(r *Rule) string { return patternString(r.pattern) + "\x00" + r.Match.Tag }
+// matchKey is a match in normal form, for comparing rules: what it addresses
+// (tag alone, value field, key field or header, in the order Diff lists them),
+// its pattern and its tag. pattern is the parsed field or key pattern.
+func matchKey(m Match, pattern []segment) string {
+	switch {
+	case m.Key != "":
+		return "\x03" + patternString(pattern) + "\x00" + m.Tag
+	case m.Header != "":
+		return "\x04" + m.Header + "\x00" + m.Tag
+	case m.Field != "":
+		return "\x02" + patternString(pattern) + "\x00" + m.Tag
+	}
+	return "\x01\x00" + m.Tag
+}
+
+// ruleKey is matchKey of a rule.
+func ruleKey(r *Rule) string { return matchKey(r.Match, r.pattern) }
 
 // compileTopic compiles "^(?:re)$", describing errors in terms of re.
 func compileTopic(re string) (*regexp.Regexp, error) {
@@ -125,26 +141,13 @@ func (p *Policy) checkRule(i int, r *Rule) []*Error {
 	add := func(k, format string, args ...any) { errs = append(errs, p.errAt(rp+k, format, args...)) }
 	has := func(k string) bool { _, ok := p.pos[rp+"."+k]; return ok }
 
-	r.pattern = nil
-	switch {
-	case r.Match.Field == "" && r.Match.Tag == "":
-		if has("match") {
-			add(".match", "needs field (a path such as customer.email) or tag (such as PII)")
-		} else {
-			add(".match", "missing: each rule needs `match: {field: <path>}` or `match: {tag: <tag>}`")
-		}
-	default:
-		if r.Match.Field != "" || has("match.field") {
-			segs, err := parsePattern(r.Match.Field)
-			if err != nil {
-				add(".match.field", "%v", err)
-			} else {
-				r.pattern = segs
-			}
-		}
-		if has("match.tag") && strings.TrimSpace(r.Match.Tag) == "" || strings.ContainsFunc(r.Match.Tag, unicode.IsSpace) {
-			add(".match.tag", "invalid tag %q", r.Match.Tag)
-		}
+	r.pattern, r.valid = nil, false
+	if !has("match") && r.Match == (Match{}) {
+		add(".match", "missing: each rule needs `match: {field: <path>}` or `match: {tag: <tag>}`")
+	} else {
+		pattern, merrs := p.checkMatch(rp+".match", r.Match)
+		errs = append(errs, merrs...)
+		r.pattern, r.valid = pattern, len(merrs) == 0
 	}
 
 	known := true
@@ -193,8 +196,101 @@ func (p *Policy) checkRule(i int, r *Rule) []*Error {
 		if r.Value == nil && !has("value") {
 			add("", "replace needs value: the fixed value that replaces the field")
 		}
+		if _, isString := r.Value.(string); r.Match.Header != "" && r.Value != nil && !isString {
+			add(".value", "a header value is a string: replace needs a string value, got a %s", scalarKind(r.Value))
+		}
 	case Bucket:
 		errs = append(errs, p.checkBuckets(rp, r)...)
+	}
+	if r.Match.Header != "" {
+		switch r.Action {
+		case Generalize:
+			add(".action", "generalize cannot apply to a header: a header value is an untyped string, with no number to round or timestamp to truncate; use hash, redact, mask, replace, drop or block")
+		case Bucket:
+			add(".action", "bucket cannot apply to a header: a header value is an untyped string, with no number to put in a bucket; use hash, redact, mask, replace, drop or block")
+		}
+	}
+	return errs
+}
+
+// checkMatch checks a match mapping at key path mp ("rules[2].match",
+// "retired_rules[0]") and parses its field or key pattern.
+func (p *Policy) checkMatch(mp string, m Match) ([]segment, []*Error) {
+	var errs []*Error
+	add := func(k, format string, args ...any) { errs = append(errs, p.errAt(mp+k, format, args...)) }
+	has := func(k string) bool { _, ok := p.pos[mp+"."+k]; return ok }
+
+	var targets []string
+	for _, kv := range [][2]string{{"field", m.Field}, {"key", m.Key}, {"header", m.Header}} {
+		if kv[1] != "" || has(kv[0]) {
+			targets = append(targets, kv[0])
+		}
+	}
+	var pattern []segment
+	switch {
+	case len(targets) == 0 && m.Tag == "":
+		add("", "needs field (a path such as customer.email) or tag (such as PII)")
+		return nil, errs
+	case len(targets) > 1:
+		add("", "%s and %s cannot be combined: a rule matches a field of the value (field), a field of the key (key) or a header (header); write one rule for each", targets[0], targets[1])
+		return nil, errs
+	case m.Field != "" || has("field"):
+		segs, err := parsePattern(m.Field)
+		if err != nil {
+			if m.Field == "." {
+				err = fmt.Errorf("%w (\".\" names the whole key, and only in match.key)", err)
+			}
+			add(".field", "%v", err)
+		}
+		pattern = segs
+	case m.Key == ".":
+		pattern = []segment{}
+	case m.Key != "" || has("key"):
+		if m.Key == "" {
+			add(".key", "key must not be empty (write \".\" for the whole key)")
+			break
+		}
+		segs, err := parsePattern(m.Key)
+		if err != nil {
+			add(".key", "%v", err)
+		}
+		pattern = segs
+	case m.Header != "" || has("header"):
+		if err := checkHeaderName(m.Header); err != nil {
+			add(".header", "%v", err)
+		}
+		if m.Tag != "" || has("tag") {
+			add(".tag", "tag cannot be combined with header: headers have no schema, so they carry no tags")
+		}
+	}
+	if has("tag") && strings.TrimSpace(m.Tag) == "" || strings.ContainsFunc(m.Tag, unicode.IsSpace) {
+		add(".tag", "invalid tag %q", m.Tag)
+	}
+	return pattern, errs
+}
+
+// checkRetiredRules checks retired_rules: each entry a well-formed match, once,
+// and not the match of a rule the policy still has. rules maps the match keys
+// of the policy's rules to their index.
+func (p *Policy) checkRetiredRules(rules map[string]int) []*Error {
+	var errs []*Error
+	seen := map[string]int{}
+	p.retiredKeys = map[string]bool{}
+	for i, m := range p.RetiredRules {
+		k := "retired_rules[" + strconv.Itoa(i) + "]"
+		pattern, merrs := p.checkMatch(k, m)
+		errs = append(errs, merrs...)
+		if len(merrs) > 0 {
+			continue
+		}
+		mk := matchKey(m, pattern)
+		if j, ok := rules[mk]; ok {
+			errs = append(errs, p.errAt(k, "%s is retired here but rules[%d] (%s) still has it; remove one of the two", m.YAML(), j, p.where(rulePath(j))))
+		} else if j, dup := seen[mk]; dup {
+			errs = append(errs, p.errAt(k, "%s is listed twice (also retired_rules[%d])", m.YAML(), j))
+		}
+		seen[mk] = i
+		p.retiredKeys[mk] = true
 	}
 	return errs
 }
@@ -278,6 +374,7 @@ func (s *Set) validate() []*Error {
 			errs = append(errs, b.errAt("policy", "duplicate policy name %q (also in %s)", b.Name, a.where("policy")))
 		}
 	}
+	errs = append(errs, s.checkRetired()...)
 	for i, p := range s.Policies {
 		for _, q := range s.Policies[i+1:] {
 			if p.Name == q.Name {
@@ -289,12 +386,12 @@ func (s *Set) validate() []*Error {
 			}
 			for qi := range q.Rules {
 				qr := &q.Rules[qi]
-				if qr.Match.Field != "" && qr.pattern == nil {
+				if !qr.valid {
 					continue
 				}
 				for pi := range p.Rules {
 					pr := &p.Rules[pi]
-					if pr.Match.Field != "" && pr.pattern == nil || matchKey(pr) != matchKey(qr) {
+					if !pr.valid || ruleKey(pr) != ruleKey(qr) {
 						continue
 					}
 					if pr.String() != qr.String() {
@@ -306,6 +403,44 @@ func (s *Set) validate() []*Error {
 			}
 		}
 	}
+	return errs
+}
+
+// checkRetired checks the bundle's retired: lists: valid policy names, each
+// once per file, none of them a policy the bundle still defines. It sorts
+// Retired by name.
+func (s *Set) checkRetired() []*Error {
+	var errs []*Error
+	at := func(r Retired, format string, args ...any) {
+		errs = append(errs, &Error{File: r.File, Line: r.Line, Col: r.Col, Path: r.path, Msg: fmt.Sprintf(format, args...)})
+	}
+	type fileName struct{ file, name string }
+	seen := map[fileName]Retired{}
+	for _, r := range s.Retired {
+		switch {
+		case !namePattern.MatchString(r.Name) || len(r.Name) > 128:
+			at(r, "invalid policy name %q", r.Name)
+		case s.Policy(r.Name) != nil:
+			p := s.Policy(r.Name)
+			at(r, "policy %q is retired here but %s still defines it; remove one of the two", r.Name, p.where("policy"))
+		default:
+			if first, dup := seen[fileName{r.File, r.Name}]; dup {
+				at(r, "policy %q is listed twice (also %s)", r.Name, first.path)
+				continue
+			}
+			seen[fileName{r.File, r.Name}] = r
+		}
+	}
+	sort.SliceStable(s.Retired, func(i, j int) bool {
+		a, b := s.Retired[i], s.Retired[j]
+		if a.Name != b.Name {
+			return a.Name < b.Name
+		}
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		return a.Line < b.Line
+	})
 	return errs
 }
 
@@ -345,18 +480,35 @@ func overlap(p, q *Policy) string {
 	return scope
 }
 
-// CheckAgainst checks a new bundle against the active one: a policy whose
-// content changed must have a higher version, and no version may go down.
-// Problems come back as a *ErrorList pointing at the new files' version keys.
-// Policies only in one of the two bundles are fine (Diff reports them).
+// CheckAgainst checks a new bundle against the active one before it is
+// proposed. Protection is removed only on purpose, and versions only grow:
+//
+//   - a policy of the active bundle must be in the new one, unless a file of
+//     the new bundle lists its name under retired:;
+//   - a policy's version must not go down, and a policy whose content changed
+//     must have a higher version;
+//   - a rule of the active version (identified by its match: field, key,
+//     header and tag) must still be there, whatever the version, unless the
+//     new version lists its match under retired_rules: changing a rule's match
+//     (customer.email to "**.email") removes the old match.
+//
+// A policy absent from the active bundle is new, whatever its version: one
+// that was retired earlier and comes back is not compared with its last
+// version, which the active bundle no longer holds (give it a higher one, so
+// that <name>@<version> in the audit trail stays unambiguous). Problems come
+// back as a *ErrorList pointing at the new files (the version key, the rules
+// key), or for a missing policy at the active file that defined it.
 func (s *Set) CheckAgainst(active *Set) error {
 	if active == nil {
 		return nil
 	}
 	var errs []*Error
-	for _, p := range s.Policies {
-		old := active.Policy(p.Name)
-		if old == nil {
+	for _, old := range active.Policies {
+		p := s.Policy(old.Name)
+		if p == nil {
+			if !s.Retires(old.Name) {
+				errs = append(errs, old.errAt("policy", "active policy %q (version %d) is missing from the new bundle; if its file was deleted or the policy renamed on purpose, list %q under retired: in a policy file", old.Name, old.Version, old.Name))
+			}
 			continue
 		}
 		switch {
@@ -365,6 +517,51 @@ func (s *Set) CheckAgainst(active *Set) error {
 		case p.Version == old.Version && p.digest() != old.digest():
 			errs = append(errs, p.errAt("version", "policy %q changed but its version is still %d; raise it to %d or more", p.Name, p.Version, old.Version+1))
 		}
+		have := map[string]bool{}
+		for i := range p.Rules {
+			have[ruleKey(&p.Rules[i])] = true
+		}
+		for i := range old.Rules {
+			r := &old.Rules[i]
+			if k := ruleKey(r); !have[k] && !p.retiredKeys[k] {
+				errs = append(errs, p.errAt("rules", "rule %s of the active version %d (rules[%d]) is gone; to remove it on purpose, list that match under retired_rules", r.Match.YAML(), old.Version, i))
+			}
+		}
 	}
 	return yamlerr.Join(errs...)
+}
+
+// OlderThan reports whether s looks like an older copy of the policy folder
+// than the one active was made from, and why. It is true when
+//
+//   - s lacks a policy of active and does not retire it, or
+//   - no policy of s has a higher version than in active and at least one has
+//     a lower one (policies of s that active lacks are not compared).
+//
+// The daemon uses it so that the cluster's bundle version only grows: a node
+// whose folder is older than the cluster's bundle (it lagged, or its copy of
+// the folder is stale) does not propose it, and reports "policy folder is
+// older than the cluster's bundle: <why>" instead. why names the first such
+// policy by name, as in `policy "payments-pii" is at version 6, the cluster's
+// bundle has 7`. A nil active is never newer.
+func (s *Set) OlderThan(active *Set) (older bool, why string) {
+	if active == nil {
+		return false, ""
+	}
+	for _, a := range active.Policies {
+		if s.Policy(a.Name) == nil && !s.Retires(a.Name) {
+			return true, fmt.Sprintf("policy %q (version %d in the cluster's bundle) is missing and not retired", a.Name, a.Version)
+		}
+	}
+	for _, p := range s.Policies {
+		a := active.Policy(p.Name)
+		switch {
+		case a == nil:
+		case p.Version > a.Version:
+			return false, ""
+		case p.Version < a.Version && why == "":
+			why = fmt.Sprintf("policy %q is at version %d, the cluster's bundle has %d", p.Name, p.Version, a.Version)
+		}
+	}
+	return why != "", why
 }

@@ -3,8 +3,10 @@ package policy
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"hash"
 	"math"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -79,18 +81,38 @@ func appendMaskedBytes(dst, s []byte, r *Rule) []byte {
 }
 
 // sum computes HMAC-SHA256(key, data) with the plan's key.
-func (p *Plan) sum(data []byte) [32]byte {
-	h := p.hmac()
+func (p *Plan) sum(data []byte) [32]byte { return hmacSum(p.hmacs, data) }
+
+// hmacSum computes HMAC-SHA256(key, data) with a pooled HMAC of the key.
+func hmacSum(pool *sync.Pool, data []byte) [32]byte {
+	h := pool.Get().(hash.Hash)
+	h.Reset()
 	h.Write(data)
 	var out [32]byte
 	h.Sum(out[:0])
-	p.hmacs.Put(h)
+	pool.Put(h)
 	return out
 }
 
+// appendHMAC appends HMAC-SHA256(key, data), 32 bytes, to dst with a pooled
+// HMAC of the key.
+func appendHMAC(pool *sync.Pool, dst, data []byte) []byte {
+	h := pool.Get().(hash.Hash)
+	h.Reset()
+	h.Write(data)
+	dst = h.Sum(dst)
+	pool.Put(h)
+	return dst
+}
+
 // appendHashHex appends the lower-case hex HMAC of data: 64 characters.
-func (p *Plan) appendHashHex(dst, data []byte) []byte {
-	s := p.sum(data)
+func (p *Plan) appendHashHex(dst, data []byte) []byte { return appendHMACHex(p.hmacs, dst, data) }
+
+// appendHMACHex appends the lower-case hex HMAC of data: 64 characters. A
+// string field, a key without a schema and a header value holding the same
+// bytes get the same pseudonym, so they join.
+func appendHMACHex(pool *sync.Pool, dst, data []byte) []byte {
+	s := hmacSum(pool, data)
 	return hex.AppendEncode(dst, s[:])
 }
 
