@@ -198,7 +198,11 @@ func cmdPolicyDiff(args []string, stdout, stderr io.Writer) error {
 			effect = "LESS PROTECTED  <-- check with compliance"
 			loosened++
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Pipeline, c.Field, orDash(c.Old), orDash(c.New), effect)
+		now := orDash(c.New)
+		if c.Retired != "" {
+			now = "(" + c.Retired + " retired)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Pipeline, c.Field, orDash(c.Old), now, effect)
 	}
 	tw.Flush()
 	if loosened > 0 {

@@ -11,6 +11,7 @@ import (
 	"github.com/tributary-dev/tributary/config"
 	"github.com/tributary-dev/tributary/internal/governance"
 	"github.com/tributary-dev/tributary/policy"
+	"github.com/tributary-dev/tributary/pubsubbridge"
 	"github.com/tributary-dev/tributary/registry"
 	"github.com/tributary-dev/tributary/replicator/metrics"
 )
@@ -61,6 +62,10 @@ func newPipelines(cfg *config.Config, m *metrics.Set, reg prometheus.Registerer,
 			}
 		case pc.Source.PubSub != "":
 			sc.PubSub = true
+			sc.KeyHeaders = []string{pubsubbridge.HeaderOrderingKey}
+			if pc.KeyAttribute != "" {
+				sc.KeyHeaders = append(sc.KeyHeaders, pc.KeyAttribute)
+			}
 			if pc.PubSub != nil {
 				sc.PubSubSchema = pc.PubSub.Schema
 			}

@@ -237,6 +237,12 @@ func (r *rollout) propose(ctx context.Context, log policyProposer) bool {
 		}
 		active, version = b.set, b.bundle.Version
 	}
+	if older, why := set.OlderThan(active); older {
+		// A stale copy of the folder (a node restarted with an old ConfigMap,
+		// a lagging sync): proposing it would roll the cluster back.
+		r.reject(fmt.Errorf("policy folder %s is older than the cluster's bundle %d: %s; not proposed", r.dir, version, why))
+		return true
+	}
 	if err := set.CheckAgainst(active); err != nil {
 		r.reject(err)
 		return true

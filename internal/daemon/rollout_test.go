@@ -229,13 +229,26 @@ tributary_policy_version{policy="payments-pii"} 3
 		}
 	})
 
-	t.Run("removing a file drops its policy from the next bundle and from the version gauge", func(t *testing.T) {
+	t.Run("removing a file without retiring its policy is rejected and the bundle stays", func(t *testing.T) {
 		if err := os.Remove(fleet); err != nil {
 			t.Fatal(err)
 		}
+		harness.Eventually(t, 5*time.Second, "the removal rejected", func() error {
+			if st := r.status(); !strings.Contains(st.LastError, `older than the cluster's bundle 2: policy "fleet-telemetry" (version 1 in the cluster's bundle) is missing and not retired`) {
+				return fmt.Errorf("last error %q", st.LastError)
+			}
+			return nil
+		})
+		if st := r.status(); st.Bundle != 2 || st.Policies["fleet-telemetry"] != 1 {
+			t.Errorf("status %+v, want bundle 2 with fleet-telemetry still active", st)
+		}
+	})
+
+	t.Run("a retired policy leaves the next bundle and the version gauge", func(t *testing.T) {
+		writePolicy(t, dir, "retired.yaml", "retired: [fleet-telemetry]\n")
 		st := r.waitBundle(t, 3)
-		if len(st.Policies) != 1 || len(st.Files) != 1 || st.Policies["payments-pii"] != 4 {
-			t.Errorf("status %+v, want payments-pii@4 alone", st)
+		if len(st.Policies) != 1 || len(st.Files) != 2 || st.Policies["payments-pii"] != 4 {
+			t.Errorf("status %+v, want payments-pii@4 alone, from payments.yaml and retired.yaml", st)
 		}
 		want := `
 # HELP tributary_policy_version Version of each policy in the active bundle (applied through the Raft log).
@@ -257,7 +270,7 @@ func TestRolloutRejectsInvalidChanges(t *testing.T) {
 		{"a file that is not YAML", "policy: payments-pii\nversion: [3\n", "payments.yaml:"},
 		{"a rule with an unknown action", strings.Replace(paymentsPolicy(4, 4), "action: redact", "action: hsah", 1), `unknown action "hsah"`},
 		{"a changed policy whose version was not raised", paymentsPolicy(3, 6), `changed but its version is still 3; raise it to 4`},
-		{"a lowered version", paymentsPolicy(2, 4), "version 2 is lower than the active version 3"},
+		{"a lowered version", paymentsPolicy(2, 4), "is older than the cluster's bundle 1: policy \"payments-pii\" is at version 2, the cluster's bundle has 3"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,10 +1,14 @@
 package governance
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tributary-dev/tributary/config"
@@ -29,6 +33,11 @@ type StepConfig struct {
 	// Ungoverned is governance: none: the pipeline's records are translated but
 	// never masked, and no policy may apply to it.
 	Ungoverned bool
+	// KeyHeaders name the headers a Pub/Sub record's key is copied from (its
+	// key_attribute, the ordering-key header): when a header rule masks the
+	// header the key came from and no key rule touched the key, the key takes
+	// the header's masked value, so the raw value does not land as the key.
+	KeyHeaders []string
 }
 
 // Step is the governance of one pipeline's records, the same code on the Kafka
@@ -123,56 +132,186 @@ func (s *Step) Transform(ctx context.Context, rec *Record) error {
 		return nil
 	}
 	var res policy.Result
+	origKey := rec.Key
 	if s.cfg.PubSub {
 		err = s.pubsubValue(ctx, set, rec, &res)
+		if err == nil {
+			err = s.rawKey(set, rec, &res)
+		}
 	} else {
-		err = s.kafkaValue(ctx, set, rec, &res)
+		err = s.kafkaParts(ctx, set, rec, &res)
 	}
 	if err != nil {
+		return err
+	}
+	if err := s.headers(set, rec, origKey, &res); err != nil {
 		return err
 	}
 	s.g.stamp(s.cfg.Pipeline, rec, res)
 	return nil
 }
 
-// kafkaValue masks a Kafka record's value with its writer schema from the
-// target registry, wherever the record carries the schema reference.
-func (s *Step) kafkaValue(ctx context.Context, set *policy.Set, rec *Record, res *policy.Result) error {
-	if rec.Value == nil {
-		return nil // a tombstone has nothing to mask
-	}
-	_, vl, err := registry.Locate(nil, rec.Value, registryHeaders(rec), s.typ, registry.KeyPlain)
+// kafkaParts masks a Kafka record's key and value, each with its writer
+// schema from the target registry wherever the record carries the reference
+// (payload or header); a key without a reference is masked as a plain key.
+func (s *Step) kafkaParts(ctx context.Context, set *policy.Set, rec *Record, res *policy.Result) error {
+	kl, vl, err := registry.Locate(rec.Key, rec.Value, registryHeaders(rec), s.typ, registry.KeyDetect)
 	if err != nil {
-		return Reject(policy.ReasonUndecodable, "value: %v", err)
+		return Reject(policy.ReasonUndecodable, "%v", err)
 	}
-	if vl.Place == registry.Absent {
-		return Reject(policy.ReasonUndecodable, "value: no schema reference in the payload or in the %s header", registry.ValueSchemaIDHeader)
-	}
-	schema, err := s.g.schema(ctx, vl.Ref, s.ptype)
-	if err != nil {
-		if errors.Is(err, registry.ErrSchemaNotFound) {
-			return Reject(policy.ReasonUndecodable, "schema %v not in the target registry", vl.Ref)
-		}
+	if err := s.kafkaValue(ctx, set, rec, vl, res); err != nil {
 		return err
 	}
-	plan, err := s.g.cache.Plan(set, s.cfg.Pipeline, rec.SourceTopic, schema)
+	if rec.Key == nil {
+		return nil
+	}
+	if kl.Place == registry.Absent {
+		return s.rawKey(set, rec, res)
+	}
+	out, err := s.maskFramed(ctx, set, policy.Key, "key", rec.SourceTopic, rec.Key, kl, res)
 	if err != nil {
-		return Reject("policy-error", "compiling policies for schema %v: %v", vl.Ref, err)
+		return err
+	}
+	rec.Key = out
+	return nil
+}
+
+// rawKey masks a key without a schema (a plain string such as a VIN) with the
+// rules that match the whole key. A nil result is a null key (drop).
+func (s *Step) rawKey(set *policy.Set, rec *Record, res *policy.Result) error {
+	if rec.Key == nil {
+		return nil
+	}
+	plan, err := s.g.cache.PlanPart(set, s.cfg.Pipeline, rec.SourceTopic, policy.Key, policy.Schema{Type: policy.Raw})
+	if err != nil {
+		return Reject("policy-error", "compiling key policies: %v", err)
 	}
 	if !plan.Touches() {
 		return nil
 	}
-	body := rec.Value[vl.Len:]
-	out, r, err := plan.Apply(body)
+	out, r, err := plan.Apply(rec.Key)
 	if err != nil {
 		return rejectMasking(err)
 	}
-	rec.Value = append(rec.Value[:vl.Len:vl.Len], out...)
-	res.Touches = append(res.Touches, r.Touches...)
-	if r.KeyID != "" {
-		res.KeyID = r.KeyID
+	rec.Key = out
+	res.Merge(r)
+	return nil
+}
+
+// headers masks the record's headers (Pub/Sub attributes included) with the
+// header rules. The schema-id headers and tributary's own provenance headers
+// are not the record's data and are left alone. A Pub/Sub key and the header
+// it was copied from (KeyHeaders) never disagree: when a key rule changed the
+// key, the header takes the masked key; when a header rule changed the header,
+// the key takes the masked header. origKey is the key before key rules ran.
+func (s *Step) headers(set *policy.Set, rec *Record, origKey []byte, res *policy.Result) error {
+	if len(rec.Headers) == 0 {
+		return nil
+	}
+	hp, err := s.g.cache.Headers(set, s.cfg.Pipeline, rec.SourceTopic)
+	if err != nil {
+		return Reject("policy-error", "compiling header policies: %v", err)
+	}
+	keyTouched := !bytes.Equal(origKey, rec.Key) || (origKey == nil) != (rec.Key == nil)
+	if !hp.Touches() && !keyTouched {
+		return nil
+	}
+	out := make([]kafka.Header, 0, len(rec.Headers))
+	changed := false
+	newKey, keyFromHeader := rec.Key, false
+	for _, h := range rec.Headers {
+		if isMetadataHeader(h.Key) {
+			out = append(out, h)
+			continue
+		}
+		keySource := origKey != nil && slices.Contains(s.cfg.KeyHeaders, h.Key) && bytes.Equal(origKey, h.Value)
+		if keySource && keyTouched {
+			changed = true
+			if rec.Key != nil {
+				out = append(out, kafka.Header{Key: h.Key, Value: rec.Key})
+			}
+			continue
+		}
+		v, keep := h.Value, true
+		if hp.Touches() {
+			if v, keep, err = hp.Apply(h.Key, h.Value, res); err != nil {
+				return rejectMasking(err)
+			}
+		}
+		if keep && bytes.Equal(v, h.Value) && (v == nil) == (h.Value == nil) {
+			out = append(out, h)
+			continue
+		}
+		changed = true
+		if keySource && !keyFromHeader {
+			// The key is a copy of this header: it must not keep the raw value.
+			newKey, keyFromHeader = v, true
+			if !keep {
+				newKey = nil
+			}
+		}
+		if keep {
+			out = append(out, kafka.Header{Key: h.Key, Value: v})
+		}
+	}
+	if changed {
+		rec.Headers = out
+		rec.Key = newKey
 	}
 	return nil
+}
+
+// isMetadataHeader reports whether a header is schema or provenance metadata
+// that header rules never touch.
+func isMetadataHeader(name string) bool {
+	return name == registry.KeySchemaIDHeader || name == registry.ValueSchemaIDHeader || strings.HasPrefix(name, "tributary-")
+}
+
+// kafkaValue masks a Kafka record's value with its writer schema, located at
+// vl (payload or header). A tombstone has nothing to mask.
+func (s *Step) kafkaValue(ctx context.Context, set *policy.Set, rec *Record, vl registry.Location, res *policy.Result) error {
+	if rec.Value == nil {
+		return nil
+	}
+	if vl.Place == registry.Absent {
+		return Reject(policy.ReasonUndecodable, "value: no schema reference in the payload or in the %s header", registry.ValueSchemaIDHeader)
+	}
+	out, err := s.maskFramed(ctx, set, policy.Value, "value", rec.SourceTopic, rec.Value, vl, res)
+	if err != nil {
+		return err
+	}
+	rec.Value = out
+	return nil
+}
+
+// maskFramed masks one part (key or value) whose writer schema l locates: the
+// body after the payload's reference, or the whole payload when the
+// reference is in a header.
+func (s *Step) maskFramed(ctx context.Context, set *policy.Set, part policy.Part, name, topic string, payload []byte, l registry.Location, res *policy.Result) ([]byte, error) {
+	schema, err := s.g.schema(ctx, l.Ref, s.ptype)
+	if err != nil {
+		if errors.Is(err, registry.ErrSchemaNotFound) {
+			return nil, Reject(policy.ReasonUndecodable, "%s: schema %v not in the target registry", name, l.Ref)
+		}
+		return nil, err
+	}
+	plan, err := s.g.cache.PlanPart(set, s.cfg.Pipeline, topic, part, schema)
+	if err != nil {
+		return nil, Reject("policy-error", "compiling %s policies for schema %v: %v", name, l.Ref, err)
+	}
+	if !plan.Touches() {
+		return payload, nil
+	}
+	n := 0
+	if l.Place == registry.InPayload {
+		n = l.Len
+	}
+	out, r, err := plan.Apply(payload[n:])
+	if err != nil {
+		return nil, rejectMasking(err)
+	}
+	res.Merge(r)
+	return append(payload[:n:n], out...), nil
 }
 
 // pubsubValue validates a Pub/Sub message's JSON against its schema subject
@@ -215,10 +354,7 @@ func (s *Step) pubsubValue(ctx context.Context, set *policy.Set, rec *Record, re
 		return rejectMasking(err)
 	}
 	rec.Value = out
-	res.Touches = append(res.Touches, r.Touches...)
-	if r.KeyID != "" {
-		res.KeyID = r.KeyID
-	}
+	res.Merge(r)
 	return nil
 }
 
