@@ -2,6 +2,7 @@ package policy
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -26,7 +27,8 @@ func Compile(set *Set, pipeline, topic string, schema Schema, opts ...Option) (*
 		opt(&o)
 	}
 	st, err := parseSchema(schema)
-	if err != nil {
+	var unreadable *unreadableError
+	if err != nil && !errors.As(err, &unreadable) {
 		return nil, fmt.Errorf("compiling policies for schema %s: %w", schemaLabel(schema), err)
 	}
 	var pols []*Policy
@@ -36,6 +38,9 @@ func Compile(set *Set, pipeline, topic string, schema Schema, opts ...Option) (*
 				pols = append(pols, p)
 			}
 		}
+	}
+	if unreadable != nil {
+		return unreadablePlan(pols, schema, unreadable), nil
 	}
 	c, plan := compilePolicies(pols, st, schema, &o)
 	if len(c.errs) > 0 {
@@ -155,6 +160,13 @@ type pnode struct {
 	other    *pnode
 	elem     *pnode
 	branches []*pnode // Avro union branches, by index
+	// prefix are a JSON array's first elements, by index (prefixItems); elem
+	// serves the elements after them.
+	prefix []*pnode
+	// patterns serve JSON members no name in names matches, by the
+	// patternProperties their name matches (see patternChild).
+	patterns []patChild
+	patAll   *pnode
 	// objOK and arrOK say whether a JSON leaf node can walk into an object or
 	// an array; a value of another kind than the schema's cannot be masked.
 	objOK, arrOK bool
@@ -171,6 +183,13 @@ func (n *pnode) children(fn func(*pnode)) {
 	for _, c := range n.branches {
 		fn(c)
 	}
+	for _, c := range n.prefix {
+		fn(c)
+	}
+	for _, p := range n.patterns {
+		fn(p.n)
+	}
+	fn(n.patAll)
 	fn(n.other)
 	fn(n.elem)
 }
@@ -198,6 +217,17 @@ type loc struct {
 	// undeclared is set below JSON members the schema does not declare: rules
 	// matching only there do not count as matching the schema (Lint).
 	undeclared bool
+	// tags are a JSON value's tags (from its schema position); Avro's are the
+	// field's.
+	tags []string
+}
+
+// tagList is the tags of the value at l.
+func (l loc) tagList() []string {
+	if l.tags == nil && l.role == roleField && l.f != nil {
+		return l.f.tags
+	}
+	return l.tags
 }
 
 // maxNodes bounds a plan's size; schemas that expand past it are refused.
@@ -328,10 +358,7 @@ func (c *compiler) literals(S []uint32) []string {
 // rule wins, then the most specific, then the first. Policies must agree: two
 // policies giving one field different actions is an error.
 func (c *compiler) own(l loc) *crule {
-	var tags []string
-	if l.role == roleField && l.f != nil {
-		tags = l.f.tags
-	}
+	tags := l.tagList()
 	var winners []*crule
 	consider := func(ri int) {
 		cr := c.rules[ri]
@@ -393,7 +420,7 @@ func (c *compiler) cover(l loc) (*crule, *pnode, bool) {
 	if own != nil {
 		act = own
 	}
-	if act == nil && l.role == roleField && l.f != nil && slices.Contains(l.f.tags, PIITag) {
+	if act == nil && slices.Contains(l.tagList(), PIITag) {
 		c.unmatched = append(c.unmatched, l.path)
 	}
 	if act != nil && act.r.Action == Hash && c.hashRule == nil {
@@ -528,6 +555,9 @@ func (c *compiler) buildJSON(l loc) *pnode {
 	if c.tooBig {
 		return nil
 	}
+	if l.t != nil {
+		l.tags = l.t.tags
+	}
 	act, n, done := c.cover(l)
 	if done {
 		return n
@@ -584,7 +614,11 @@ func (c *compiler) buildJSON(l loc) *pnode {
 				if _, ok := n.names[name]; ok || objT != nil && objT.jsonField(name) != nil {
 					continue
 				}
-				child := c.buildJSON(loc{t: extra, S: c.step(l.S, stepField, name), inh: act, role: roleField, path: join2(l.path, name), undeclared: l.undeclared || extra == nil})
+				mt := extra
+				if objT != nil {
+					mt = objT.memberType(name)
+				}
+				child := c.buildJSON(loc{t: mt, S: c.step(l.S, stepField, name), inh: act, role: roleField, path: join2(l.path, name), undeclared: l.undeclared || mt == nil})
 				if child != nil {
 					if n.names == nil {
 						n.names = map[string]*pnode{}
@@ -593,12 +627,18 @@ func (c *compiler) buildJSON(l loc) *pnode {
 				}
 			}
 			n.other = c.buildJSON(loc{t: extra, S: c.step(l.S, stepField, noName), inh: act, role: roleField, path: join2(l.path, "*"), undeclared: l.undeclared || extra == nil})
+			if objT != nil && len(objT.patterns) > 0 {
+				c.jsonPatterns(n, objT, l, act)
+			}
 		}
 	}
 	if t == nil || arrT != nil {
 		var et *stype
 		if arrT != nil {
 			et = arrT.elem
+			for _, pt := range arrT.prefix {
+				n.prefix = append(n.prefix, c.buildJSON(loc{t: pt, S: c.step(l.S, stepElem, ""), inh: act, role: roleElem, path: l.path + "[]", undeclared: l.undeclared}))
+			}
 		}
 		n.elem = c.buildJSON(loc{t: et, S: c.step(l.S, stepElem, ""), inh: act, role: roleElem, path: l.path + "[]", undeclared: l.undeclared || arrT == nil})
 	}
@@ -659,8 +699,18 @@ func (c *compiler) prune(root *pnode) *pnode {
 				delete(n.names, k)
 			}
 		}
+		for i := range n.prefix {
+			keep(&n.prefix[i])
+		}
+		for i := range n.patterns {
+			keep(&n.patterns[i].n)
+		}
+		keep(&n.patAll)
 		keep(&n.other)
 		keep(&n.elem)
+		if n.patAll == nil && n.other == nil && !slices.ContainsFunc(n.patterns, func(p patChild) bool { return p.n != nil }) {
+			n.patterns = nil // every member they would choose between is skipped
+		}
 		if n.fields != nil && !slices.ContainsFunc(n.fields, func(p *pnode) bool { return p != nil }) {
 			n.fields = nil
 		}
