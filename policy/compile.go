@@ -250,6 +250,7 @@ type compiler struct {
 	// hashRule is a hash rule the plan applies, for the missing-key error.
 	hashRule *crule
 	tooBig   bool
+	depth    int // buildJSON's
 }
 
 func (c *compiler) errorf(cr *crule, key, format string, args ...any) {
@@ -552,7 +553,12 @@ func (c *compiler) buildAvro(l loc) *pnode {
 // schema, or a member the schema does not describe); the node then serves
 // whatever value the document has.
 func (c *compiler) buildJSON(l loc) *pnode {
-	if c.tooBig {
+	// Each call is one level of the document down. Past maxDepth levels no
+	// document can reach (MaskJSON rejects it first), so a long chain of
+	// $refs costs no more than that.
+	c.depth++
+	defer func() { c.depth-- }()
+	if c.tooBig || c.depth > maxDepth+1 {
 		return nil
 	}
 	if l.t != nil {
@@ -602,12 +608,13 @@ func (c *compiler) buildJSON(l loc) *pnode {
 				extra = objT.extra
 				for _, f := range objT.fields {
 					child := c.buildJSON(loc{t: f.t, S: c.step(l.S, stepField, f.name), inh: act, f: f, role: roleField, path: join2(l.path, f.name), undeclared: l.undeclared})
-					if child != nil {
-						if n.names == nil {
-							n.names = map[string]*pnode{}
-						}
-						n.names[f.name] = child
+					if n.names == nil {
+						n.names = map[string]*pnode{}
 					}
+					// Kept when nil too: a declared member must not fall
+					// to the node of undeclared ones (prune drops it
+					// when there is none).
+					n.names[f.name] = child
 				}
 			}
 			for _, name := range c.literals(l.S) {
@@ -667,18 +674,28 @@ func jsonBranch(t *stype, k kind) *stype {
 
 // prune marks the nodes that touch something and cuts the others off, so that
 // masking skips them without decoding. Recursive schemas make the plan a
-// graph, hence the fixed point.
+// graph: touching spreads from the acting nodes to their parents along
+// reversed edges, in time linear in the plan's size (a fixed point over all
+// nodes took quadratic time on long chains of $refs).
 func (c *compiler) prune(root *pnode) *pnode {
-	for changed := true; changed; {
-		changed = false
-		for _, n := range c.nodes {
-			if n.touches {
-				continue
+	parents := make(map[*pnode][]*pnode, len(c.nodes))
+	var queue []*pnode
+	for _, n := range c.nodes {
+		n.children(func(ch *pnode) {
+			if ch != nil {
+				parents[ch] = append(parents[ch], n)
 			}
-			t := n.mode != modeWalk
-			n.children(func(ch *pnode) { t = t || ch != nil && ch.touches })
-			if t {
-				n.touches, changed = true, true
+		})
+		if n.mode != modeWalk {
+			n.touches = true
+			queue = append(queue, n)
+		}
+	}
+	for q := 0; q < len(queue); q++ {
+		for _, p := range parents[queue[q]] {
+			if !p.touches {
+				p.touches = true
+				queue = append(queue, p)
 			}
 		}
 	}
@@ -695,8 +712,8 @@ func (c *compiler) prune(root *pnode) *pnode {
 			keep(&n.branches[i])
 		}
 		for k, ch := range n.names {
-			if ch == nil || !ch.touches {
-				delete(n.names, k)
+			if ch != nil && !ch.touches {
+				n.names[k] = nil
 			}
 		}
 		for i := range n.prefix {
@@ -710,6 +727,19 @@ func (c *compiler) prune(root *pnode) *pnode {
 		keep(&n.elem)
 		if n.patAll == nil && n.other == nil && !slices.ContainsFunc(n.patterns, func(p patChild) bool { return p.n != nil }) {
 			n.patterns = nil // every member they would choose between is skipped
+		}
+		// A nil name makes a JSON member that a schema declares skip rather
+		// than take the node of undeclared members. Without such a node, and
+		// for Avro maps, skipping is what happens anyway.
+		if !c.json || n.other == nil && n.patterns == nil {
+			for k, ch := range n.names {
+				if ch == nil {
+					delete(n.names, k)
+				}
+			}
+		}
+		if len(n.names) == 0 {
+			n.names = nil
 		}
 		if n.fields != nil && !slices.ContainsFunc(n.fields, func(p *pnode) bool { return p != nil }) {
 			n.fields = nil
