@@ -540,9 +540,9 @@ func (r *jsReader) load(doc *jsDoc, v any, ptr, base string, res *snode, depth i
 	if deps, ok := m["dependencies"].(map[string]any); ok { // drafts 4-7
 		for _, name := range sortedKeys(deps) {
 			switch deps[name].(type) {
-			case []any: // required members, no schema
-			default:
+			case map[string]any, bool:
 				n.dependent = append(n.dependent, child("dependencies", deps[name], ptrJoin(ptrJoin(ptr, "dependencies"), name)))
+			default: // names of required members (a string in draft 3), no schema
 			}
 		}
 	}
@@ -1004,10 +1004,12 @@ func (r *jsReader) reachableTags(n *snode) []string {
 // position returns the stype of the place seed's subschemas apply to, filled
 // later by fill (so that recursive schemas meet their own position).
 func (r *jsReader) position(seed []jsEntry) *stype {
-	// A true schema allows anything and says nothing.
+	// A true schema allows anything and says nothing; a false one allows
+	// nothing, so a valid document has no value here and the runtime type of
+	// an invalid one decides, as without a schema.
 	useful := make([]jsEntry, 0, len(seed))
 	for _, e := range seed {
-		if e.n != nil && !(e.n.isBool && e.n.boolVal) {
+		if e.n != nil && !e.n.isBool {
 			useful = append(useful, e)
 		}
 	}
