@@ -20,7 +20,9 @@ import (
 // actions, a hash rule without a key — come back as a *ErrorList naming the
 // rule's file and line; the caller must then quarantine the stream's records.
 // A PII-tagged field that no rule covers is not a compile error: the plan
-// rejects every record with ReasonUnmatchedPII (fail closed).
+// rejects every record with ReasonUnmatchedPII (fail closed). Nor is a JSON
+// Schema that cannot be read in full (see jsonschema.go): the plan rejects
+// every record with ReasonSchemaUnreadable, whatever the policies.
 func Compile(set *Set, pipeline, topic string, schema Schema, opts ...Option) (*Plan, error) {
 	var o options
 	for _, opt := range opts {
