@@ -3,6 +3,7 @@ package policy
 import (
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -20,8 +21,10 @@ import (
 // actions, a hash rule without a key — come back as a *ErrorList naming the
 // rule's file and line; the caller must then quarantine the stream's records.
 // A PII-tagged field that no rule covers is not a compile error: the plan
-// rejects every record with ReasonUnmatchedPII (fail closed). Compile compiles
-// for record values; CompilePart also for keys.
+// rejects every record with ReasonUnmatchedPII (fail closed). Nor is a JSON
+// Schema that cannot be read in full (see jsonschema.go): the plan rejects
+// every record with ReasonSchemaUnreadable, whatever the policies. Compile
+// compiles for record values; CompilePart also for keys.
 func Compile(set *Set, pipeline, topic string, schema Schema, opts ...Option) (*Plan, error) {
 	return CompilePart(set, pipeline, topic, Value, schema, opts...)
 }
@@ -36,9 +39,10 @@ func CompilePart(set *Set, pipeline, topic string, part Part, schema Schema, opt
 		opt(&o)
 	}
 	var st *stype
+	var unreadable *unreadableError
 	if schema.Type != Raw {
 		var err error
-		if st, err = parseSchema(schema); err != nil {
+		if st, err = parseSchema(schema); err != nil && !errors.As(err, &unreadable) {
 			return nil, fmt.Errorf("compiling policies for %s schema %s: %w", part, schemaLabel(schema), err)
 		}
 	}
@@ -49,6 +53,9 @@ func CompilePart(set *Set, pipeline, topic string, part Part, schema Schema, opt
 				pols = append(pols, p)
 			}
 		}
+	}
+	if unreadable != nil {
+		return unreadablePlan(pols, schema, unreadable), nil
 	}
 	c, plan := compilePolicies(pols, part, st, schema, &o)
 	if len(c.errs) > 0 {
@@ -179,6 +186,13 @@ type pnode struct {
 	other    *pnode
 	elem     *pnode
 	branches []*pnode // Avro union branches, by index
+	// prefix are a JSON array's first elements, by index (prefixItems); elem
+	// serves the elements after them.
+	prefix []*pnode
+	// patterns serve JSON members no name in names matches, by the
+	// patternProperties their name matches (see patternChild).
+	patterns []patChild
+	patAll   *pnode
 	// objOK and arrOK say whether a JSON leaf node can walk into an object or
 	// an array; a value of another kind than the schema's cannot be masked.
 	objOK, arrOK bool
@@ -195,6 +209,13 @@ func (n *pnode) children(fn func(*pnode)) {
 	for _, c := range n.branches {
 		fn(c)
 	}
+	for _, c := range n.prefix {
+		fn(c)
+	}
+	for _, p := range n.patterns {
+		fn(p.n)
+	}
+	fn(n.patAll)
 	fn(n.other)
 	fn(n.elem)
 }
@@ -222,6 +243,17 @@ type loc struct {
 	// undeclared is set below JSON members the schema does not declare: rules
 	// matching only there do not count as matching the schema (Lint).
 	undeclared bool
+	// tags are a JSON value's tags (from its schema position); Avro's are the
+	// field's.
+	tags []string
+}
+
+// tagList is the tags of the value at l.
+func (l loc) tagList() []string {
+	if l.tags == nil && l.role == roleField && l.f != nil {
+		return l.f.tags
+	}
+	return l.tags
 }
 
 // maxNodes bounds a plan's size; schemas that expand past it are refused.
@@ -246,6 +278,7 @@ type compiler struct {
 	// hashRule is a hash rule the plan applies, for the missing-key error.
 	hashRule *crule
 	tooBig   bool
+	depth    int // buildJSON's
 }
 
 func (c *compiler) errorf(cr *crule, key, format string, args ...any) {
@@ -357,10 +390,7 @@ func (c *compiler) literals(S []uint32) []string {
 // rule wins, then the most specific, then the first. Policies must agree: two
 // policies giving one field different actions is an error.
 func (c *compiler) own(l loc) *crule {
-	var tags []string
-	if l.role == roleField && l.f != nil {
-		tags = l.f.tags
-	}
+	tags := l.tagList()
 	var winners []*crule
 	consider := func(ri int) {
 		cr := c.rules[ri]
@@ -422,7 +452,7 @@ func (c *compiler) cover(l loc) (*crule, *pnode, bool) {
 	if own != nil {
 		act = own
 	}
-	if act == nil && l.role == roleField && l.f != nil && slices.Contains(l.f.tags, PIITag) {
+	if act == nil && slices.Contains(l.tagList(), PIITag) {
 		c.unmatched = append(c.unmatched, l.path)
 	}
 	if act != nil && act.r.Action == Hash && c.hashRule == nil {
@@ -554,8 +584,16 @@ func (c *compiler) buildAvro(l loc) *pnode {
 // schema, or a member the schema does not describe); the node then serves
 // whatever value the document has.
 func (c *compiler) buildJSON(l loc) *pnode {
-	if c.tooBig {
+	// Each call is one level of the document down. Past maxDepth levels no
+	// document can reach (MaskJSON rejects it first), so a long chain of
+	// $refs costs no more than that.
+	c.depth++
+	defer func() { c.depth-- }()
+	if c.tooBig || c.depth > maxDepth+1 {
 		return nil
+	}
+	if l.t != nil {
+		l.tags = l.t.tags
 	}
 	act, n, done := c.cover(l)
 	if done {
@@ -601,19 +639,24 @@ func (c *compiler) buildJSON(l loc) *pnode {
 				extra = objT.extra
 				for _, f := range objT.fields {
 					child := c.buildJSON(loc{t: f.t, S: c.step(l.S, stepField, f.name), inh: act, f: f, role: roleField, path: join2(l.path, f.name), undeclared: l.undeclared})
-					if child != nil {
-						if n.names == nil {
-							n.names = map[string]*pnode{}
-						}
-						n.names[f.name] = child
+					if n.names == nil {
+						n.names = map[string]*pnode{}
 					}
+					// Kept when nil too: a declared member must not fall
+					// to the node of undeclared ones (prune drops it
+					// when there is none).
+					n.names[f.name] = child
 				}
 			}
 			for _, name := range c.literals(l.S) {
 				if _, ok := n.names[name]; ok || objT != nil && objT.jsonField(name) != nil {
 					continue
 				}
-				child := c.buildJSON(loc{t: extra, S: c.step(l.S, stepField, name), inh: act, role: roleField, path: join2(l.path, name), undeclared: l.undeclared || extra == nil})
+				mt := extra
+				if objT != nil {
+					mt = objT.memberType(name)
+				}
+				child := c.buildJSON(loc{t: mt, S: c.step(l.S, stepField, name), inh: act, role: roleField, path: join2(l.path, name), undeclared: l.undeclared || mt == nil})
 				if child != nil {
 					if n.names == nil {
 						n.names = map[string]*pnode{}
@@ -622,12 +665,18 @@ func (c *compiler) buildJSON(l loc) *pnode {
 				}
 			}
 			n.other = c.buildJSON(loc{t: extra, S: c.step(l.S, stepField, noName), inh: act, role: roleField, path: join2(l.path, "*"), undeclared: l.undeclared || extra == nil})
+			if objT != nil && len(objT.patterns) > 0 {
+				c.jsonPatterns(n, objT, l, act)
+			}
 		}
 	}
 	if t == nil || arrT != nil {
 		var et *stype
 		if arrT != nil {
 			et = arrT.elem
+			for _, pt := range arrT.prefix {
+				n.prefix = append(n.prefix, c.buildJSON(loc{t: pt, S: c.step(l.S, stepElem, ""), inh: act, role: roleElem, path: l.path + "[]", undeclared: l.undeclared}))
+			}
 		}
 		n.elem = c.buildJSON(loc{t: et, S: c.step(l.S, stepElem, ""), inh: act, role: roleElem, path: l.path + "[]", undeclared: l.undeclared || arrT == nil})
 	}
@@ -656,18 +705,28 @@ func jsonBranch(t *stype, k kind) *stype {
 
 // prune marks the nodes that touch something and cuts the others off, so that
 // masking skips them without decoding. Recursive schemas make the plan a
-// graph, hence the fixed point.
+// graph: touching spreads from the acting nodes to their parents along
+// reversed edges, in time linear in the plan's size (a fixed point over all
+// nodes took quadratic time on long chains of $refs).
 func (c *compiler) prune(root *pnode) *pnode {
-	for changed := true; changed; {
-		changed = false
-		for _, n := range c.nodes {
-			if n.touches {
-				continue
+	parents := make(map[*pnode][]*pnode, len(c.nodes))
+	var queue []*pnode
+	for _, n := range c.nodes {
+		n.children(func(ch *pnode) {
+			if ch != nil {
+				parents[ch] = append(parents[ch], n)
 			}
-			t := n.mode != modeWalk
-			n.children(func(ch *pnode) { t = t || ch != nil && ch.touches })
-			if t {
-				n.touches, changed = true, true
+		})
+		if n.mode != modeWalk {
+			n.touches = true
+			queue = append(queue, n)
+		}
+	}
+	for q := 0; q < len(queue); q++ {
+		for _, p := range parents[queue[q]] {
+			if !p.touches {
+				p.touches = true
+				queue = append(queue, p)
 			}
 		}
 	}
@@ -684,12 +743,35 @@ func (c *compiler) prune(root *pnode) *pnode {
 			keep(&n.branches[i])
 		}
 		for k, ch := range n.names {
-			if ch == nil || !ch.touches {
-				delete(n.names, k)
+			if ch != nil && !ch.touches {
+				n.names[k] = nil
 			}
 		}
+		for i := range n.prefix {
+			keep(&n.prefix[i])
+		}
+		for i := range n.patterns {
+			keep(&n.patterns[i].n)
+		}
+		keep(&n.patAll)
 		keep(&n.other)
 		keep(&n.elem)
+		if n.patAll == nil && n.other == nil && !slices.ContainsFunc(n.patterns, func(p patChild) bool { return p.n != nil }) {
+			n.patterns = nil // every member they would choose between is skipped
+		}
+		// A nil name makes a JSON member that a schema declares skip rather
+		// than take the node of undeclared members. Without such a node, and
+		// for Avro maps, skipping is what happens anyway.
+		if !c.json || n.other == nil && n.patterns == nil {
+			for k, ch := range n.names {
+				if ch == nil {
+					delete(n.names, k)
+				}
+			}
+		}
+		if len(n.names) == 0 {
+			n.names = nil
+		}
 		if n.fields != nil && !slices.ContainsFunc(n.fields, func(p *pnode) bool { return p != nil }) {
 			n.fields = nil
 		}

@@ -33,6 +33,14 @@
 // without decoding them. Recursive types make the plan a graph; the compiler
 // reuses the node being built when it meets the same (type, state) again.
 //
+// Avro schemas are parsed with hamba/avro (schema.go); JSON Schemas are read
+// by jsonschema.go, which describes each place a value can sit by the set of
+// subschemas that apply there (every applicator keyword, $refs into the
+// schema's references included) and gives the compiler the union of their
+// members and tags, so that a tag in any branch counts. What it cannot read
+// soundly makes Compile return a plan that rejects every record
+// ("schema-unreadable") instead of an error.
+//
 // MaskAvro (mask_avro.go) rewrites the Avro binary encoding in place of decoding
 // and re-encoding it: untouched bytes are copied as they are, which keeps output
 // deterministic and fast (see BenchmarkMaskAvro). The constants it writes (a
@@ -87,7 +95,14 @@
 //
 // Tags (match.tag) come from the schema: the Avro field property
 // "confluent:tags" (["PII"]) on any field, nested records included, or
-// "confluent:tags" in a JSON Schema property's subschema.
+// "confluent:tags" on any JSON Schema subschema: a property's, and those
+// reached through $ref (local, or to a referenced subject by its reference
+// name or $id), $defs, patternProperties, additionalProperties,
+// unevaluatedProperties, items, prefixItems, contains, allOf, anyOf, oneOf,
+// if/then/else and dependentSchemas. A member tagged in any branch is tagged;
+// where branches give it different types, the value's own type decides. Tags
+// under not are ignored; tags in a contentSchema make the whole string PII.
+// Recursive schemas are followed as deep as the data goes.
 //
 // A match names one part of the record: field (the value), key or header, at
 // most one of them (a lint error otherwise). A tag alone applies to the key and
@@ -144,7 +159,11 @@
 //
 // A field tagged PII that no rule covers sends every record of its schema to
 // quarantine (reason "unmatched-pii"), as does a record that does not decode
-// ("undecodable") and a block rule ("blocked"). Masking never changes the
+// ("undecodable"), a block rule ("blocked") and a JSON Schema the masker
+// cannot read in full ("schema-unreadable": a $ref to anything but the schema
+// itself and its references, which are never fetched; a $ref cycle that never
+// reaches a value; tags on propertyNames; nesting deeper than 200 levels; a
+// keyword holding no schema where one is due). Masking never changes the
 // writer schema: every output decodes with the schema the input was written
 // with. A rule that cannot keep that promise for a field is an error when the
 // schema is known (Compile, Lint), and otherwise rejects the record ("unmaskable").

@@ -3,9 +3,12 @@ package policy
 import (
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hamba/avro/v2"
 )
@@ -187,6 +190,51 @@ rules:
 		case h.cr.r.Action == Replace:
 			if string(out) != "card" {
 				t.Fatalf("header %q replaced by %q", name, out)
+			}
+		}
+	})
+}
+
+// FuzzCompileJSONSchema compiles arbitrary JSON Schemas, with one reference
+// named "ref.json", and masks a document with the plan. Reading a schema must
+// never panic nor take long, whatever it holds; a plan that touches records
+// must either reject the document with a *Violation or return valid JSON.
+func FuzzCompileJSONSchema(f *testing.F) {
+	set := mustParse(f, "j.yaml", `policy: j
+version: 1
+rules:
+  - {match: {tag: PII}, action: redact}
+  - {match: {field: "**.email"}, action: redact}
+`)
+	docs := []string{`{"email":"SECRET","a":[1,{"email":"SECRET"}],"n":{"name":"SECRET"}}`, `[{"x":"y"},"SECRET",3]`, `"SECRET"`}
+	for _, dir := range []string{"testdata/jsonschema/reach", "testdata/jsonschema/unreadable"} {
+		files, err := filepath.Glob(filepath.Join(dir, "*.json"))
+		if err != nil {
+			f.Fatal(err)
+		}
+		for i, file := range files {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(string(b), `{"$id":"https://acme.example/x.json","properties":{"email":{"confluent:tags":["PII"]}}}`, docs[i%len(docs)])
+		}
+	}
+	f.Fuzz(func(t *testing.T, schema, ref, doc string) {
+		// The fuzzer has no timeout per input: a hang would only stall it.
+		// Crashing the worker makes it save the input.
+		watch := time.AfterFunc(10*time.Second, func() { panic("compiling a JSON Schema or masking with its plan took over 10s") })
+		defer watch.Stop()
+		s := Schema{Type: JSON, ID: 1, Text: schema, References: []string{ref}, ReferenceNames: []string{"ref.json"}}
+		plan, err := Compile(set, "p", "t", s, WithHashKey(hashKey))
+		if err == nil {
+			out, _, err := plan.MaskJSON([]byte(doc))
+			var v *Violation
+			switch {
+			case err != nil && !errors.As(err, &v):
+				t.Fatalf("error %v is not a violation", err)
+			case err == nil && plan.Touches() && !json.Valid(out):
+				t.Fatalf("output %q is not JSON", out)
 			}
 		}
 	})

@@ -245,6 +245,8 @@ func (r *jsonRun) objectBody(n *pnode) bool {
 		child := n.other
 		if c, ok := n.names[string(key)]; ok {
 			child = c
+		} else if n.patterns != nil {
+			child = n.patternChild(key)
 		}
 		if child != nil {
 			r.path = append(r.path, key)
@@ -312,15 +314,19 @@ func (r *jsonRun) arrayBody(n *pnode) bool {
 		r.pos++
 		return true
 	}
-	for {
+	for i := 0; ; i++ {
 		r.ws()
-		if n.elem != nil {
+		child := n.elem
+		if i < len(n.prefix) {
+			child = n.prefix[i]
+		}
+		if child != nil {
 			r.path = append(r.path, elemSeg)
 		}
-		if !r.value(n.elem) {
+		if !r.value(child) {
 			return false
 		}
-		if n.elem != nil {
+		if child != nil {
 			r.path = r.path[:len(r.path)-1]
 		}
 		r.ws()

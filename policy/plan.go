@@ -31,6 +31,11 @@ const (
 	// writer schema's type, as in a JSON number under a hash rule, a string a
 	// truncate rule cannot read as a timestamp, or a number outside every bucket.
 	ReasonUnmaskable = "unmaskable"
+	// ReasonSchemaUnreadable: the record's JSON Schema has a part the masker
+	// cannot read soundly (an unresolvable $ref, nesting past the limit...),
+	// so PII tags there could go unseen. Detail names the keyword and where
+	// it is.
+	ReasonSchemaUnreadable = "schema-unreadable"
 )
 
 // Violation is why a plan refused a record. It never contains record values.

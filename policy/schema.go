@@ -1,10 +1,8 @@
 package policy
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/hamba/avro/v2"
@@ -36,9 +34,16 @@ type Schema struct {
 	ID int
 	// Name names the schema in messages, as in a subject or a file name.
 	Name string
-	// References are the texts of the Avro schemas Text refers to by name,
-	// dependencies first, as the registry resolves them.
+	// References are the texts of the schemas Text refers to (Avro named
+	// types, JSON Schema $refs to other subjects), dependencies first, as the
+	// registry resolves them.
 	References []string
+	// ReferenceNames are the registry names of References, by index (a JSON
+	// Schema $ref names a reference by it, as in "customer.json"); "" or
+	// missing when unknown. JSON Schema references are also found by their
+	// $id. Nothing else is ever fetched: a $ref to anything else makes the
+	// schema unreadable.
+	ReferenceNames []string
 }
 
 // PIITag is the tag that marks a field as personal data: a PII-tagged field no
@@ -87,12 +92,21 @@ type stype struct {
 	size        int // fixed
 	fields      []*sfield
 	byName      map[string]int // JSON: field index by name
-	closed      bool           // JSON: additionalProperties is false
 	extra       *stype         // JSON: additionalProperties' schema, nil when untyped
 	elem        *stype         // array items, map values
 	branches    []*stype
 	nullIdx     int // union: index of the null branch, -1 when none
 	tagsBelow   int8
+	// tags are a JSON Schema position's tags (jsonschema.go), from every
+	// subschema that applies there.
+	tags []string
+	// prefix are a JSON array's tuple element types (prefixItems, or items
+	// as an array); elem is then the type of the elements after them.
+	prefix []*stype
+	// patterns are a JSON object's patternProperties; patAll is the type of
+	// a member several patterns may match (see memberType).
+	patterns []*spattern
+	patAll   *stype
 }
 
 // sfield is a record field, or a JSON object property.
@@ -194,7 +208,7 @@ func parseSchema(s Schema) (*stype, error) {
 		if strings.TrimSpace(s.Text) == "" {
 			return nil, nil
 		}
-		return parseJSONSchema(s.Text)
+		return parseJSONSchema(s)
 	}
 	return nil, fmt.Errorf("schema type %q is not supported (want AVRO or JSON)", s.Type)
 }
@@ -312,285 +326,6 @@ func stringList(v any) []string {
 		return v
 	}
 	return nil
-}
-
-// parseJSONSchema models the parts of JSON Schema that matter for masking:
-// types (and so nullability), properties with their tags, defaults and
-// required-ness, items, additionalProperties, enums, and local $refs. allOf,
-// anyOf and oneOf merge their branches; constraints such as pattern or
-// minLength are not modelled (see doc.go).
-func parseJSONSchema(text string) (*stype, error) {
-	dec := json.NewDecoder(strings.NewReader(text))
-	dec.UseNumber()
-	var root any
-	if err := dec.Decode(&root); err != nil {
-		return nil, fmt.Errorf("json schema: %v", err)
-	}
-	c := &jsonConv{root: root, refs: map[string]*stype{}}
-	return c.conv(root, 0), nil
-}
-
-type jsonConv struct {
-	root any
-	refs map[string]*stype
-}
-
-// maxSchemaDepth bounds nesting in JSON schemas (not through $ref, which is memoised).
-const maxSchemaDepth = 200
-
-func (c *jsonConv) conv(v any, depth int) *stype {
-	m, ok := v.(map[string]any)
-	if !ok || depth > maxSchemaDepth {
-		return &stype{kind: kAny, json: true}
-	}
-	if ref, ok := m["$ref"].(string); ok {
-		if t, ok := c.refs[ref]; ok {
-			return t
-		}
-		target, ok := c.pointer(ref)
-		if !ok {
-			return &stype{kind: kAny, json: true}
-		}
-		// Reserve the slot first: a recursive $ref gets this stype back.
-		t := &stype{json: true}
-		c.refs[ref] = t
-		*t = *c.conv(target, depth+1)
-		return t
-	}
-	var parts []*stype
-	types := map[string]bool{}
-	switch ty := m["type"].(type) {
-	case string:
-		types[ty] = true
-	case []any:
-		for _, x := range ty {
-			if s, ok := x.(string); ok {
-				types[s] = true
-			}
-		}
-	}
-	if len(types) == 0 {
-		if _, ok := m["properties"]; ok {
-			types["object"] = true
-		} else if _, ok := m["additionalProperties"]; ok {
-			types["object"] = true
-		}
-		if _, ok := m["items"]; ok {
-			types["array"] = true
-		}
-	}
-	if vals, ok := m["enum"].([]any); ok {
-		parts = append(parts, jsonEnum(vals))
-		types = nil
-	} else if cv, ok := m["const"]; ok {
-		parts = append(parts, jsonEnum([]any{cv}))
-		types = nil
-	}
-	names := make([]string, 0, len(types))
-	for ty := range types {
-		names = append(names, ty)
-	}
-	sort.Strings(names)
-	for _, ty := range names {
-		t := &stype{json: true}
-		switch ty {
-		case "null":
-			t.kind = kNull
-		case "boolean":
-			t.kind = kBool
-		case "integer":
-			t.kind = kLong
-		case "number":
-			t.kind = kDouble
-		case "string":
-			t.kind = kString
-			if f, ok := m["format"].(string); ok {
-				t.logical = f
-			}
-		case "array":
-			t.kind = kArray
-			t.elem = c.conv(m["items"], depth+1)
-		case "object":
-			c.object(t, m, depth)
-		default:
-			continue
-		}
-		parts = append(parts, t)
-	}
-	for _, comb := range []string{"allOf", "anyOf", "oneOf"} {
-		if list, ok := m[comb].([]any); ok {
-			for _, x := range list {
-				parts = append(parts, c.conv(x, depth+1))
-			}
-		}
-	}
-	return mergeJSON(parts)
-}
-
-// object fills t from an object schema's properties and additionalProperties.
-func (c *jsonConv) object(t *stype, m map[string]any, depth int) {
-	props, _ := m["properties"].(map[string]any)
-	addl, hasAddl := m["additionalProperties"]
-	if len(props) == 0 && hasAddl {
-		if am, ok := addl.(map[string]any); ok {
-			t.kind = kMap
-			t.elem = c.conv(am, depth+1)
-			return
-		}
-	}
-	t.kind = kRecord
-	t.byName = map[string]int{}
-	required := map[string]bool{}
-	if req, ok := m["required"].([]any); ok {
-		for _, x := range req {
-			if s, ok := x.(string); ok {
-				required[s] = true
-			}
-		}
-	}
-	names := make([]string, 0, len(props))
-	for n := range props {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		ps := props[n]
-		f := &sfield{name: n, t: c.conv(ps, depth+1), required: required[n]}
-		if pm, ok := ps.(map[string]any); ok {
-			f.tags = stringList(pm[tagsProp])
-			if d, ok := pm["default"]; ok {
-				f.hasDefault = true
-				f.def, _ = json.Marshal(d)
-			}
-		}
-		t.byName[n] = len(t.fields)
-		t.fields = append(t.fields, f)
-	}
-	switch a := addl.(type) {
-	case bool:
-		t.closed = !a
-	case map[string]any:
-		t.extra = c.conv(a, depth+1)
-	}
-}
-
-// pointer resolves a local JSON pointer ("#/definitions/Address", "#/$defs/x").
-func (c *jsonConv) pointer(ref string) (any, bool) {
-	if ref == "#" {
-		return c.root, true
-	}
-	if !strings.HasPrefix(ref, "#/") {
-		return nil, false
-	}
-	cur := c.root
-	for _, tok := range strings.Split(ref[2:], "/") {
-		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if cur, ok = m[tok]; !ok {
-			return nil, false
-		}
-	}
-	return cur, true
-}
-
-func jsonEnum(vals []any) *stype {
-	t := &stype{kind: kEnum, json: true}
-	for _, v := range vals {
-		b, _ := json.Marshal(v)
-		t.symbols = append(t.symbols, string(b))
-	}
-	return t
-}
-
-// mergeJSON combines the alternatives of one JSON schema: one kind each, record
-// properties merged, a union when more than one kind remains.
-func mergeJSON(parts []*stype) *stype {
-	var out []*stype
-	for _, p := range parts {
-		if p.kind == kUnion {
-			out = append(out, p.branches...)
-		} else if p.kind != kAny {
-			out = append(out, p)
-		}
-	}
-	var merged []*stype
-	for _, p := range out {
-		i := slices.IndexFunc(merged, func(q *stype) bool { return sameJSONKind(p, q) })
-		if i < 0 {
-			merged = append(merged, p)
-			continue
-		}
-		if p.kind == kRecord && merged[i].kind == kRecord {
-			merged[i] = mergeRecords(merged[i], p)
-		}
-	}
-	switch len(merged) {
-	case 0:
-		return &stype{kind: kAny, json: true}
-	case 1:
-		return merged[0]
-	}
-	u := &stype{kind: kUnion, json: true, nullIdx: -1, branches: merged}
-	for i, b := range merged {
-		if b.kind == kNull {
-			u.nullIdx = i
-		}
-	}
-	return u
-}
-
-func sameJSONKind(a, b *stype) bool {
-	ka, kb := a.kind, b.kind
-	if ka == kMap {
-		ka = kRecord
-	}
-	if kb == kMap {
-		kb = kRecord
-	}
-	return ka == kb
-}
-
-// mergeRecords returns a record with the properties of both; a property in
-// both keeps the first's type and the tags of both.
-func mergeRecords(a, b *stype) *stype {
-	if a.kind == kMap {
-		a, b = b, a
-	}
-	if b.kind == kMap {
-		r := *a
-		if r.extra == nil {
-			r.extra = b.elem
-		}
-		return &r
-	}
-	r := &stype{kind: kRecord, json: true, byName: map[string]int{}, closed: a.closed && b.closed, extra: a.extra}
-	if r.extra == nil {
-		r.extra = b.extra
-	}
-	for _, f := range a.fields {
-		g := *f
-		r.byName[f.name] = len(r.fields)
-		r.fields = append(r.fields, &g)
-	}
-	for _, f := range b.fields {
-		if i, ok := r.byName[f.name]; ok {
-			g := r.fields[i]
-			for _, tag := range f.tags {
-				if !slices.Contains(g.tags, tag) {
-					g.tags = append(g.tags, tag)
-				}
-			}
-			g.required = g.required || f.required
-			continue
-		}
-		g := *f
-		r.byName[f.name] = len(r.fields)
-		r.fields = append(r.fields, &g)
-	}
-	return r
 }
 
 // jsonField finds a JSON object property by name.

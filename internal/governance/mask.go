@@ -248,6 +248,7 @@ func (g *Masking) readSchema(ctx context.Context, ref registry.SchemaRef, typ po
 				return err
 			}
 			ps.References = append(ps.References, rs.Text)
+			ps.ReferenceNames = append(ps.ReferenceNames, r.Name)
 		}
 		return nil
 	}
