@@ -191,6 +191,14 @@ func (g *Masking) schema(ctx context.Context, ref registry.SchemaRef, typ policy
 		return s, nil
 	}
 	v, err, _ := g.flight.Do(ref.String()+"/"+string(typ), func() (any, error) {
+		// A call that missed the cache just before an earlier flight stored
+		// the schema starts a flight of its own: look again before reading.
+		g.mu.Lock()
+		s, ok := g.written[key]
+		g.mu.Unlock()
+		if ok {
+			return s, nil
+		}
 		s, err := g.readSchema(ctx, ref, typ)
 		if err != nil {
 			return nil, err
