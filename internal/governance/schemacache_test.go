@@ -1,11 +1,13 @@
 package governance
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/hamba/avro/v2"
 
 	"github.com/tributary-dev/tributary/config"
+	"github.com/tributary-dev/tributary/policy"
 	"github.com/tributary-dev/tributary/registry"
 )
 
@@ -243,6 +246,98 @@ func TestMaskingReadsEachSchemaOnce(t *testing.T) {
 			}
 			if got := counter.reads(); !maps.Equal(got, tt.wantReads) {
 				t.Errorf("registry reads %v, want %v", got, tt.wantReads)
+			}
+		})
+	}
+}
+
+// TestMaskingReferenceBounds covers writer schemas whose references go past
+// what masking follows. The answer never changes, so the record is rejected
+// rather than retried for ever, which would stall its partition.
+func TestMaskingReferenceBounds(t *testing.T) {
+	reg := newTestRegistry(t, registry.ServerOptions{})
+	ctx := context.Background()
+	register := func(subject, text string, refs ...string) int {
+		t.Helper()
+		s := &registry.Schema{Type: registry.Avro, Text: text}
+		for _, r := range refs {
+			s.References = append(s.References, registry.Reference{Name: r, Subject: r, Version: 1})
+		}
+		id, err := reg.client.Register(ctx, subject, s)
+		if err != nil {
+			t.Fatalf("registering %s: %v", subject, err)
+		}
+		return id
+	}
+	// The body of a record with n fields of one PII-tagged string each,
+	// however deep they are.
+	body := func(n int) []byte { return bytes.Repeat([]byte{0x02, 'x'}, n) }
+
+	// acme.chain.Link<n> holds Link<n-1>, down to Link0: the schema of
+	// Link<n> references n schemas nested n deep.
+	chain := map[int]int{}
+	for n := 0; n <= maxReferenceDepth+1; n++ {
+		name := fmt.Sprintf("acme.chain.Link%d", n)
+		if n == 0 {
+			chain[n] = register(name, `{"type":"record","name":"Link0","namespace":"acme.chain","fields":[{"name":"email","type":"string","confluent:tags":["PII"]}]}`)
+			continue
+		}
+		prev := fmt.Sprintf("acme.chain.Link%d", n-1)
+		chain[n] = register(name, fmt.Sprintf(`{"type":"record","name":"Link%d","namespace":"acme.chain","fields":[{"name":"next","type":%q}]}`, n, prev), prev)
+	}
+	// acme.wide.Wide<n> has n fields, each of its own referenced type.
+	var leaves []string
+	for i := range maxReferences + 1 {
+		name := fmt.Sprintf("acme.wide.Leaf%d", i)
+		register(name, fmt.Sprintf(`{"type":"record","name":"Leaf%d","namespace":"acme.wide","fields":[{"name":"email","type":"string","confluent:tags":["PII"]}]}`, i))
+		leaves = append(leaves, name)
+	}
+	wide := func(n int) int {
+		fields := make([]string, n)
+		for i := range fields {
+			fields[i] = fmt.Sprintf(`{"name":"f%d","type":%q}`, i, leaves[i])
+		}
+		return register(fmt.Sprintf("acme.wide.Wide%d", n),
+			fmt.Sprintf(`{"type":"record","name":"Wide%d","namespace":"acme.wide","fields":[%s]}`, n, strings.Join(fields, ",")), leaves[:n]...)
+	}
+
+	g, _ := newMasking(t, reg.client)
+	s := newStep(t, g, StepConfig{Pipeline: "eu-customers", Format: "avro"})
+	tests := []struct {
+		name   string
+		id     int
+		fields int    // the PII-tagged strings in the body
+		reject string // "" when the record is masked
+		why    string // in the rejection
+	}{
+		{name: "references nested as deep as the bound are followed and the record masked",
+			id: chain[maxReferenceDepth], fields: 1},
+		{name: "references nested deeper than the bound are undecodable",
+			id: chain[maxReferenceDepth+1], fields: 1, reject: policy.ReasonUndecodable, why: "nested deeper"},
+		{name: "as many referenced schemas as the bound are read and the record masked",
+			id: wide(maxReferences), fields: maxReferences},
+		{name: "more referenced schemas than the bound are undecodable",
+			id: wide(maxReferences + 1), fields: maxReferences + 1, reject: policy.ReasonUndecodable, why: "referenced schemas"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for attempt := range 2 { // the second from the caches, if any
+				rec := &Record{SourceTopic: "chain", Value: registry.AppendFrame(nil, registry.SchemaRef{ID: int32(tt.id)}, registry.Avro, body(tt.fields))}
+				err := s.Transform(ctx, rec)
+				if tt.reject != "" {
+					if re := wantReject(t, err, tt.reject); !strings.Contains(re.Msg, tt.why) {
+						t.Errorf("attempt %d: the rejection does not say why: %q", attempt, re.Msg)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("attempt %d: %v", attempt, err)
+				}
+				// Each "x" became its 64-character pseudonym (length 64: 0x80 0x01).
+				masked := bytes.Repeat(append([]byte{0x80, 0x01}, pseudonym("x")...), tt.fields)
+				if !bytes.Equal(rec.Value[5:], masked) {
+					t.Errorf("attempt %d: the fields were not hashed", attempt)
+				}
 			}
 		})
 	}
