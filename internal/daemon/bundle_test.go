@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -166,6 +167,20 @@ func TestRolloutApply(t *testing.T) {
 			want: outcome{masks: 5}, bundle: 3,
 		},
 		{
+			name: "an older bundle after one that did not decode keeps records waiting",
+			bundles: func(t *testing.T) []coord.PolicyBundle {
+				return []coord.PolicyBundle{logBundle(t, 1, 3), unreadable(3), logBundle(t, 2, 4)}
+			},
+			want: outcome{waits: errCannotApply}, wantErr: "bundle 3",
+		},
+		{
+			name: "the active bundle delivered again after one that did not decode keeps records waiting",
+			bundles: func(t *testing.T) []coord.PolicyBundle {
+				return []coord.PolicyBundle{logBundle(t, 1, 3), unreadable(2), logBundle(t, 1, 3)}
+			},
+			want: outcome{waits: errCannotApply}, wantErr: "bundle 2",
+		},
+		{
 			name:    "the bundle that did not decode delivered again keeps records waiting",
 			bundles: func(*testing.T) []coord.PolicyBundle { return []coord.PolicyBundle{unreadable(2), unreadable(2)} },
 			want:    outcome{waits: errCannotApply}, wantErr: "bundle 2",
@@ -280,6 +295,10 @@ func TestRolloutAwaitBundle(t *testing.T) {
 			steps: []step{{view: withBundle(logBundle(t, 4, 6)), want: outcome{masks: 6}, known: true}},
 		},
 		{
+			name:  "a current replica's bundle that does not decode holds records",
+			steps: []step{{view: withBundle(unreadable(4)), want: outcome{waits: errCannotApply}, known: true}},
+		},
+		{
 			name:  "a cluster without a bundle and without policy folders lets records through with no policies",
 			steps: []step{{view: current, want: outcome{}, known: true}},
 		},
@@ -365,4 +384,44 @@ func TestRolloutAwaitBundle(t *testing.T) {
 			}
 		}
 	})
+
+	t.Run("a replica bundle this node cannot decode is tried once, not on every look", func(t *testing.T) {
+		r := newTestRollout("")
+		logged := &countingHandler{}
+		r.log = slog.New(logged)
+		st := &fakeState{}
+		startAwait(t, r, st)
+		st.set(t, withBundle(unreadable(2)))
+		st.set(t, withBundle(unreadable(2)))
+		r.checkRecords(t, outcome{waits: errCannotApply})
+		if n := logged.errors(); n != 1 {
+			t.Errorf("%d errors logged for one bundle, want 1", n)
+		}
+	})
+}
+
+// countingHandler is a slog.Handler that counts the records of level error.
+type countingHandler struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (h *countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelError {
+		h.mu.Lock()
+		h.n++
+		h.mu.Unlock()
+	}
+	return nil
+}
+
+func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *countingHandler) WithGroup(string) slog.Handler      { return h }
+
+func (h *countingHandler) errors() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n
 }
