@@ -47,6 +47,9 @@ type rollout struct {
 	active  atomic.Pointer[activeBundle]
 	// unusable is set while the newest bundle from the log cannot be decoded.
 	unusable atomic.Bool
+	// newest is the version of the newest bundle from the log, applied or
+	// not; nil before the first.
+	newest atomic.Pointer[int64]
 	// known, when not nil, is closed once awaitBundle learned the cluster's
 	// bundle: watch proposes nothing before, so a node restarting with a stale
 	// folder compares it with the cluster's bundle, not with nothing.
@@ -100,12 +103,15 @@ func (r *rollout) follow(ctx context.Context, bundles <-chan coord.PolicyBundle)
 	}
 }
 
-// apply activates one bundle from the log. Bundle versions only grow: an
-// older bundle than the active one (a late copy) is ignored.
+// apply activates one bundle from the log. Bundle versions only grow: a
+// bundle not newer than the newest one seen (a late copy) is ignored, also
+// when this node could not decode the newest: records then keep waiting
+// rather than being masked with an older bundle.
 func (r *rollout) apply(b coord.PolicyBundle) {
-	if cur := r.active.Load(); cur != nil && b.Version <= cur.bundle.Version && !r.unusable.Load() {
+	if n := r.newest.Load(); n != nil && b.Version <= *n {
 		return
 	}
+	r.newest.Store(&b.Version)
 	set, err := policy.Decode(b.Data)
 	if err != nil {
 		// Every node applies the same bytes; a bundle this node cannot read

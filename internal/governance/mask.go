@@ -3,7 +3,6 @@ package governance
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -191,6 +190,14 @@ func (g *Masking) schema(ctx context.Context, ref registry.SchemaRef, typ policy
 		return s, nil
 	}
 	v, err, _ := g.flight.Do(ref.String()+"/"+string(typ), func() (any, error) {
+		// A call that missed the cache just before an earlier flight stored
+		// the schema starts a flight of its own: look again before reading.
+		g.mu.Lock()
+		s, ok := g.written[key]
+		g.mu.Unlock()
+		if ok {
+			return s, nil
+		}
 		s, err := g.readSchema(ctx, ref, typ)
 		if err != nil {
 			return nil, err
@@ -209,7 +216,9 @@ func (g *Masking) schema(ctx context.Context, ref registry.SchemaRef, typ policy
 	return v.(policy.Schema), nil
 }
 
-// readSchema reads a writer schema and its references from the registry.
+// readSchema reads a writer schema and its references from the registry. A
+// schema past the bounds on references is a rejection: asking again gives the
+// same answer, so retrying would stall the record's partition for ever.
 func (g *Masking) readSchema(ctx context.Context, ref registry.SchemaRef, typ policy.SchemaType) (policy.Schema, error) {
 	var s *registry.Schema
 	var err error
@@ -229,7 +238,7 @@ func (g *Masking) readSchema(ctx context.Context, ref registry.SchemaRef, typ po
 	var refs func(rs []registry.Reference, depth int) error
 	refs = func(rs []registry.Reference, depth int) error {
 		if depth > maxReferenceDepth {
-			return fmt.Errorf("schema %v: references nested deeper than %d", ref, maxReferenceDepth)
+			return Reject(policy.ReasonUndecodable, "schema %v: references nested deeper than %d", ref, maxReferenceDepth)
 		}
 		for _, r := range rs {
 			key := registry.Reference{Subject: r.Subject, Version: r.Version}
@@ -238,7 +247,7 @@ func (g *Masking) readSchema(ctx context.Context, ref registry.SchemaRef, typ po
 			}
 			seen[key] = true
 			if len(seen) > maxReferences {
-				return fmt.Errorf("schema %v: more than %d referenced schemas", ref, maxReferences)
+				return Reject(policy.ReasonUndecodable, "schema %v: more than %d referenced schemas", ref, maxReferences)
 			}
 			rs, err := g.schemas.SchemaByVersion(ctx, r.Subject, r.Version)
 			if err != nil {
