@@ -45,6 +45,9 @@ type rollout struct {
 	log     *slog.Logger
 	masking *governance.Masking
 	active  atomic.Pointer[activeBundle]
+	// applyMu orders apply (follow's and awaitBundle's) and the no-bundle
+	// decision, so that neither undoes the other.
+	applyMu sync.Mutex
 	// unusable is set while the newest bundle from the log cannot be decoded.
 	unusable atomic.Bool
 	// newest is the version of the newest bundle from the log, applied or
@@ -108,6 +111,8 @@ func (r *rollout) follow(ctx context.Context, bundles <-chan coord.PolicyBundle)
 // when this node could not decode the newest: records then keep waiting
 // rather than being masked with an older bundle.
 func (r *rollout) apply(b coord.PolicyBundle) {
+	r.applyMu.Lock()
+	defer r.applyMu.Unlock()
 	if n := r.newest.Load(); n != nil && b.Version <= *n {
 		return
 	}
@@ -158,20 +163,8 @@ func (r *rollout) awaitBundle(ctx context.Context, st policyState, interval time
 			case v.HasBundle:
 				r.apply(v.Bundle)
 				none = false
-			case r.active.Load() != nil || r.unusable.Load():
-				// A bundle arrived through the log meanwhile.
-			case v.Expected || r.dir != "":
-				if none {
-					r.masking.Unusable(governance.ErrNoBundle)
-					r.ready.Set(0)
-					none = false
-					r.log.Warn("a member with a policy folder joined a cluster without a bundle: records wait for its bundle")
-				}
-			case !none:
-				r.masking.NoBundle()
-				r.ready.Set(1)
-				none = true
-				r.log.Info("the cluster uses no policies: records are governed without a bundle (PII-tagged fields are quarantined)")
+			default:
+				none = r.decideNoBundle(v.Expected || r.dir != "", none)
 			}
 			r.markKnown()
 		}
@@ -181,6 +174,32 @@ func (r *rollout) awaitBundle(ctx context.Context, st policyState, interval time
 		case <-tick.C:
 		}
 	}
+}
+
+// decideNoBundle sets the governance state of a cluster without a bundle:
+// records wait when a bundle is expected, else flow with no policies. It holds
+// applyMu, so a bundle that follow applies meanwhile is never overwritten.
+// It returns whether records flow with no policies.
+func (r *rollout) decideNoBundle(expected, none bool) bool {
+	r.applyMu.Lock()
+	defer r.applyMu.Unlock()
+	switch {
+	case r.active.Load() != nil || r.unusable.Load():
+		// A bundle arrived through the log meanwhile.
+		return false
+	case expected:
+		if none {
+			r.masking.Unusable(governance.ErrNoBundle)
+			r.ready.Set(0)
+			r.log.Warn("a member with a policy folder joined a cluster without a bundle: records wait for its bundle")
+		}
+		return false
+	case !none:
+		r.masking.NoBundle()
+		r.ready.Set(1)
+		r.log.Info("the cluster uses no policies: records are governed without a bundle (PII-tagged fields are quarantined)")
+	}
+	return true
 }
 
 // markKnown releases watch.
@@ -304,6 +323,9 @@ func (r *rollout) status() PolicyStatus {
 	r.mu.Lock()
 	st.LastError, st.LastErrorAt = r.lastErr, r.errAt
 	r.mu.Unlock()
+	if err := r.masking.Ready(); err != nil {
+		st.Waiting = err.Error()
+	}
 	return st
 }
 

@@ -68,6 +68,9 @@ type PolicyStatus struct {
 	Files       map[string]string `json:"files,omitempty"`
 	LastError   string            `json:"last_error,omitempty"`
 	LastErrorAt time.Time         `json:"last_error_at,omitzero"`
+	// Waiting says why this node's records wait instead of being governed
+	// (no bundle yet, a bundle it cannot apply); empty when they flow.
+	Waiting string `json:"waiting,omitempty"`
 }
 
 // PipelineInfo is one configured pipeline in /v1/status.

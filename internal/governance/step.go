@@ -293,6 +293,10 @@ func (s *Step) maskFramed(ctx context.Context, set *policy.Set, part policy.Part
 		if errors.Is(err, registry.ErrSchemaNotFound) {
 			return nil, Reject(policy.ReasonUndecodable, "%s: schema %v not in the target registry", name, l.Ref)
 		}
+		if errors.Is(err, registry.ErrGUIDUnsupported) {
+			// Not an outage: this registry will never resolve the GUID.
+			return nil, Reject(policy.ReasonUndecodable, "%s: schema %v: the target registry does not serve schemas by GUID", name, l.Ref)
+		}
 		return nil, err
 	}
 	plan, err := s.g.cache.PlanPart(set, s.cfg.Pipeline, topic, part, schema)
