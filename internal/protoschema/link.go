@@ -216,34 +216,30 @@ func (lk *linker) field(fd *Field, scope string) error {
 // Confluent's clients disagree on one point: protoc's descriptors (which the
 // Go, Python and .NET serializers count in) hold a nested entry type for
 // every map field, among the nested messages, while the Java serializer's
-// text model has none. When an index path selects different messages under
-// the two countings, MessageAt refuses it rather than guess: masking a record
-// with another message's rules would let its fields through unseen.
+// text model has none. MessageAt reads the path both ways. A reading that
+// runs out of range or lands on a map entry type (never a record's type) is
+// dropped; when the two readings select different messages, MessageAt
+// refuses the path rather than guess: masking a record with another
+// message's rules would let its fields through unseen.
 func (f *File) MessageAt(indexes []int) (*Message, error) {
 	if len(indexes) == 0 {
 		indexes = []int{0}
 	}
-	var withEntries, without *Message
-	var errA, errB error
-	withEntries, errA = walkIndexes(f.Messages, indexes, true)
-	without, errB = walkIndexes(f.Messages, indexes, false)
+	withEntries, errA := walkIndexes(f.Messages, indexes, true)
+	without, errB := walkIndexes(f.Messages, indexes, false)
+	if errA == nil && withEntries.MapEntry {
+		errA = fmt.Errorf("message indexes %v select the map entry type %s", indexes, withEntries.FullName)
+	}
 	switch {
 	case errA != nil && errB != nil:
 		return nil, errA
-	case errA == nil && errB == nil && withEntries == without:
-		if withEntries.MapEntry {
-			return nil, fmt.Errorf("message indexes %v select the map entry type %s", indexes, withEntries.FullName)
-		}
+	case errA != nil:
+		return without, nil
+	case errB != nil || withEntries == without:
 		return withEntries, nil
 	}
-	name := func(m *Message, err error) string {
-		if err != nil {
-			return "none"
-		}
-		return m.FullName
-	}
 	return nil, fmt.Errorf("message indexes %v are ambiguous: %s when map entry types count, %s when they do not",
-		indexes, name(withEntries, errA), name(without, errB))
+		indexes, withEntries.FullName, without.FullName)
 }
 
 func walkIndexes(top []*Message, indexes []int, entries bool) (*Message, error) {

@@ -176,17 +176,23 @@ func extName(name string) string {
 }
 
 // metaTags returns the tags of Confluent's meta option called name
-// ("(confluent.field_meta)") among opts.
+// ("(confluent.field_meta)") among opts, each once.
 func metaTags(opts []Option, name string) []string {
 	var out []string
+	var seen map[string]bool
 	for _, o := range opts {
 		if o.Name != name || o.Value.Kind != MessageValue {
 			continue
 		}
 		for _, f := range o.Value.Fields {
-			if f.Name == "tags" && f.Value.Kind == StringValue && !slices.Contains(out, f.Value.Text) {
-				out = append(out, f.Value.Text)
+			if f.Name != "tags" || f.Value.Kind != StringValue || seen[f.Value.Text] {
+				continue
 			}
+			if seen == nil {
+				seen = map[string]bool{}
+			}
+			seen[f.Value.Text] = true
+			out = append(out, f.Value.Text)
 		}
 	}
 	return out
@@ -194,16 +200,23 @@ func metaTags(opts []Option, name string) []string {
 
 // mergeOptions merges options of the same name whose values are messages
 // (a field set twice in text format merges, unless it is repeated), keeping
-// the order of first appearance.
+// the order of first appearance. It is linear in the number of options: a
+// hostile schema may have many.
 func mergeOptions(opts []Option, m *optMsg) []Option {
 	var out []Option
+	var at map[string]int // message-valued options merged into out, by name
 	for _, o := range opts {
 		f := m.byName(o.Name)
 		if o.Value.Kind == MessageValue && (f == nil || !f.repeated) {
-			if i := slices.IndexFunc(out, func(p Option) bool { return p.Name == o.Name && p.Value.Kind == MessageValue }); i >= 0 {
+			if i, ok := at[o.Name]; ok {
 				out[i].Value.Fields = append(out[i].Value.Fields, o.Value.Fields...)
 				continue
 			}
+			if at == nil {
+				at = map[string]int{}
+			}
+			at[o.Name] = len(out)
+			o.Value.Fields = slices.Clip(o.Value.Fields)
 		}
 		out = append(out, o)
 	}

@@ -504,7 +504,7 @@ func (p *parser) body(m *Message, oneof int) error {
 				if err != nil {
 					return err
 				}
-				m.Oneofs[oneof].Options = mergeOptions(append(m.Oneofs[oneof].Options, o), oneofOptions)
+				m.Oneofs[oneof].Options = append(m.Oneofs[oneof].Options, o)
 				continue
 			}
 			o, err := p.optionStmt(messageOptions)
@@ -590,6 +590,8 @@ func (p *parser) body(m *Message, oneof int) error {
 			if err != nil {
 				return err
 			}
+			o := m.Oneofs[len(m.Oneofs)-1]
+			o.Options = mergeOptions(o.Options, oneofOptions)
 			continue
 		}
 		f, err := p.field(m, m.FullName, oneof)

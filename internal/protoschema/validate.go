@@ -43,7 +43,7 @@ func (f *File) validate(l Limits) error {
 	}
 	var walk func(ms []*Message, depth int) error
 	walk = func(ms []*Message, depth int) error {
-		if depth > l.MaxDepth {
+		if len(ms) > 0 && depth > l.MaxDepth {
 			return limitErr("messages nested deeper than %d levels", l.MaxDepth)
 		}
 		for _, m := range ms {
