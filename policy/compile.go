@@ -63,7 +63,7 @@ func compilePolicies(pols []*Policy, st *stype, schema Schema, o *options) (*com
 		format = JSON
 	}
 	c := &compiler{
-		json: format == JSON, stack: map[string]*pnode{}, touchIdx: map[string]int{},
+		json: format == JSON, proto: format == Protobuf, stack: map[string]*pnode{}, touchIdx: map[string]int{},
 		errSeen: map[string]bool{}, schema: schemaLabel(schema),
 	}
 	for _, p := range pols {
@@ -88,6 +88,8 @@ func compilePolicies(pols []*Policy, st *stype, schema Schema, o *options) (*com
 	var root *pnode
 	if c.json {
 		root = c.buildJSON(loc{t: st, S: s0, role: roleRoot})
+	} else if c.proto {
+		root = c.buildProto(loc{t: st, S: s0, role: roleRoot})
 	} else {
 		root = c.buildAvro(loc{t: st, S: s0, role: roleRoot})
 	}
@@ -205,6 +207,7 @@ const maxNodes = 100_000
 
 type compiler struct {
 	json     bool
+	proto    bool // Protobuf: buildProto, protoDrop, protoReplace (proto_plan.go)
 	schema   string
 	rules    []*crule
 	tagOnly  []int // rules with a tag and no field pattern
@@ -789,6 +792,10 @@ func numberFits(v any, t *stype) string {
 
 // avroDrop sets n to write null or the field's default.
 func (c *compiler) avroDrop(n *pnode, l loc, cr *crule) {
+	if c.proto {
+		c.protoDrop(n, l, cr)
+		return
+	}
 	t := l.t
 	switch {
 	case t.kind == kNull:
@@ -808,6 +815,10 @@ func (c *compiler) avroDrop(n *pnode, l loc, cr *crule) {
 
 // avroReplace sets n to write the rule's value.
 func (c *compiler) avroReplace(n *pnode, l loc, cr *crule) {
+	if c.proto {
+		c.protoReplace(n, l, cr)
+		return
+	}
 	v := cr.r.Value
 	b, err := encodeAvro(nil, l.t, replaceValue(l.t, v))
 	if err != nil {

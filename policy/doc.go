@@ -4,14 +4,16 @@
 //
 // It is a leaf: it imports the standard library, go.yaml.in/yaml/v3,
 // internal/yamlerr (the error type and YAML decoding helpers it shares with
-// package config) and github.com/hamba/avro/v2 (to parse Avro schemas) only. It sees policy files,
+// package config), internal/protoschema (the standard-library-only Protobuf
+// schema model it shares with package registry) and github.com/hamba/avro/v2
+// (to parse Avro schemas) only. It sees policy files,
 // schemas and record payloads — never Kafka, a registry or the network. The
 // daemon reads the policy folder with LoadDir, checks the new Set against the
 // active one with CheckAgainst, puts Set.Encode into the Raft log, and every
 // node Decodes the same bytes at the same log index. For each (bundle, pipeline,
-// topic, schema id) a Cache compiles a Plan once; Plan.Apply (MaskAvro or
-// MaskJSON) masks a record or returns a *Violation, and the caller quarantines
-// the record with Violation.Reason.
+// topic, schema id, Protobuf message indexes) a Cache compiles a Plan once;
+// Plan.Apply (MaskAvro, MaskJSON or MaskProto) masks a record or returns a
+// *Violation, and the caller quarantines the record with Violation.Reason.
 //
 // # How it works
 //
@@ -39,6 +41,17 @@
 // the spans of the values it changes, keeping key order, whitespace and number
 // spelling. Both check that the whole record decodes, since an undecodable
 // record must be quarantined, not forwarded.
+//
+// Protobuf schemas (.proto text or a base64 FileDescriptorProto) are read by
+// internal/protoschema and converted by proto_schema.go into the compiler's
+// types: the message Schema.ProtoIndexes selects becomes the record, repeated
+// fields arrays, map fields maps; each type keeps its wire facts (field
+// numbers, scalar encodings) in stype.pb. buildProto (proto_plan.go) compiles
+// them like Avro records, and MaskProto (mask_proto.go) rewrites the wire
+// format as MaskAvro does: fields in wire order, untouched and unknown fields
+// skipped by wire type and copied as they are (their framing checked, not
+// their contents), changed values re-encoded, and the length prefix of every
+// enclosing message fixed when a length changed (see BenchmarkMaskProto).
 //
 // # Policy file reference
 //
@@ -73,8 +86,12 @@
 // an object's member names.
 //
 // Tags (match.tag) come from the schema: the Avro field property
-// "confluent:tags" (["PII"]) on any field, nested records included, or
-// "confluent:tags" in a JSON Schema property's subschema.
+// "confluent:tags" (["PII"]) on any field, nested records included,
+// "confluent:tags" in a JSON Schema property's subschema, or a Protobuf
+// field's Confluent option, written [(confluent.field_meta) = { tags:
+// ["PII"] }] or [(confluent.field_meta).tags = "PII"]. A Protobuf message's
+// own tags (option (confluent.message_meta).tags = "PII") tag each of its
+// fields.
 //
 // When several rules of one policy match a field, a block rule wins, then the
 // most specific: a path without wildcards beats one with wildcards, which beats
@@ -134,6 +151,26 @@
 // may remove a null JSON member or write the field's default). JSON
 // Schema constraints beyond types (pattern, format, minLength...) are not
 // checked: a hashed email no longer has format "email".
+//
+// Protobuf: a field absent from the wire holds its default value and is left
+// alone by every action (replace included); a present value, even a zero
+// written explicitly, is masked. Field paths use the .proto field names
+// (customer.email, items[].card, attrs.* for map values; map keys are not
+// masked). redact writes the zero value (an enum's first value, zero seconds
+// and nanos for a google.protobuf.Timestamp), hash and mask work on string
+// and bytes fields, generalize and bucket on every integer type (unsigned
+// ones included) and on float and double, and generalize with truncate on
+// google.protobuf.Timestamp (in UTC). drop removes the field from the wire,
+// so the reader sees its default (proto3: zero, empty or unset; a map value:
+// the entry keeps its key with an empty value); it cannot apply to proto2
+// required fields or to elements of a repeated field. replace writes a value
+// of a scalar or enum field (an enum value by name). block rejects a record
+// in which the field occurs at all. A field a rule touches whose wire type
+// contradicts the schema, broken framing, and invalid UTF-8 in a proto3
+// string a rule reads make the record undecodable. Confluent's clients
+// count message indexes two ways (with or without protoc's map entry types,
+// see protoschema.File.MessageAt): indexes that mean different messages in
+// the two countings make Compile fail rather than guess.
 //
 // Errors read "payments.yaml:14:7: rules[2].action: unknown action "hsah"
 // (did you mean "hash"?)". YAML syntax errors have a line but no column.

@@ -199,8 +199,12 @@ func (p *Plan) Touches() bool { return p.touching }
 // stream, sorted.
 func (p *Plan) Policies() []string { return slices.Clone(p.policies) }
 
-// Apply masks one record: MaskAvro for Avro plans, MaskJSON for JSON plans.
+// Apply masks one record: MaskAvro for Avro plans, MaskJSON for JSON plans,
+// MaskProto for Protobuf plans.
 func (p *Plan) Apply(payload []byte) ([]byte, Result, error) {
+	if p.format == Protobuf {
+		return p.MaskProto(payload)
+	}
 	if p.format == Avro {
 		return p.MaskAvro(payload)
 	}
@@ -219,7 +223,7 @@ func newHMACPool(key []byte) *sync.Pool {
 }
 
 // Cache holds compiled plans for one Set at a time, keyed by pipeline, topic and
-// schema id. It is safe for concurrent use. Compile errors are cached too, so a
+// schema id (and a Protobuf record's message indexes). It is safe for concurrent use. Compile errors are cached too, so a
 // schema that cannot be compiled is not compiled again for every record.
 type Cache struct {
 	opts []Option
@@ -233,6 +237,7 @@ type cacheKey struct {
 	typ             SchemaType
 	id              int
 	text            string // only when id is 0 (no registry)
+	indexes         string // Protobuf message indexes
 }
 
 type cached struct {
@@ -251,6 +256,9 @@ func (c *Cache) Plan(set *Set, pipeline, topic string, schema Schema) (*Plan, er
 	k := cacheKey{pipeline: pipeline, topic: topic, typ: schema.Type, id: schema.ID}
 	if schema.ID == 0 {
 		k.text = schema.Text
+	}
+	if schema.Type == Protobuf {
+		k.indexes = protoIndexKey(schema.ProtoIndexes)
 	}
 	c.mu.Lock()
 	if c.set != set {

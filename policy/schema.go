@@ -30,11 +30,23 @@ type Schema struct {
 	Text string
 	// ID is the registry's schema id; Cache keys plans by it.
 	ID int
+	// ProtoIndexes are a Protobuf record's message indexes, as Confluent's
+	// wire format carries them after the schema id: which message of the
+	// file the record is ([] or [0] the first top-level message, [1 0] the
+	// first nested in the second). Cache keys plans by them too.
+	ProtoIndexes []int
 	// Name names the schema in messages, as in a subject or a file name.
 	Name string
-	// References are the texts of the Avro schemas Text refers to by name,
-	// dependencies first, as the registry resolves them.
+	// References are the texts of the schemas Text refers to (Avro named
+	// types, JSON Schema $refs to other subjects), dependencies first, as the
+	// registry resolves them.
 	References []string
+	// ReferenceNames are the registry names of References, by index (a JSON
+	// Schema $ref names a reference by it, as in "customer.json"); "" or
+	// missing when unknown. JSON Schema references are also found by their
+	// $id. Nothing else is ever fetched: a $ref to anything else makes the
+	// schema unreadable.
+	ReferenceNames []string
 }
 
 // PIITag is the tag that marks a field as personal data: a PII-tagged field no
@@ -87,6 +99,7 @@ type stype struct {
 	extra       *stype         // JSON: additionalProperties' schema, nil when untyped
 	elem        *stype         // array items, map values
 	branches    []*stype
+	pb          *pbType
 	nullIdx     int // union: index of the null branch, -1 when none
 	tagsBelow   int8
 }
@@ -191,6 +204,8 @@ func parseSchema(s Schema) (*stype, error) {
 			return nil, nil
 		}
 		return parseJSONSchema(s.Text)
+	case Protobuf:
+		return parseProto(s)
 	}
 	return nil, fmt.Errorf("schema type %q is not supported (want AVRO or JSON)", s.Type)
 }

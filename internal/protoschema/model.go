@@ -208,6 +208,15 @@ type Field struct {
 	file *File
 }
 
+// Syntax is the syntax of the file f is declared in: "proto2", "proto3" or
+// "editions" ("" before the file is indexed).
+func (f *Field) Syntax() string {
+	if f.file == nil {
+		return ""
+	}
+	return f.file.Syntax
+}
+
 // IsMap reports whether f is a map field: repeated, of a map entry type.
 func (f *Field) IsMap() bool {
 	return f.Label == Repeated && f.Message != nil && f.Message.MapEntry
