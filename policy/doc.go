@@ -170,7 +170,8 @@
 // string a rule reads make the record undecodable. Confluent's clients
 // count message indexes two ways (with or without protoc's map entry types,
 // see protoschema.File.MessageAt): indexes that mean different messages in
-// the two countings make Compile fail rather than guess.
+// the two countings make Compile fail rather than guess. Result.Touches
+// lists Protobuf fields in schema order (the wire order may differ).
 //
 // Errors read "payments.yaml:14:7: rules[2].action: unknown action "hsah"
 // (did you mean "hash"?)". YAML syntax errors have a line but no column.
