@@ -84,7 +84,7 @@ func compilePolicies(pols []*Policy, part Part, st *stype, schema Schema, o *opt
 		format = JSON
 	}
 	c := &compiler{
-		json: format == JSON, raw: format == Raw, stack: map[string]*pnode{}, touchIdx: map[string]int{},
+		json: format == JSON, raw: format == Raw, proto: format == Protobuf, stack: map[string]*pnode{}, touchIdx: map[string]int{},
 		errSeen: map[string]bool{}, schema: schemaLabel(schema),
 	}
 	if part == Key {
@@ -119,6 +119,8 @@ func compilePolicies(pols []*Policy, part Part, st *stype, schema Schema, o *opt
 		raw = c.buildRaw(loc{S: s0, role: roleRoot, path: c.root})
 	case c.json:
 		root = c.buildJSON(loc{t: st, S: s0, role: roleRoot, path: c.root})
+	case c.proto:
+		root = c.buildProto(loc{t: st, S: s0, role: roleRoot, path: c.root})
 	default:
 		root = c.buildAvro(loc{t: st, S: s0, role: roleRoot, path: c.root})
 	}
@@ -262,6 +264,7 @@ const maxNodes = 100_000
 type compiler struct {
 	json     bool
 	raw      bool // a key (or value) without a schema
+	proto    bool // Protobuf: buildProto, protoDrop, protoReplace (proto_plan.go)
 	schema   string
 	root     string // the path of the whole value: "", or "key"
 	rules    []*crule
@@ -900,6 +903,10 @@ func numberFits(v any, t *stype) string {
 
 // avroDrop sets n to write null or the field's default.
 func (c *compiler) avroDrop(n *pnode, l loc, cr *crule) {
+	if c.proto {
+		c.protoDrop(n, l, cr)
+		return
+	}
 	t := l.t
 	switch {
 	case t.kind == kNull:
@@ -919,6 +926,10 @@ func (c *compiler) avroDrop(n *pnode, l loc, cr *crule) {
 
 // avroReplace sets n to write the rule's value.
 func (c *compiler) avroReplace(n *pnode, l loc, cr *crule) {
+	if c.proto {
+		c.protoReplace(n, l, cr)
+		return
+	}
 	v := cr.r.Value
 	b, err := encodeAvro(nil, l.t, replaceValue(l.t, v))
 	if err != nil {

@@ -4,15 +4,17 @@
 //
 // It is a leaf: it imports the standard library, go.yaml.in/yaml/v3,
 // internal/yamlerr (the error type and YAML decoding helpers it shares with
-// package config) and github.com/hamba/avro/v2 (to parse Avro schemas) only. It sees policy files,
+// package config), internal/protoschema (the standard-library-only Protobuf
+// schema model it shares with package registry) and github.com/hamba/avro/v2
+// (to parse Avro schemas) only. It sees policy files,
 // schemas and record payloads — never Kafka, a registry or the network. The
 // daemon reads the policy folder with LoadDir, checks the new Set against the
 // active one with CheckAgainst, puts Set.Encode into the Raft log, and every
 // node Decodes the same bytes at the same log index. For each (bundle, pipeline,
-// topic, part, schema id) a Cache compiles a Plan once: one for the record's
+// topic, part, schema id, Protobuf message indexes) a Cache compiles a Plan once: one for the record's
 // value (Cache.Plan) and one for its key (Cache.PlanPart with Key); and per
 // stream a HeaderPlan for its headers (Cache.Headers). Plan.Apply (MaskAvro,
-// MaskJSON, or the whole key for Raw) and HeaderPlan.Apply mask a record or
+// MaskJSON, MaskProto, or the whole key for Raw) and HeaderPlan.Apply mask a record or
 // return a *Violation, and the caller quarantines the record with
 // Violation.Reason. The caller merges the Results of key, value and headers
 // (Result.Merge) into one tributary-policy header.
@@ -51,6 +53,17 @@
 // the spans of the values it changes, keeping key order, whitespace and number
 // spelling. Both check that the whole record decodes, since an undecodable
 // record must be quarantined, not forwarded.
+//
+// Protobuf schemas (.proto text or a base64 FileDescriptorProto) are read by
+// internal/protoschema and converted by proto_schema.go into the compiler's
+// types: the message Schema.ProtoIndexes selects becomes the record, repeated
+// fields arrays, map fields maps; each type keeps its wire facts (field
+// numbers, scalar encodings) in stype.pb. buildProto (proto_plan.go) compiles
+// them like Avro records, and MaskProto (mask_proto.go) rewrites the wire
+// format as MaskAvro does: fields in wire order, untouched and unknown fields
+// skipped by wire type and copied as they are (their framing checked, not
+// their contents), changed values re-encoded, and the length prefix of every
+// enclosing message fixed when a length changed (see BenchmarkMaskProto).
 //
 // # Policy file reference
 //
@@ -102,7 +115,11 @@
 // if/then/else and dependentSchemas. A member tagged in any branch is tagged;
 // where branches give it different types, the value's own type decides. Tags
 // under not are ignored; tags in a contentSchema make the whole string PII.
-// Recursive schemas are followed as deep as the data goes.
+// Recursive schemas are followed as deep as the data goes. Protobuf fields
+// are tagged by Confluent's option, written [(confluent.field_meta) = { tags:
+// ["PII"] }] or [(confluent.field_meta).tags = "PII"]; a Protobuf message's
+// own tags (option (confluent.message_meta).tags = "PII") tag each of its
+// fields.
 //
 // A match names one part of the record: field (the value), key or header, at
 // most one of them (a lint error otherwise). A tag alone applies to the key and
@@ -212,6 +229,27 @@
 // may remove a null JSON member or write the field's default). JSON
 // Schema constraints beyond types (pattern, format, minLength...) are not
 // checked: a hashed email no longer has format "email".
+//
+// Protobuf: a field absent from the wire holds its default value and is left
+// alone by every action (replace included); a present value, even a zero
+// written explicitly, is masked. Field paths use the .proto field names
+// (customer.email, items[].card, attrs.* for map values; map keys are not
+// masked). redact writes the zero value (an enum's first value, zero seconds
+// and nanos for a google.protobuf.Timestamp), hash and mask work on string
+// and bytes fields, generalize and bucket on every integer type (unsigned
+// ones included) and on float and double, and generalize with truncate on
+// google.protobuf.Timestamp (in UTC). drop removes the field from the wire,
+// so the reader sees its default (proto3: zero, empty or unset; a map value:
+// the entry keeps its key with an empty value); it cannot apply to proto2
+// required fields or to elements of a repeated field. replace writes a value
+// of a scalar or enum field (an enum value by name). block rejects a record
+// in which the field occurs at all. A field a rule touches whose wire type
+// contradicts the schema, broken framing, and invalid UTF-8 in a proto3
+// string a rule reads make the record undecodable. Confluent's clients
+// count message indexes two ways (with or without protoc's map entry types,
+// see protoschema.File.MessageAt): indexes that mean different messages in
+// the two countings make Compile fail rather than guess. Result.Touches
+// lists Protobuf fields in schema order (the wire order may differ).
 //
 // Errors read "payments.yaml:14:7: rules[2].action: unknown action "hsah"
 // (did you mean "hash"?)". YAML syntax errors have a line but no column.

@@ -50,6 +50,9 @@ func (c *Cache) PlanPart(set *Set, pipeline, topic string, part Part, schema Sch
 	if schema.ID == 0 {
 		k.text = schema.Text
 	}
+	if schema.Type == Protobuf {
+		k.indexes = protoIndexKey(schema.ProtoIndexes)
+	}
 	c.mu.Lock()
 	c.reset(set)
 	e, ok := c.m[k]

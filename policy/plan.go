@@ -247,12 +247,14 @@ func (p *Plan) Touches() bool { return p.touching }
 func (p *Plan) Policies() []string { return slices.Clone(p.policies) }
 
 // Apply masks one record's part: MaskAvro for Avro plans, MaskJSON for JSON
-// plans, and for Raw plans (a key without a schema) the whole key as a string
+// plans, MaskProto for Protobuf plans, and for Raw plans (a key without a schema) the whole key as a string
 // (see doc.go). A nil payload is a null key: the output is nil exactly when the
 // key is null after masking (a drop rule nulls it), so the caller writes a null
 // key then.
 func (p *Plan) Apply(payload []byte) ([]byte, Result, error) {
 	switch p.format {
+	case Protobuf:
+		return p.MaskProto(payload)
 	case Avro:
 		return p.MaskAvro(payload)
 	case Raw:
@@ -273,7 +275,7 @@ func newHMACPool(key []byte) *sync.Pool {
 }
 
 // Cache holds compiled plans for one Set at a time, keyed by pipeline, topic and
-// schema id. It is safe for concurrent use. Compile errors are cached too, so a
+// schema id (and a Protobuf record's message indexes). It is safe for concurrent use. Compile errors are cached too, so a
 // schema that cannot be compiled is not compiled again for every record.
 type Cache struct {
 	opts    []Option
@@ -289,6 +291,7 @@ type cacheKey struct {
 	typ             SchemaType
 	id              int
 	text            string // only when id is 0 (no registry)
+	indexes         string // Protobuf message indexes
 }
 
 type cached struct {

@@ -32,6 +32,11 @@ type Schema struct {
 	Text string
 	// ID is the registry's schema id; Cache keys plans by it.
 	ID int
+	// ProtoIndexes are a Protobuf record's message indexes, as Confluent's
+	// wire format carries them after the schema id: which message of the
+	// file the record is ([] or [0] the first top-level message, [1 0] the
+	// first nested in the second). Cache keys plans by them too.
+	ProtoIndexes []int
 	// Name names the schema in messages, as in a subject or a file name.
 	Name string
 	// References are the texts of the schemas Text refers to (Avro named
@@ -95,6 +100,7 @@ type stype struct {
 	extra       *stype         // JSON: additionalProperties' schema, nil when untyped
 	elem        *stype         // array items, map values
 	branches    []*stype
+	pb          *pbType
 	nullIdx     int // union: index of the null branch, -1 when none
 	tagsBelow   int8
 	// tags are a JSON Schema position's tags (jsonschema.go), from every
@@ -209,6 +215,8 @@ func parseSchema(s Schema) (*stype, error) {
 			return nil, nil
 		}
 		return parseJSONSchema(s)
+	case Protobuf:
+		return parseProto(s)
 	}
 	return nil, fmt.Errorf("schema type %q is not supported (want AVRO or JSON)", s.Type)
 }

@@ -36,14 +36,14 @@
 //	GET    /subjects                                   ?deleted=true, ?subjectPrefix=
 //	GET    /subjects/{s}/versions                      ?deleted=true
 //	POST   /subjects/{s}/versions                      register; id and version honoured in IMPORT mode
-//	GET    /subjects/{s}/versions/{v|latest|-1}        ?deleted=true
-//	GET    /subjects/{s}/versions/{v}/schema           the schema text only
+//	GET    /subjects/{s}/versions/{v|latest|-1}        ?deleted=true, ?format=serialized
+//	GET    /subjects/{s}/versions/{v}/schema           the schema text only; ?format=serialized
 //	GET    /subjects/{s}/versions/{v}/referencedby
 //	DELETE /subjects/{s}/versions/{v}                  soft; ?permanent=true after a soft delete
 //	POST   /subjects/{s}                               lookup; ?deleted=true
 //	DELETE /subjects/{s}                               soft; ?permanent=true after a soft delete
-//	GET    /schemas/ids/{id}  (/schema, /versions, /subjects)
-//	GET    /schemas/guids/{guid}
+//	GET    /schemas/ids/{id}  (/schema, /versions, /subjects)   ?format=serialized on /schemas/ids/{id}[/schema]
+//	GET    /schemas/guids/{guid}                       ?format=serialized
 //	GET    /schemas/types
 //	GET|PUT|DELETE /config, /config/{s}                ?defaultToGlobal=true on GET /config/{s}
 //	GET|PUT /mode, GET|PUT|DELETE /mode/{s}            READWRITE, READONLY, IMPORT; ?force=true
@@ -72,6 +72,26 @@
 // configured, 409 incompatible, 42201 invalid schema, 42202 invalid version,
 // 42203 invalid compatibility level, 42204 invalid mode, 42205 operation not
 // permitted, 42206 reference exists, 50001 store error, 400 malformed body.
+//
+// Protobuf schemas come in either form Confluent accepts: .proto text, or
+// the base64 of a serialized FileDescriptorProto, which Confluent's Python
+// client registers. Both are stored as given and served as given; with
+// ?format=serialized a Protobuf schema is served as a base64
+// FileDescriptorProto (a text one encoded from its model, type names
+// resolved through its references), as Confluent's Python deserializer asks
+// for it. Other formats, and other schema types, are served as stored:
+// Confluent ignores formats it does not know. (Confluent stores the text it
+// renders from its model instead of what was given; ids and compatibility
+// agree either way.)
+//
+// A hostile schema is a 422, never an out-of-memory or a stack overflow: at
+// most 1 MiB of schema text (maxSchemaBytes; Confluent keeps a schema in one
+// record of its _schemas topic, 1 MiB by default), Protobuf messages and
+// option values nested at most 64 deep and names of at most 1,024 bytes
+// (protoLimits), at most 256 references per schema and 256 distinct schemas
+// reached through references, each resolved once, and a reference tree of
+// at most 4,096 nodes once unfolded (maxRefExpansion: diamonds repeated at
+// every level would otherwise double it at each).
 //
 // With ServerOptions.DataFile the whole state is written on every change as a
 // JSON snapshot (temporary file, fsync, rename, directory fsync) and read at
@@ -107,9 +127,16 @@
 // PII tag would silently get the old id and text, and the policy would never
 // see the tag. Semantically equal spellings ({"type":"string"} vs "string")
 // therefore get different ids, as in Confluent without ?normalize=true.
-// Protobuf: the token stream without comments, joined by single spaces. The
+// Protobuf: the normal form of internal/protoschema (File.Canonical), which
+// the text and serialized forms of one file share, as Confluent gives both
+// one id (it canonicalises either into the same rendered text): layout,
+// comments, declaration grouping, option spelling, protoc's derived
+// json_names, map entry types and synthetic oneofs do not matter; type
+// names compare fully qualified, resolved through the schema's references.
+// Custom options other than Confluent's meta options are not normalized
+// across the two forms, so a schema using them may get two ids. The
 // registry returns compact JSON (key order kept) for Avro and JSON Schema and
-// the text as first registered for Protobuf.
+// the schema as first registered for Protobuf.
 //
 // # Compatibility (compat*.go)
 //
@@ -161,11 +188,15 @@
 // structurally (keyword types, resolvable local $refs), not against a
 // metaschema.
 //
-// Protobuf is parsed by a small parser of our own (no descriptor library):
-// syntax, package, imports, options, messages with nested messages, enums,
-// oneofs, maps, groups, reserved ranges and extensions; services and extend
-// blocks are skipped. Imports and type names are not resolved against other
-// files. Compared, as changes from the writer's schema to the reader's, by
+// Protobuf is read by internal/protoschema (no descriptor library): .proto
+// text or a serialized FileDescriptorProto, with syntax, package, imports,
+// options, messages with nested messages, enums, oneofs, maps, groups,
+// reserved ranges, extensions, extend blocks and services. Imports resolve to
+// the schema's references by name and to the well-known files Confluent
+// knows; a type name that resolves nowhere compares by its text. Protoc's map
+// entry types are left out of message indexes here, as Confluent's Java
+// checker counts them. Compared, as changes from the writer's schema to the
+// reader's, by
 // field number: PACKAGE_CHANGED, MESSAGE_REMOVED, MESSAGE_MOVED (a message's
 // index among its siblings changed, which re-points the wire format's message
 // indexes), FIELD_KIND_CHANGED (scalar/message/enum/map or repeated changed),

@@ -22,15 +22,16 @@ message Order {
 }
 service Orders { rpc Get(Order) returns (Order) { option (x) = {}; } }
 `
-	f, _, err := parseProto(good)
+	p, err := parseSchema(Protobuf, good, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.pkg != "acme.orders.v1" || len(f.messages) != 1 || len(f.messages[0].fields) != 6 {
+	f := p.proto
+	if f.Package != "acme.orders.v1" || len(f.Messages) != 1 || len(f.Messages[0].Fields) != 6 {
 		t.Fatalf("parsed %+v", f)
 	}
-	if got := f.resolve("acme.orders.v1.Order", "Line"); got != "acme.orders.v1.Order.Line" {
-		t.Fatalf("resolve Line = %s", got)
+	if got := f.Messages[0].Fields[2].MapValue().TypeName; got != ".acme.orders.v1.Order.Line" {
+		t.Fatalf("the map value type Line resolves to %s", got)
 	}
 	for name, s := range map[string]string{
 		"missing semicolon":     `syntax = "proto3"; message M { string a = 1 }`,

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/hamba/avro/v2"
+
+	"github.com/tributary-dev/tributary/internal/protoschema"
 )
 
 // parsed is a validated schema with its canonical form.
@@ -17,12 +19,13 @@ type parsed struct {
 	text string
 	// canonical decides "same schema": for Avro and JSON Schema the JSON
 	// re-marshalled with sorted keys and no insignificant whitespace; for
-	// Protobuf the token stream without comments, joined by single spaces.
+	// Protobuf the file's normal form (protoschema.File.Canonical), the same
+	// for its text and serialized forms.
 	canonical string
 
 	avro  avro.Schema
 	json  *jsonDoc
-	proto *protoFile
+	proto *protoschema.File
 
 	// lenient lists why an Avro schema hamba refuses was accepted (see
 	// parseAvroLenient), empty for most; mangled says whether avro's names
@@ -37,6 +40,9 @@ type dep struct {
 	typ  SchemaType
 	text string
 	deps []dep // its own references
+	// subject and version hold it (the server's resolver keys on them).
+	subject string
+	version int
 }
 
 // parseSchema validates text as a schema of type t. deps are its references,
@@ -51,7 +57,7 @@ func parseSchema(t SchemaType, text string, deps []dep) (*parsed, error) {
 	case JSON:
 		return parseJSONSchema(text, deps)
 	case Protobuf:
-		return parseProtobuf(text)
+		return parseProtobuf(text, deps)
 	}
 	return nil, fmt.Errorf("%w: unknown schema type %q", ErrInvalidSchema, t)
 }
@@ -135,12 +141,57 @@ func parseJSONSchema(text string, deps []dep) (*parsed, error) {
 	return &parsed{typ: JSON, text: compact, canonical: canon, json: doc}, nil
 }
 
-func parseProtobuf(text string) (*parsed, error) {
-	f, toks, err := parseProto(text)
+// protoLimits are the limits on Protobuf schemas: a hostile schema is a 422,
+// never an out-of-memory or a stack overflow.
+func protoLimits() protoschema.Limits {
+	l := protoschema.DefaultLimits()
+	l.MaxBytes = maxSchemaBytes
+	l.MaxRefs = maxReferences
+	return l
+}
+
+// parseProtobuf reads .proto text or a base64 serialized FileDescriptorProto
+// (what Confluent's Python client registers) and links it with its
+// references, each parsed once. Type names that resolve nowhere (an import
+// without a reference) are kept as written: compatibility compares them by
+// name.
+func parseProtobuf(text string, deps []dep) (*parsed, error) {
+	lim := protoLimits()
+	f, err := lim.ParseSchema("", text)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidSchema, err)
 	}
-	return &parsed{typ: Protobuf, text: text, canonical: strings.Join(toks, " "), proto: f}, nil
+	var files []*protoschema.File
+	seen := map[string]bool{}
+	var load func(ds []dep) error
+	load = func(ds []dep) error {
+		for _, d := range ds {
+			if seen[d.name] {
+				continue
+			}
+			seen[d.name] = true
+			if d.typ != Protobuf {
+				return fmt.Errorf("%w: reference %q is a %s schema, not PROTOBUF", ErrInvalidSchema, d.name, d.typ)
+			}
+			df, err := lim.ParseSchema(d.name, d.text)
+			if err != nil {
+				return fmt.Errorf("%w: reference %q: %v", ErrInvalidSchema, d.name, err)
+			}
+			df.Name = d.name
+			files = append(files, df)
+			if err := load(d.deps); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := load(deps); err != nil {
+		return nil, err
+	}
+	if err := lim.Link(f, files, false); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidSchema, err)
+	}
+	return &parsed{typ: Protobuf, text: text, canonical: f.Canonical(), proto: f}, nil
 }
 
 // schemaKey is the identity of a schema across subjects: the same key gets the

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tributary-dev/tributary/internal/protoschema"
 )
 
 // ContentType is the media type of the registry API's requests and responses.
@@ -26,6 +29,20 @@ const maxBody = 16 << 20
 
 // maxRefDepth bounds the depth of reference chains resolved for one schema.
 const maxRefDepth = 32
+
+// Limits on what one schema may cost to read, so that a hostile schema is a
+// 422 and never an out-of-memory or a stack overflow. maxSchemaBytes: a
+// Confluent registry keeps each schema in one record of its _schemas topic,
+// 1 MiB by default, so real schemas stay below it. maxReferences bounds the
+// distinct schemas a schema's references reach (each resolved once);
+// maxRefExpansion the reference tree they unfold to, since a diamond of
+// references repeated at every level would otherwise double it level after
+// level. Protobuf nesting depth and name length are bounded by protoLimits.
+const (
+	maxSchemaBytes  = 1 << 20
+	maxReferences   = 256
+	maxRefExpansion = 4096
+)
 
 // ServerOptions configures the embedded registry.
 type ServerOptions struct {
@@ -402,7 +419,11 @@ func (s *Server) getVersion(r *http.Request) (any, *APIError) {
 	if e != nil {
 		return nil, e
 	}
-	return versionJSON(subject, v, s.st.Schemas[v.ID]), nil
+	out := versionJSON(subject, v, s.st.Schemas[v.ID])
+	if out.Schema, e = s.schemaText(s.st, s.st.Schemas[v.ID], r); e != nil {
+		return nil, e
+	}
+	return out, nil
 }
 
 // GET /subjects/{subject}/versions/{version}/schema
@@ -418,7 +439,7 @@ func (s *Server) getVersionSchema(r *http.Request) (string, *APIError) {
 	if e != nil {
 		return "", e
 	}
-	return s.st.Schemas[v.ID].Schema, nil
+	return s.schemaText(s.st, s.st.Schemas[v.ID], r)
 }
 
 // GET /subjects/{subject}/versions/{version}/referencedby
@@ -456,6 +477,12 @@ func (s *Server) candidate(st *state, req *registerRequest) (*parsed, *APIError)
 	if err != nil {
 		return nil, errInvalidSchema(err)
 	}
+	if len(req.Schema) > maxSchemaBytes {
+		return nil, errInvalidSchema(fmt.Errorf("the schema is %d bytes; this registry accepts at most %d", len(req.Schema), maxSchemaBytes))
+	}
+	if len(req.References) > maxReferences {
+		return nil, errInvalidSchema(fmt.Errorf("the schema has %d references; this registry accepts at most %d", len(req.References), maxReferences))
+	}
 	deps, e := s.deps(st, req.References, 0, false)
 	if e != nil {
 		return nil, e
@@ -471,6 +498,25 @@ func (s *Server) candidate(st *state, req *registerRequest) (*parsed, *APIError)
 // schemas may reference live versions only; stored ones (allowDeleted) keep
 // resolving after the versions they reference are soft-deleted.
 func (s *Server) deps(st *state, refs []Reference, depth int, allowDeleted bool) ([]dep, *APIError) {
+	r := depResolver{st: st, memo: map[subjectVersion]*resolvedDep{}}
+	return r.resolve(refs, depth, allowDeleted)
+}
+
+// depResolver resolves one schema's references, each (subject, version)
+// once, and counts what they reach against maxReferences and
+// maxRefExpansion.
+type depResolver struct {
+	st       *state
+	memo     map[subjectVersion]*resolvedDep
+	expanded int
+}
+
+type resolvedDep struct {
+	deps []dep
+	size int // nodes of the reference tree below, itself excluded
+}
+
+func (r *depResolver) resolve(refs []Reference, depth int, allowDeleted bool) ([]dep, *APIError) {
 	if len(refs) == 0 {
 		return nil, nil
 	}
@@ -487,16 +533,33 @@ func (s *Server) deps(st *state, refs []Reference, depth int, allowDeleted bool)
 			return nil, errInvalidSchema(fmt.Errorf("duplicate reference name %q", ref.Name))
 		}
 		names[ref.Name] = true
-		v, e := st.resolveVersion(ref.Subject, ref.Version, allowDeleted)
+		v, e := r.st.resolveVersion(ref.Subject, ref.Version, allowDeleted)
 		if e != nil {
 			return nil, errInvalidSchema(fmt.Errorf("reference %q: subject %q version %d not found", ref.Name, ref.Subject, ref.Version))
 		}
-		rec := st.Schemas[v.ID]
-		sub, e := s.deps(st, rec.References, depth+1, true)
-		if e != nil {
-			return nil, e
+		rec := r.st.Schemas[v.ID]
+		key := subjectVersion{ref.Subject, v.Version}
+		rd, ok := r.memo[key]
+		if !ok {
+			if len(r.memo) >= maxReferences {
+				return nil, errInvalidSchema(fmt.Errorf("references reach more than %d schemas", maxReferences))
+			}
+			rd = &resolvedDep{}
+			r.memo[key] = rd
+			sub, e := r.resolve(rec.References, depth+1, true)
+			if e != nil {
+				return nil, e
+			}
+			rd.deps = sub
+			for _, d := range sub {
+				rd.size += 1 + r.memo[subjectVersion{d.subject, d.version}].size
+			}
 		}
-		out = append(out, dep{name: ref.Name, typ: rec.Type, text: rec.Schema, deps: sub})
+		r.expanded += 1 + rd.size
+		if r.expanded > maxRefExpansion {
+			return nil, errInvalidSchema(fmt.Errorf("references unfold to more than %d schemas", maxRefExpansion))
+		}
+		out = append(out, dep{name: ref.Name, typ: rec.Type, text: rec.Schema, deps: rd.deps, subject: ref.Subject, version: v.Version})
 	}
 	return out, nil
 }
@@ -829,7 +892,11 @@ func (s *Server) schemaByID(r *http.Request) (any, *APIError) {
 	if e != nil {
 		return nil, e
 	}
-	return idJSON(rec), nil
+	out := idJSON(rec)
+	if out.Schema, e = s.schemaText(s.st, rec, r); e != nil {
+		return nil, e
+	}
+	return out, nil
 }
 
 // GET /schemas/guids/{guid}
@@ -843,6 +910,10 @@ func (s *Server) schemaByGUID(r *http.Request) (any, *APIError) {
 	}
 	out := idJSON(s.st.Schemas[id])
 	out.ID = id
+	var e *APIError
+	if out.Schema, e = s.schemaText(s.st, s.st.Schemas[id], r); e != nil {
+		return nil, e
+	}
 	return out, nil
 }
 
@@ -854,7 +925,28 @@ func (s *Server) rawSchemaByID(r *http.Request) (string, *APIError) {
 	if e != nil {
 		return "", e
 	}
-	return rec.Schema, nil
+	return s.schemaText(s.st, rec, r)
+}
+
+// schemaText is a stored schema as the request's ?format= asks for it.
+// "serialized" gives a Protobuf schema as a base64 serialized
+// FileDescriptorProto, which Confluent's Python deserializer fetches (a
+// schema registered in that form comes back as registered; one registered as
+// .proto text is encoded from its model, type names resolved through its
+// references). Other formats, and other schema types, give the schema as
+// stored: Confluent ignores formats it does not know. The caller holds mu.
+func (s *Server) schemaText(st *state, rec *schemaRec, r *http.Request) (string, *APIError) {
+	if rec.Type != Protobuf || r.URL.Query().Get("format") != "serialized" {
+		return rec.Schema, nil
+	}
+	if b, err := protoschema.SerializedBytes(rec.Schema); err == nil {
+		return base64.StdEncoding.EncodeToString(b), nil
+	}
+	p, err := s.parsedID(st, rec.ID)
+	if err != nil {
+		return "", apiErr(500, CodeStoreError, "Error reading stored schema: %v", err)
+	}
+	return p.proto.DescriptorBase64("default"), nil
 }
 
 type subjectVersion struct {

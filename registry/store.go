@@ -258,14 +258,7 @@ func loadState(path string, level Level) (*state, error) {
 		if rec.Type == "" {
 			rec.Type = Avro
 		}
-		// The key is recomputed rather than stored, so a change of
-		// canonicalisation applies to old data on the next start.
-		p, err := parseForKey(rec)
-		if err != nil {
-			return nil, fmt.Errorf("registry data file %s: schema %d: %w", path, rec.ID, err)
-		}
-		rec.key = p
-		st.addSchema(rec)
+		st.Schemas[rec.ID] = rec
 	}
 	if snap.NextID > st.NextID {
 		st.NextID = snap.NextID
@@ -282,34 +275,49 @@ func loadState(path string, level Level) (*state, error) {
 		sort.Slice(sub.Versions, func(i, j int) bool { return sub.Versions[i].Version < sub.Versions[j].Version })
 		st.Subjects[name] = sub
 	}
+	// The keys are recomputed rather than stored, so a change of
+	// canonicalisation applies to old data on the next start. They need the
+	// subjects: a Protobuf schema's canonical form names the types its
+	// references declare.
+	ids := make([]int, 0, len(st.Schemas))
+	for id := range st.Schemas {
+		ids = append(ids, id)
+	}
+	sort.Ints(ids)
+	for _, id := range ids {
+		rec := st.Schemas[id]
+		key, err := st.keyOf(rec)
+		if err != nil {
+			return nil, fmt.Errorf("registry data file %s: schema %d: %w", path, rec.ID, err)
+		}
+		rec.key = key
+		st.addSchema(rec)
+	}
 	return st, nil
 }
 
-// parseForKey computes a stored schema's key. References are not needed for
-// the canonical text, so the schema is canonicalised without parsing them.
-func parseForKey(rec *schemaRec) (string, error) {
-	var canon string
+// keyOf computes a stored schema's key. A Protobuf schema that no longer
+// parses (a stricter parser than the one that accepted it) keeps a key of
+// its own text: its id still resolves, it just matches no new registration.
+func (st *state) keyOf(rec *schemaRec) (string, error) {
 	switch rec.Type {
 	case Avro, JSON:
 		c, _, err := canonicalJSON(rec.Schema)
 		if err != nil {
 			return "", err
 		}
-		canon = c
+		return schemaKey(rec.Type, c, rec.References), nil
 	case Protobuf:
-		toks, err := lexProto(rec.Schema)
-		if err != nil {
-			return "", err
+		r := depResolver{st: st, memo: map[subjectVersion]*resolvedDep{}}
+		deps, e := r.resolve(rec.References, 0, true)
+		if e == nil {
+			if p, err := parseSchema(rec.Type, rec.Schema, deps); err == nil {
+				return schemaKey(rec.Type, p.canonical, rec.References), nil
+			}
 		}
-		strs := make([]string, len(toks))
-		for i, t := range toks {
-			strs[i] = t.s
-		}
-		canon = strings.Join(strs, " ")
-	default:
-		return "", fmt.Errorf("unknown schema type %q", rec.Type)
+		return schemaKey(rec.Type, "unparsed\x00"+rec.Schema, rec.References), nil
 	}
-	return schemaKey(rec.Type, canon, rec.References), nil
+	return "", fmt.Errorf("unknown schema type %q", rec.Type)
 }
 
 // writeFileAtomic writes b to path through a temporary file in the same

@@ -43,7 +43,8 @@ func cmdPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 // readSchema reads a schema file: Avro (.avsc, or any file whose JSON has a
-// "type" of record) or JSON Schema (.json with "$schema" or "properties").
+// "type" of record), JSON Schema (.json with "$schema" or "properties") or
+// Protobuf (.proto; its first message is the record's).
 func readSchema(path string) (policy.Schema, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -53,6 +54,9 @@ func readSchema(path string) (policy.Schema, error) {
 	text := string(b)
 	if strings.HasSuffix(path, ".json") && (strings.Contains(text, `"$schema"`) || strings.Contains(text, `"properties"`)) {
 		typ = policy.JSON
+	}
+	if strings.HasSuffix(path, ".proto") {
+		typ = policy.Protobuf
 	}
 	return policy.Schema{Type: typ, Text: text, Name: filepath.Base(path)}, nil
 }

@@ -303,7 +303,7 @@ func TestMaskingKafkaTypes(t *testing.T) {
 	}{
 		{"Avro pipelines are masked", true, registry.Avro, true},
 		{"JSON Schema pipelines are masked", true, registry.JSON, true},
-		{"Protobuf pipelines are not masked here", true, registry.Protobuf, false},
+		{"Protobuf pipelines are masked", true, registry.Protobuf, true},
 		{"without a target registry nothing is masked", false, registry.Avro, false},
 	}
 	for _, tt := range tests {

@@ -66,7 +66,7 @@ func (g *Masking) Step(c StepConfig) (*Step, error) {
 	case "json":
 		s.typ, s.ptype = registry.JSON, policy.JSON
 	case "protobuf":
-		s.typ = registry.Protobuf // masked once policy reads Protobuf; until then fail closed
+		s.typ, s.ptype = registry.Protobuf, policy.Protobuf
 	case "bytes", "":
 	default:
 		return nil, fmt.Errorf("pipeline %s: format %q has no governance", c.Pipeline, c.Format)
@@ -289,6 +289,10 @@ func (s *Step) kafkaValue(ctx context.Context, set *policy.Set, rec *Record, vl 
 // reference is in a header.
 func (s *Step) maskFramed(ctx context.Context, set *policy.Set, part policy.Part, name, topic string, payload []byte, l registry.Location, res *policy.Result) ([]byte, error) {
 	schema, err := s.g.schema(ctx, l.Ref, s.ptype)
+	if err == nil && s.ptype == policy.Protobuf {
+		// The indexes select the record's message in the schema's file.
+		schema.ProtoIndexes = l.Ref.Indexes
+	}
 	if err != nil {
 		if errors.Is(err, registry.ErrSchemaNotFound) {
 			return nil, Reject(policy.ReasonUndecodable, "%s: schema %v not in the target registry", name, l.Ref)

@@ -1,0 +1,110 @@
+package protoschema
+
+import (
+	"testing"
+)
+
+// encodable reports whether Descriptor can write every option: standard
+// ones, Confluent's meta options and raw extensions, but not custom options
+// known only by the name the text gives them.
+func encodable(opts []Option, m *optMsg) bool {
+	for _, o := range opts {
+		if o.Value.Kind == RawValue {
+			continue
+		}
+		f := m.byName(o.Name)
+		if f == nil {
+			return false
+		}
+		if f.kind == MessageK && (o.Value.Kind != MessageValue || !encodable(o.Value.Fields, f.msg)) {
+			return false
+		}
+	}
+	return true
+}
+
+func fileEncodable(f *File) bool {
+	ok := encodable(f.Options, fileOptions)
+	f.walkMessages(func(m *Message) {
+		ok = ok && encodable(m.Options, messageOptions)
+		for _, o := range m.Oneofs {
+			ok = ok && encodable(o.Options, oneofOptions)
+		}
+		for _, fd := range append(m.Fields, m.Extensions...) {
+			ok = ok && encodable(fd.Options, fieldOptions)
+		}
+		for _, e := range m.Enums {
+			ok = ok && enumEncodable(e)
+		}
+	})
+	for _, e := range f.Enums {
+		ok = ok && enumEncodable(e)
+	}
+	for _, x := range f.Extensions {
+		ok = ok && encodable(x.Options, fieldOptions)
+	}
+	for _, s := range f.Services {
+		ok = ok && encodable(s.Options, serviceOptions)
+		for _, m := range s.Methods {
+			ok = ok && encodable(m.Options, methodOptions)
+		}
+	}
+	return ok
+}
+
+func enumEncodable(e *Enum) bool {
+	ok := encodable(e.Options, enumOptions)
+	for _, v := range e.Values {
+		ok = ok && encodable(v.Options, enumValueOptions)
+	}
+	return ok
+}
+
+// roundTrip checks that f survives Descriptor and Decode with its canonical
+// form.
+func roundTrip(t *testing.T, f *File) {
+	lim := DefaultLimits()
+	if err := lim.Link(f, nil, false); err != nil {
+		return // e.g. a field typed with an enum's name as a message
+	}
+	canon := f.Canonical()
+	desc := f.Descriptor("fuzz.proto")
+	back, err := Decode(desc)
+	if err != nil {
+		t.Fatalf("the descriptor of a parsed file does not decode: %v\n%s", err, canon)
+	}
+	if err := lim.Link(back, nil, false); err != nil {
+		t.Fatalf("the decoded descriptor does not link: %v\n%s", err, canon)
+	}
+	if got := back.Canonical(); got != canon && fileEncodable(f) {
+		t.Fatalf("round trip changed the canonical form:\n--- before\n%s--- after\n%s", canon, got)
+	}
+}
+
+// FuzzParse feeds .proto text to the parser: no input may panic or exceed
+// the limits' bounds, and what parses must survive the round trip through
+// the serialized form. Seeds: testdata/fuzz/FuzzParse.
+func FuzzParse(f *testing.F) {
+	f.Add(`syntax = "proto3"; package a; message M { string s = 1 [(confluent.field_meta).tags = "PII"]; map<int32, M> m = 2; oneof o { bytes b = 3; } optional int64 n = 4; }`)
+	f.Fuzz(func(t *testing.T, src string) {
+		file, err := Parse("fuzz.proto", src)
+		if err != nil {
+			return
+		}
+		roundTrip(t, file)
+	})
+}
+
+// FuzzDecode feeds bytes to the descriptor decoder: no input may panic, and
+// what decodes must encode and decode again to the same canonical form.
+// Seeds: testdata/fuzz/FuzzDecode.
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte("\n\x01a\x12\x01b\"\x0b\n\x01M\x12\x06\n\x01s\x18\x01"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		file, err := Decode(b)
+		if err != nil {
+			return
+		}
+		roundTrip(t, file)
+	})
+}
