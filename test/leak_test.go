@@ -3,8 +3,10 @@ package test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -50,7 +52,40 @@ const (
 	leakJSONSchema = `{"type":"object","properties":{"id":{"type":"string"},"home":{"$ref":"address.json"}},
 		"allOf":[{"properties":{"ssn_like":{"type":"string","confluent:tags":["PII"]}}}],
 		"patternProperties":{"^phone_":{"type":"string","confluent:tags":["PII"]}}}`
+
+	leakProtoSchema = `syntax = "proto3";
+package leak;
+import "confluent/meta.proto";
+message Payment {
+  string email = 1 [(confluent.field_meta).tags = "PII"];
+  string card = 2;
+  double amount = 3;
+  Driver driver = 4;
+}
+message Driver {
+  string name = 1 [(confluent.field_meta).tags = "PII"];
+  string licence = 2 [(confluent.field_meta).tags = "PII"];
+}
+`
 )
+
+// leakProto encodes a leak.Payment by hand (no generated code).
+func leakProto(email, card string, amount float64, name, licence string) []byte {
+	str := func(b []byte, field int, v string) []byte {
+		b = binary.AppendUvarint(b, uint64(field<<3|2))
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		return append(b, v...)
+	}
+	var driver []byte
+	driver = str(driver, 1, name)
+	driver = str(driver, 2, licence)
+	var b []byte
+	b = str(b, 1, email)
+	b = str(b, 2, card)
+	b = binary.AppendUvarint(b, 3<<3|1)
+	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(amount))
+	return str(b, 4, string(driver))
+}
 
 type leakKey struct {
 	CustomerID string `avro:"customer_id"`
@@ -106,6 +141,16 @@ rules:
     action: hash
   - match: {key: "."}
     action: hash
+`,
+		"proto.yaml": `policy: leak-proto
+version: 1
+applies_to: {pipelines: [leak-proto]}
+rules:
+  - match: {tag: PII}
+    action: hash
+  - match: {field: card}
+    action: mask
+    keep_last: 4
 `,
 		"telemetry.yaml": `policy: leak-telemetry
 version: 1
@@ -195,15 +240,18 @@ func TestNoRawPIILandsOnAnyPath(t *testing.T) {
 	ctx := context.Background()
 	avroTopic := harness.UniqueName(t, "leak-avro")
 	jsonTopic := harness.UniqueName(t, "leak-json")
+	protoTopic := harness.UniqueName(t, "leak-proto")
 	telemetryTopic := harness.UniqueName(t, "leak.telemetry")
 	createTopic(t, source, avroTopic, 2, nil)
 	createTopic(t, source, jsonTopic, 1, nil)
+	createTopic(t, source, protoTopic, 1, nil)
 	srcReg := startRegistry(t, "")
 	dstReg := startRegistry(t, "")
 	srcReg.setCompatibility(avroTopic+"-value", "NONE")
 	keyID, _ := registerFull(t, srcReg, avroTopic+"-key", leakKeySchema, "AVRO", nil)
 	valID, valGUID := registerFull(t, srcReg, avroTopic+"-value", leakValueSchema, "AVRO", nil)
 	valIDB, _ := registerFull(t, srcReg, avroTopic+"-value", leakValueSchemaB, "AVRO", nil)
+	protoID, _ := registerFull(t, srcReg, protoTopic+"-value", leakProtoSchema, "PROTOBUF", nil)
 	registerFull(t, srcReg, jsonTopic+"-address", leakAddressSchema, "JSON", nil)
 	jsonID, _ := registerFull(t, srcReg, jsonTopic+"-value", leakJSONSchema, "JSON",
 		[]registry.Reference{{Name: "address.json", Subject: jsonTopic + "-address", Version: 1}})
@@ -231,6 +279,11 @@ policies: %s`, source, srcReg.url(), target, dstReg.url(), pubsubProject, polDir
     topics: {include: ['%s']}
     format: json
     tasks: 1
+  - name: leak-proto
+    source: {kafka: regional}
+    topics: {include: ['%s']}
+    format: protobuf
+    tasks: 1
   - name: leak-telemetry
     source: {pubsub: fleet, subscription: %s}
     topic: %s
@@ -238,7 +291,7 @@ policies: %s`, source, srcReg.url(), target, dstReg.url(), pubsubProject, polDir
     format: json
     tasks: 1
     pubsub: {quarantine_kafka: regional}
-`, avroTopic, jsonTopic, subID, telemetryTopic)
+`, avroTopic, jsonTopic, protoTopic, subID, telemetryTopic)
 	c := newCluster(t, []nodeSpec{{"n1", "eu"}, {"n2", "eu"}}, clusters, pipelines)
 	// n2 has no policies folder: it must govern with the cluster's bundle.
 	cfg, err := os.ReadFile(c.cfgs["n2"])
@@ -249,7 +302,7 @@ policies: %s`, source, srcReg.url(), target, dstReg.url(), pubsubProject, polDir
 		t.Fatal(err)
 	}
 	c.startAll()
-	c.waitAllRunning(90*time.Second, 4)
+	c.waitAllRunning(90*time.Second, 5)
 
 	var ledger piiLedger
 	p := newProducer(t, source)
@@ -312,6 +365,12 @@ policies: %s`, source, srcReg.url(), target, dstReg.url(), pubsubProject, polDir
 			produce(jsonTopic, 0, []byte(ledger.pii("jkey", i)),
 				registry.AppendFrame(nil, registry.SchemaRef{Magic: registry.MagicID, ID: jsonID}, registry.JSON, doc), nil)
 			want["leak-json"]++
+			// Protobuf with PII-tagged fields, nested ones included.
+			card := "5500" + strconv.Itoa(1000_0000_0000+i)
+			ledger.values = append(ledger.values, card)
+			produce(protoTopic, 0, nil, registry.AppendFrame(nil, registry.SchemaRef{Magic: registry.MagicID, ID: protoID, Indexes: []int{0}},
+				registry.Protobuf, leakProto(ledger.pii("pemail", i), card, float64(i), ledger.pii("pname", i), ledger.pii("licence", i))), nil)
+			want["leak-proto"]++
 		}
 		flush(t, p)
 	}
@@ -425,6 +484,7 @@ policies: %s`, source, srcReg.url(), target, dstReg.url(), pubsubProject, polDir
 	}
 	scan("leak-avro", "regional."+avroTopic)
 	scan("leak-json", "regional."+jsonTopic)
+	scan("leak-proto", "regional."+protoTopic)
 	scan("leak-telemetry", telemetryTopic)
 	for pipeline, n := range want {
 		// Pub/Sub is at least once; the Kafka pipelines exactly once.
