@@ -8,12 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2/pstest"
+	"github.com/tributary-dev/tributary/test/harness"
 )
 
 // envServe makes the test binary a pstest server: TestMain re-executes itself
@@ -57,7 +57,7 @@ func TestMain(m *testing.M) {
 		stop()
 	}
 	if code == 0 {
-		if leaked := leakedGoroutines(5 * time.Second); leaked != "" {
+		if leaked := harness.LeakedGoroutines(5*time.Second, "tributary/pubsubbridge.(*"); leaked != "" {
 			fmt.Fprintln(os.Stderr, "goroutines of pubsubbridge still running after the tests:\n"+leaked)
 			code = 1
 		}
@@ -113,27 +113,4 @@ func startEmulator() (addr string, stop func(), err error) {
 		}
 	}
 	return strings.TrimSpace(line), stop, nil
-}
-
-// leakedGoroutines waits up to timeout for goroutines running this package's
-// code to end, and returns their stacks if some do not.
-func leakedGoroutines(timeout time.Duration) string {
-	deadline := time.Now().Add(timeout)
-	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaked []string
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "tributary/pubsubbridge.(*") && !strings.Contains(g, "leakedGoroutines") {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 {
-			return ""
-		}
-		if time.Now().After(deadline) {
-			return strings.Join(leaked, "\n\n")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

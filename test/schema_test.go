@@ -309,34 +309,12 @@ func TestSchemaGovernanceEndToEnd(t *testing.T) {
 // for one topic.
 func quarantined(t *testing.T, bootstrap, topic string) map[string]string {
 	out := map[string]string{}
-	qt := "_tributary.quarantine"
-	n, err := partitionCount(bootstrap, qt)
-	if err != nil {
-		return out
-	}
-	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "group.id": "q", "enable.partition.eof": true, "enable.metrics.push": false})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	var tps []kafka.TopicPartition
-	for p := 0; p < n; p++ {
-		tps = append(tps, kafka.TopicPartition{Topic: &qt, Partition: int32(p), Offset: kafka.OffsetBeginning})
-	}
-	c.Assign(tps)
-	eof := 0
-	deadline := time.Now().Add(10 * time.Second)
-	for eof < n && time.Now().Before(deadline) {
-		switch e := c.Poll(100).(type) {
-		case *kafka.Message:
-			if st, _ := header(e.Headers, "tributary-source-topic"); string(st) == topic {
-				off, _ := header(e.Headers, "tributary-source-offset")
-				reason, _ := header(e.Headers, "tributary-error")
-				out[string(off)] = string(reason)
-			}
-		case kafka.PartitionEOF:
-			eof++
+	readQuarantine(t, bootstrap, func(m *kafka.Message) {
+		if st, _ := header(m.Headers, "tributary-source-topic"); string(st) == topic {
+			off, _ := header(m.Headers, "tributary-source-offset")
+			reason, _ := header(m.Headers, "tributary-error")
+			out[string(off)] = string(reason)
 		}
-	}
+	})
 	return out
 }

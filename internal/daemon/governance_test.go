@@ -47,7 +47,6 @@ func TestCheckMaskable(t *testing.T) {
 			name: "a policy without a scope is refused for every pipeline that cannot be masked, Kafka and Pub/Sub", folder: "everywhere",
 			want: [][]string{
 				{"pipeline eu-raw (format bytes)", "all-pii@1", "testdata/policies/everywhere/all.yaml"},
-				{"pipeline eu-events (format protobuf)", "all-pii@1", "testdata/policies/everywhere/all.yaml"},
 				{"pipeline fleet-raw (format bytes)", "all-pii@1", "testdata/policies/everywhere/all.yaml"},
 			},
 		},
@@ -56,7 +55,6 @@ func TestCheckMaskable(t *testing.T) {
 			name: "a policy scoped by topics alone is refused for every pipeline that cannot be masked", folder: "topics",
 			want: [][]string{
 				{"pipeline eu-raw (format bytes)", "pii-topics@1"},
-				{"pipeline eu-events (format protobuf)", "pii-topics@1"},
 				{"pipeline fleet-raw (format bytes)", "pii-topics@1"},
 			},
 		},
@@ -91,7 +89,7 @@ func TestCheckMaskable(t *testing.T) {
 					}
 				}
 			}
-			for _, ok := range []string{"eu-customers", "fleet-telemetry"} {
+			for _, ok := range []string{"eu-customers", "eu-events", "fleet-telemetry"} {
 				if strings.Contains(err.Error(), ok) {
 					t.Errorf("a pipeline that can be masked is refused: %v", err)
 				}
@@ -99,8 +97,8 @@ func TestCheckMaskable(t *testing.T) {
 		})
 	}
 
-	t.Run("every configured pipeline has its step, and only the bytes, protobuf and Pub/Sub bytes ones cannot mask", func(t *testing.T) {
-		want := map[string]bool{"eu-raw": false, "eu-events": false, "eu-customers": true, "fleet-raw": false, "fleet-telemetry": true}
+	t.Run("every configured pipeline has its step, and only the bytes and Pub/Sub bytes ones cannot mask", func(t *testing.T) {
+		want := map[string]bool{"eu-raw": false, "eu-events": true, "eu-customers": true, "fleet-raw": false, "fleet-telemetry": true}
 		for name, maskable := range want {
 			s := p.steps[name]
 			if s == nil {

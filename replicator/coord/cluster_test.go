@@ -11,9 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -761,35 +759,10 @@ func TestALeaderThatLeavesHandsItsTasksOver(t *testing.T) {
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if code == 0 {
-		if leaked := leakedGoroutines(5 * time.Second); leaked != "" {
+		if leaked := harness.LeakedGoroutines(5*time.Second, "replicator/coord.", "hashicorp/raft"); leaked != "" {
 			fmt.Fprintf(os.Stderr, "goroutines left running after the tests:\n%s\n", leaked)
 			code = 1
 		}
 	}
 	os.Exit(code)
-}
-
-// leakedGoroutines waits up to timeout for the goroutines started by this
-// package or by raft to end, and describes those that did not.
-func leakedGoroutines(timeout time.Duration) string {
-	deadline := time.Now().Add(timeout)
-	for {
-		var leaked []string
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "replicator/coord.") && !strings.Contains(g, "TestMain") ||
-				strings.Contains(g, "hashicorp/raft") {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 {
-			return ""
-		}
-		if time.Now().After(deadline) {
-			sort.Strings(leaked)
-			return strings.Join(leaked, "\n\n")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
