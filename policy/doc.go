@@ -243,9 +243,19 @@
 // the entry keeps its key with an empty value); it cannot apply to proto2
 // required fields or to elements of a repeated field. replace writes a value
 // of a scalar or enum field (an enum value by name). block rejects a record
-// in which the field occurs at all. A field a rule touches whose wire type
-// contradicts the schema, broken framing, and invalid UTF-8 in a proto3
-// string a rule reads make the record undecodable. Confluent's clients
+// in which the field occurs at all. Whenever a plan touches the stream (a
+// rule applies to some field, or the schema has PII tags), every field of
+// the record, at every depth (messages no rule touches, repeated elements,
+// map entries and values, groups), must be declared by the writer schema's
+// message at its position, with the wire type the schema gives it (a
+// repeated scalar packed or not): a field the schema does not declare (a
+// newer writer's, a reserved number, an extension, even one an extend block
+// declares: no rule reaches extensions) could carry PII no rule can reach,
+// and makes the record undecodable, with a Detail such as "field 99 is not
+// declared in leak.Payment (at customer)". A plan that touches nothing
+// passes records as they are. A field whose wire type contradicts the
+// schema, broken framing, and invalid UTF-8 in a proto3 string a rule reads
+// make the record undecodable too. Confluent's clients
 // count message indexes two ways (with or without protoc's map entry types,
 // see protoschema.File.MessageAt): indexes that mean different messages in
 // the two countings make Compile fail rather than guess. Result.Touches

@@ -12,7 +12,8 @@ import (
 // FuzzMaskProto feeds arbitrary bytes to the plan of the design example for
 // the Protobuf payment record. It must never panic or return output with an
 // error; what it accepts, when protobuf-go accepts the input too, must decode
-// with the writer schema with every PII field masked. Seeds:
+// with the writer schema with every PII field masked and no field the
+// schema does not declare, at any depth. Seeds:
 // testdata/fuzz/FuzzMaskProto.
 func FuzzMaskProto(f *testing.F) {
 	set, err := LoadFiles("testdata/good/payments.yaml")
@@ -39,6 +40,10 @@ func FuzzMaskProto(f *testing.F) {
 		}
 		if proto.Unmarshal(data, dynamicpb.NewMessage(md)) != nil {
 			return // protobuf-go refuses the input too (e.g. invalid UTF-8 in a field no rule reads)
+		}
+		m := dynamicpb.NewMessage(md)
+		if err := proto.Unmarshal(out, m); err != nil || hasUnknown(m) {
+			t.Fatalf("the output holds fields the writer schema does not declare (or does not decode: %v)", err)
 		}
 		got := decodeProto(t, md, out)
 		c, _ := got["customer"].(map[string]any)

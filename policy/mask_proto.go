@@ -17,16 +17,23 @@ import (
 // so they stay valid).
 //
 // Like MaskAvro it rewrites the wire format in place of decoding it: it reads
-// the message's fields in wire order, skips the ones no rule touches (and
-// unknown fields) by their wire type, copying their bytes as they are, and
-// re-encodes only the values it changes, fixing the length prefix of every
-// enclosing message whose length changed. Repeated fields may come packed or
-// not, fields in any order and more than once, as protobuf allows; each
-// occurrence is masked. drop removes a field from the wire, so the reader
-// sees its default (proto3: zero, empty or unset). A touched field whose
-// wire type contradicts the schema, malformed framing, or an invalid UTF-8
-// string a rule reads make the record undecodable. Map keys are not masked:
-// rules address map values.
+// the message's fields in wire order, copies the ones no rule touches as
+// they are, and re-encodes only the values it changes, fixing the length
+// prefix of every enclosing message whose length changed. Repeated fields
+// may come packed or not, fields in any order and more than once, as
+// protobuf allows; each occurrence is masked. drop removes a field from the
+// wire, so the reader sees its default (proto3: zero, empty or unset). Map
+// keys are not masked: rules address map values.
+//
+// Every field of the record, at every depth (in messages no rule touches,
+// repeated elements, map entries and values, and groups too), must be
+// declared by the writer schema's message at its position, with the wire
+// type the schema gives it: a field the schema does not declare (a newer
+// writer's, a reserved number, an extension) could carry personal data no
+// rule can reach. Such a field, a field whose wire type contradicts the
+// schema, malformed framing, or an invalid UTF-8 string a rule reads make
+// the record undecodable; the violation names the field number and where
+// it is, never its value.
 //
 // When the plan touches nothing, payload is returned as it is without being
 // decoded. The returned slice may be payload itself when no value changed.
@@ -49,6 +56,10 @@ func (p *Plan) MaskProto(payload []byte) ([]byte, Result, error) {
 		r.counts = make([]int32, len(p.touches))
 	}
 	if !r.root(p.root) {
+		r.settle(p.root.path)
+		if r.viol == nil {
+			r.fail("the record cannot be masked")
+		}
 		return nil, Result{}, r.viol
 	}
 	res := p.result(r.counts)
@@ -70,7 +81,83 @@ type protoRun struct {
 	counts  []int32
 	depth   int
 	viol    *Violation
-	keyBuf  [24]byte // an integer map key as text
+	// fault is a field the plan does not touch that the writer schema does
+	// not declare or whose wire type contradicts it; settle turns it into
+	// viol once the walk has unwound to a plan node and knows the path.
+	fault  *protoFault
+	keyBuf [24]byte // an integer map key as text
+}
+
+// protoFault is an undeclared or ill-typed field found below the plan's
+// nodes, where no path is at hand: the walk collects the path while it
+// unwinds rather than building it for every field it descends into.
+type protoFault struct {
+	// what is "field 99 is not declared in leak.Payment" for an
+	// undeclared field; for a declared one (named), what is wrong with it,
+	// to follow its path.
+	what  string
+	named bool
+	trail []string // path steps below the plan node, innermost first
+}
+
+// undeclared reports field num, which message t does not declare.
+func (r *protoRun) undeclared(t *stype, num int32) bool {
+	what := fmt.Sprintf("field %d is not declared in %s", num, t.name)
+	for _, x := range t.pb.ext {
+		if num >= x.Start && num <= x.End {
+			what += " (an extension: extensions are not masked)"
+			break
+		}
+	}
+	r.fault = &protoFault{what: what}
+	return false
+}
+
+// undeclaredInEntry reports field num in an entry of map type mt, which
+// declares only its key (1) and value (2).
+func (r *protoRun) undeclaredInEntry(mt *stype, num int32) bool {
+	r.fault = &protoFault{what: fmt.Sprintf("field %d is not declared in %s", num, mt.pb.entry)}
+	return false
+}
+
+// mismatch reports a declared field with another wire type than the
+// schema's (what it says follows the field's path).
+func (r *protoRun) mismatch(format string, args ...any) bool {
+	r.fault = &protoFault{what: fmt.Sprintf(format, args...), named: true}
+	return false
+}
+
+// step adds a path step to the pending fault, if any.
+func (r *protoRun) step(s string) {
+	if r.fault != nil {
+		r.fault.trail = append(r.fault.trail, s)
+	}
+}
+
+// settle makes the pending fault, found below the plan node at path base,
+// the run's violation.
+func (r *protoRun) settle(base string) {
+	f := r.fault
+	if f == nil {
+		return
+	}
+	r.fault = nil
+	if r.viol != nil {
+		return
+	}
+	path := base
+	for i := len(f.trail) - 1; i >= 0; i-- {
+		path = join2(path, f.trail[i])
+	}
+	v := &Violation{Reason: ReasonUndecodable, Detail: f.what}
+	switch {
+	case f.named:
+		v.FieldPath = path
+		v.Detail = "field " + path + " " + f.what
+	case path != "":
+		v.Detail += " (at " + path + ")"
+	}
+	r.viol = v
 }
 
 func (r *protoRun) fail(format string, args ...any) bool {
@@ -295,12 +382,18 @@ func (r *protoRun) message(n *pnode, group int32) bool {
 			break
 		}
 		i := t.pb.lookup(num)
+		if i < 0 {
+			r.undeclared(t, num)
+			r.settle(n.path)
+			return false
+		}
 		var child *pnode
-		if i >= 0 && n.fields != nil {
+		if n.fields != nil {
 			child = n.fields[i]
 		}
 		if child == nil {
-			if !r.skip(num, wt) {
+			if !r.check(t, i, num, wt) {
+				r.settle(n.path)
 				return false
 			}
 			continue
@@ -310,6 +403,165 @@ func (r *protoRun) message(n *pnode, group int32) bool {
 		}
 	}
 	r.depth--
+	return true
+}
+
+// The strict walk: every field of a record must be declared by the writer
+// schema's message at its position, with the wire type the schema gives it,
+// even where no rule reaches. A field the schema does not know (a newer
+// writer's, an extension, a reserved number) could carry personal data that
+// no tag and no path can name, and a declared field written with another
+// wire type could hide data a reader never shows; either makes the record
+// undecodable. The walk descends into messages, groups and map values, and
+// skips scalars by their wire type.
+
+// declared checks the fields of a message of type t no rule touches up to
+// r.lim, or, for a group (group != 0), up to its end-group key.
+func (r *protoRun) declared(t *stype, group int32) bool {
+	if !r.enter() {
+		return false
+	}
+	for {
+		if r.pos >= r.lim {
+			if group != 0 {
+				return r.fail("group %d is not closed", group)
+			}
+			break
+		}
+		num, wt, ok := r.tag()
+		if !ok {
+			return false
+		}
+		if wt == 4 {
+			if num != group {
+				return r.fail("unexpected end of group %d", num)
+			}
+			break
+		}
+		i := t.pb.lookup(num)
+		if i < 0 {
+			return r.undeclared(t, num)
+		}
+		if !r.check(t, i, num, wt) {
+			return false
+		}
+	}
+	r.depth--
+	return true
+}
+
+// check reads past one occurrence (field num, wire type wt) of the field
+// with index i of message t, which no rule touches, checking its wire type
+// and descending into its messages.
+func (r *protoRun) check(t *stype, i int, num int32, wt int) bool {
+	f := &t.pb.fields[i]
+	var ok bool
+	switch {
+	case wt == int(f.wire) && f.walk == nil:
+		return r.skip(num, wt)
+	case wt == int(f.wire) && wt == 3:
+		ok = r.declared(f.walk, num)
+	case wt == int(f.wire):
+		ok = r.sub(f.walk)
+	case wt == 2 && f.packed:
+		ok = r.packedRun(int(f.wire))
+	default:
+		ok = r.mismatch("has wire type %d where the schema says %d", wt, f.wire)
+	}
+	if !ok && r.fault != nil {
+		if r.fault.named && len(r.fault.trail) == 0 {
+			// The field itself, not one of its elements.
+			r.step(t.fields[i].name)
+		} else {
+			r.step(f.seg)
+		}
+	}
+	return ok
+}
+
+// sub checks a length-delimited message or map entry of type t.
+func (r *protoRun) sub(t *stype) bool {
+	n, ok := r.varint()
+	if !ok {
+		return false
+	}
+	if n > uint64(r.lim-r.pos) {
+		return r.fail("length %d exceeds the message", n)
+	}
+	lim := r.lim
+	r.lim = r.pos + int(n)
+	if t.kind == kMap {
+		ok = r.entryFields(t)
+	} else {
+		ok = r.declared(t, 0)
+	}
+	r.lim = lim
+	return ok
+}
+
+// entryFields checks the fields of an entry of map type mt up to r.lim:
+// its key (1) and value (2), descending into a message value.
+func (r *protoRun) entryFields(mt *stype) bool {
+	vt := mt.elem
+	vw, kw := wireOf(vt, false), mt.pb.key.WireType()
+	for r.pos < r.lim {
+		num, wt, ok := r.tag()
+		if !ok {
+			return false
+		}
+		switch {
+		case wt == 4:
+			return r.fail("unexpected end of group %d", num)
+		case num == 1 && wt == kw:
+			ok = r.skip(num, wt)
+		case num == 1:
+			return r.mismatch("has a map key of wire type %d where the schema says %d", wt, kw)
+		case num == 2 && wt == vw && vt.kind == kRecord:
+			if ok = r.sub(vt); !ok {
+				r.step("*")
+			}
+		case num == 2 && wt == vw:
+			ok = r.skip(num, wt)
+		case num == 2:
+			r.mismatch("has wire type %d where the schema says %d", wt, vw)
+			r.step("*")
+			return false
+		default:
+			return r.undeclaredInEntry(mt, num)
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// packedRun reads a packed run of values of wire type w (0, 1 or 5),
+// checking that it holds whole values.
+func (r *protoRun) packedRun(w int) bool {
+	b, ok := r.bytes()
+	if !ok {
+		return false
+	}
+	switch w {
+	case 1:
+		ok = len(b)%8 == 0
+	case 5:
+		ok = len(b)%4 == 0
+	default:
+		run := 0 // continuation bytes in a row
+		for _, c := range b {
+			if c < 0x80 {
+				run = 0
+			} else if run++; run == 10 {
+				break
+			}
+		}
+		ok = run == 0
+	}
+	if !ok {
+		return r.mismatch("holds a packed run that ends inside a value")
+	}
 	return true
 }
 
@@ -432,8 +684,9 @@ func (r *protoRun) value(n *pnode, t *stype, wt int, num int32) bool {
 // with the node for its key. The key is found first: the fields of an entry
 // may come in any order.
 func (r *protoRun) entry(n *pnode, mt *stype) bool {
-	key, ok := r.mapKey(mt.pb.key)
+	key, ok := r.mapKey(mt)
 	if !ok {
+		r.settle(n.path)
 		return false
 	}
 	child := n.other
@@ -442,12 +695,18 @@ func (r *protoRun) entry(n *pnode, mt *stype) bool {
 			child = c
 		}
 	}
+	vt := mt.elem
 	if child == nil {
-		r.pos = r.lim // mapKey checked the entry's framing
+		if vt.kind != kRecord {
+			r.pos = r.lim // mapKey checked the entry's fields
+			return true
+		}
+		if !r.entryFields(mt) {
+			r.settle(n.path)
+			return false
+		}
 		return true
 	}
-	vt := mt.elem
-	want := wireOf(vt, false)
 	for r.pos < r.lim {
 		start := r.pos
 		num, wt, ok := r.tag()
@@ -455,16 +714,11 @@ func (r *protoRun) entry(n *pnode, mt *stype) bool {
 			return false
 		}
 		if num != 2 {
-			if wt == 4 {
-				return r.fail("unexpected end of group %d", num)
-			}
+			// The key: mapKey checked it.
 			if !r.skip(num, wt) {
 				return false
 			}
 			continue
-		}
-		if wt != want {
-			return r.failAt(child, "map value %s has wire type %d where the schema says %d", child.path, wt, want)
 		}
 		if child.mode == modeConst && child.del {
 			if !r.skip(num, wt) {
@@ -482,10 +736,14 @@ func (r *protoRun) entry(n *pnode, mt *stype) bool {
 	return true
 }
 
-// mapKey reads the key of the entry at r.pos (the last key field, or the
-// default key when there is none) as the text rules name keys by, leaving
-// r.pos where it was. The text is valid until the next call.
-func (r *protoRun) mapKey(k protoschema.Kind) ([]byte, bool) {
+// mapKey reads the key of the entry of map type mt at r.pos (the last key
+// field, or the default key when there is none) as the text rules name keys
+// by, leaving r.pos where it was, and checks that the entry holds only its
+// key and value, with their wire types. The text is valid until the next
+// call.
+func (r *protoRun) mapKey(mt *stype) ([]byte, bool) {
+	k := mt.pb.key
+	vw := wireOf(mt.elem, false)
 	start := r.pos
 	key := r.keyBuf[:0]
 	switch k {
@@ -500,14 +758,22 @@ func (r *protoRun) mapKey(k protoschema.Kind) ([]byte, bool) {
 		if !ok {
 			return nil, false
 		}
-		if wt == 4 {
+		switch {
+		case wt == 4:
 			return nil, r.fail("unexpected end of group %d", num)
-		}
-		if num != 1 || wt != k.WireType() {
+		case num == 2 && wt == vw:
 			if !r.skip(num, wt) {
 				return nil, false
 			}
 			continue
+		case num == 2:
+			r.mismatch("has wire type %d where the schema says %d", wt, vw)
+			r.step("*")
+			return nil, false
+		case num != 1:
+			return nil, r.undeclaredInEntry(mt, num)
+		case wt != k.WireType():
+			return nil, r.mismatch("has a map key of wire type %d where the schema says %d", wt, k.WireType())
 		}
 		var u uint64
 		switch wt {
@@ -769,14 +1035,18 @@ func (r *protoRun) timestamp(n *pnode) bool {
 		if !ok {
 			return false
 		}
-		if wt == 4 {
+		switch {
+		case wt == 4:
 			return r.fail("unexpected end of group %d", num)
-		}
-		if (num != 1 && num != 2) || wt != 0 {
-			if !r.skip(num, wt) {
-				return false
-			}
-			continue
+		case num != 1 && num != 2:
+			r.undeclared(n.t, num)
+			r.settle(n.path)
+			return false
+		case wt != 0:
+			r.mismatch("has wire type %d where the schema says 0", wt)
+			r.step(n.t.fields[n.t.pb.lookup(num)].name)
+			r.settle(n.path)
+			return false
 		}
 		start := r.pos
 		u, ok := r.varint()

@@ -7,6 +7,11 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/dynamicpb"
 )
 
 // protoCase masks field v of a message {keep: string, v: <typ>, tail: int64}
@@ -387,15 +392,14 @@ func TestMaskProtoFailsClosed(t *testing.T) {
 		detail  string
 	}{
 		{"a payload cut short is undecodable", valid[:len(valid)-3], "exceeds the message"},
-		{"a varint cut short is undecodable", []byte{0x08, 0x80}, "unexpected end of data"},
+		{"a varint cut short is undecodable", []byte{0x12, 0x80}, "unexpected end of data"},
 		{"a length past the end is undecodable", []byte{0x12, 0x7f, 0x0a, 0x01, 'x'}, "exceeds the message"},
 		{"field number zero is undecodable", []byte{0x02, 0x00}, "invalid field number 0"},
 		{"wire type 7 is undecodable", []byte{0x0f}, "invalid wire type 7"},
 		{"a touched field with another wire type is undecodable", []byte{0x10, 0x01}, "field customer has wire type 0 where the schema says 2"},
-		{"an unclosed group is undecodable", []byte{0x4b, 0x08, 0x01}, "unexpected end of data"},
-		{"a group closed by another field's end is undecodable", []byte{0x4b, 0x54}, "end of group 10 inside group 9"},
+		{"a group the schema does not declare is undecodable", []byte{0x4b, 0x08, 0x01, 0x4c}, "field 9 is not declared in Order"},
 		{"a stray end of group is undecodable", []byte{0x4c}, "unexpected end of group 9"},
-		{"a ten-byte overflowing varint is undecodable", append([]byte{0x18}, bytes.Repeat([]byte{0xff}, 11)...), "varint longer than 10 bytes"},
+		{"a ten-byte overflowing varint is undecodable", append([]byte{0x12}, bytes.Repeat([]byte{0xff}, 11)...), "varint longer than 10 bytes"},
 		{"invalid UTF-8 in a string a rule reads is undecodable", append([]byte{0x2a, 0x03}, 0xff, 0xfe, 0xfd), "iban holds invalid UTF-8"},
 		{"a nested message's inner garbage is undecodable", append([]byte{0x12, byte(len(secret) + 2), 0x12, byte(len(secret) + 5)}, secret...), "exceeds the message"},
 	}
@@ -455,29 +459,248 @@ func TestMaskProtoFailsClosed(t *testing.T) {
 	})
 }
 
-func TestMaskProtoPassesUnknownFieldsThrough(t *testing.T) {
-	md := goMessage(t, goFile(t, shapesSchema), "Order")
-	set := mustParse(t, "p.yaml", "policy: p\nversion: 1\nrules: [{match: {tag: PII}, action: hash}, {match: {field: customer.email}, action: hash}]\n")
-	plan, err := compileProto(t, set, shapesSchema)
+// Wire builders for the strict-walk tests: a varint field, a
+// length-delimited field holding s, and one holding the concatenated parts
+// (a message, a map entry, a packed run).
+func pbVarint(num int, v uint64) []byte {
+	return protowire.AppendVarint(protowire.AppendTag(nil, protowire.Number(num), protowire.VarintType), v)
+}
+
+func pbString(num int, s string) []byte {
+	return protowire.AppendString(protowire.AppendTag(nil, protowire.Number(num), protowire.BytesType), s)
+}
+
+func pbBytes(num int, parts ...[]byte) []byte {
+	return protowire.AppendBytes(protowire.AppendTag(nil, protowire.Number(num), protowire.BytesType), bytes.Join(parts, nil))
+}
+
+// pbGroup is a group field holding the concatenated parts.
+func pbGroup(num int, parts ...[]byte) []byte {
+	b := protowire.AppendTag(nil, protowire.Number(num), protowire.StartGroupType)
+	b = append(b, bytes.Join(parts, nil)...)
+	return protowire.AppendTag(b, protowire.Number(num), protowire.EndGroupType)
+}
+
+// hasUnknown reports whether m holds fields its descriptor does not declare,
+// at any depth.
+func hasUnknown(m protoreflect.Message) bool {
+	if len(m.GetUnknown()) > 0 {
+		return true
+	}
+	found := false
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsMap() && fd.MapValue().Message() != nil:
+			v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
+				found = found || hasUnknown(mv.Message())
+				return !found
+			})
+		case fd.IsList() && fd.Message() != nil:
+			for i := 0; i < v.List().Len() && !found; i++ {
+				found = hasUnknown(v.List().Get(i).Message())
+			}
+		case !fd.IsMap() && !fd.IsList() && fd.Message() != nil:
+			found = hasUnknown(v.Message())
+		}
+		return !found
+	})
+	return found
+}
+
+const strictRecord = `{"id":"p-1","customer":{"name":"Alice","email":"alice@example.com"},` +
+	`"card":{"number":"4111111111111111","expiry_year":2027},"lines":[{"sku":"a","card":{"number":"5500000000000004"}}],` +
+	`"contacts":{"boss":{"name":"Bob","email":"bob@example.com"},"x":{"name":"Eve"}},"wallet":"w-1",` +
+	`"qty":[1,2,300],"codes":[4,5],"created_at":"2024-05-17T13:45:12Z","attrs":{"email":"alt@example.com","device":"ios"},` +
+	`"seen_at":"2024-05-17T13:45:12Z","cards":{"7":{"number":"4000000000000002"}}}`
+
+func TestMaskProtoRejectsUndeclaredFields(t *testing.T) {
+	text := protoText(t, "strict.proto")
+	md := goMessage(t, goFile(t, text), "Payment")
+	set := mustParse(t, "p.yaml", `policy: p
+version: 1
+rules:
+  - {match: {field: customer.email}, action: hash}
+  - {match: {field: contacts.boss.email}, action: hash}
+  - {match: {field: attrs.email}, action: redact}
+  - {match: {field: seen_at}, action: generalize, truncate: day}
+`)
+	plan, err := compileProto(t, set, text)
 	if err != nil {
 		t.Fatal(err)
 	}
-	known := encodeProto(t, md, `{"id":"o-1","customer":{"name":"Alice","email":"alice@example.com"},"iban":"DE89"}`)
-	// Unknown fields: 99 (varint), 100 (bytes), a group 101, and 3 inside
-	// customer, which a newer writer schema may have added.
-	unknown := []byte{0x98, 0x06, 0x2a, 0xa2, 0x06, 0x03, 'a', 'b', 'c', 0xab, 0x06, 0x08, 0x01, 0xac, 0x06}
-	customerExtra := []byte{0x12, 0x0c, 0x1a, 0x0a, 'z', 'z', 'z', 'z', 'z', 'z', 'z', 'z', 'z', 'z'}
-	in := append(append(slicesClone(known), unknown...), customerExtra...)
-	out, _, err := plan.MaskProto(in)
+	valid := encodeProto(t, md, strictRecord)
+	const secret = "alice@example.com"
+	cases := []struct {
+		name  string
+		extra []byte // appended to a valid record
+		// path and detail are the violation's FieldPath and Detail; detail
+		// is "" when the record passes.
+		path, detail string
+	}{
+		{"a record with every field declared passes", nil, "", ""},
+		{"a oneof member is declared", pbString(6, "DE89"), "", ""},
+		{"a packed run of a repeated scalar passes", pbBytes(8, []byte{1, 2, 0xac, 0x02}), "", ""},
+		{"unpacked elements of a packed repeated scalar pass", append(pbVarint(8, 1), pbVarint(8, 2)...), "", ""},
+		{"a packed run of a repeated scalar declared unpacked passes", pbBytes(9, []byte{4, 5}), "", ""},
+		{"a map entry without its value passes", pbBytes(13, pbVarint(1, 8)), "", ""},
+
+		{"an undeclared top-level field is rejected", pbString(99, secret),
+			"", "field 99 is not declared in leak.Payment"},
+		{"a reserved number is rejected", pbString(15, secret),
+			"", "field 15 is not declared in leak.Payment"},
+		{"an undeclared field in a sub-message a rule touches is rejected", pbBytes(2, pbString(3, secret)),
+			"", "field 3 is not declared in leak.Customer (at customer)"},
+		{"an undeclared field in a sub-message no rule touches is rejected", pbBytes(3, pbString(9, secret)),
+			"", "field 9 is not declared in leak.Card (at card)"},
+		{"an undeclared field in a repeated message element is rejected", pbBytes(4, pbString(9, secret)),
+			"", "field 9 is not declared in leak.Line (at lines[])"},
+		{"an undeclared field two untouched levels down is rejected", pbBytes(4, pbBytes(2, pbString(9, secret))),
+			"", "field 9 is not declared in leak.Card (at lines[].card)"},
+		{"an undeclared field in a map value a rule names is rejected", pbBytes(5, pbString(1, "boss"), pbBytes(2, pbString(9, secret))),
+			"", "field 9 is not declared in leak.Customer (at contacts.boss)"},
+		{"an undeclared field in a map value no rule names is rejected", pbBytes(5, pbString(1, "y"), pbBytes(2, pbString(9, secret))),
+			"", "field 9 is not declared in leak.Customer (at contacts.*)"},
+		{"an undeclared field in a value of an untouched map is rejected", pbBytes(13, pbVarint(1, 7), pbBytes(2, pbString(9, secret))),
+			"", "field 9 is not declared in leak.Card (at cards.*)"},
+		{"an undeclared field in an entry of an untouched map is rejected", pbBytes(13, pbVarint(1, 7), pbString(3, secret)),
+			"", "field 3 is not declared in leak.Payment.CardsEntry (at cards)"},
+		{"an undeclared field in an entry of a map a rule touches is rejected", pbBytes(11, pbString(1, "device"), pbString(3, secret)),
+			"", "field 3 is not declared in leak.Payment.AttrsEntry (at attrs)"},
+		{"an undeclared field in an untouched Timestamp is rejected", pbBytes(10, pbString(3, secret)),
+			"", "field 3 is not declared in google.protobuf.Timestamp (at created_at)"},
+		{"an undeclared field in a Timestamp a rule truncates is rejected", pbBytes(12, pbString(3, secret)),
+			"", "field 3 is not declared in google.protobuf.Timestamp (at seen_at)"},
+
+		{"a declared string written as a varint in an untouched message is rejected", pbBytes(3, pbVarint(1, 5)),
+			"card.number", "field card.number has wire type 0 where the schema says 2"},
+		{"a declared message written as a varint is rejected", pbVarint(3, 1),
+			"card", "field card has wire type 0 where the schema says 2"},
+		{"a declared integer written as bytes in an untouched message is rejected", pbBytes(3, pbString(2, secret)),
+			"card.expiry_year", "field card.expiry_year has wire type 2 where the schema says 0"},
+		{"an untouched Timestamp's seconds written as bytes are rejected", pbBytes(10, pbString(1, secret)),
+			"created_at.seconds", "field created_at.seconds has wire type 2 where the schema says 0"},
+		{"a truncated Timestamp's seconds written as bytes are rejected", pbBytes(12, pbString(1, secret)),
+			"seen_at.seconds", "field seen_at.seconds has wire type 2 where the schema says 0"},
+		{"a map value of another wire type is rejected", pbBytes(13, pbVarint(1, 7), pbVarint(2, 1)),
+			"cards.*", "field cards.* has wire type 0 where the schema says 2"},
+		{"a map value of another wire type in a map a rule touches is rejected", pbBytes(11, pbString(1, "email"), pbVarint(2, 1)),
+			"attrs.*", "field attrs.* has wire type 0 where the schema says 2"},
+		{"a map key of another wire type is rejected", pbBytes(11, pbVarint(1, 5)),
+			"attrs", "field attrs has a map key of wire type 0 where the schema says 2"},
+		{"a packed run that ends inside a varint is rejected", pbBytes(8, []byte{1, 0x80}),
+			"qty", "field qty holds a packed run that ends inside a value"},
+	}
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			in := append(slicesClone(valid), tt.extra...)
+			out, res, err := plan.MaskProto(in)
+			if tt.detail == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				m := dynamicpb.NewMessage(md)
+				if err := proto.Unmarshal(out, m); err != nil {
+					t.Fatalf("the output does not decode: %v", err)
+				}
+				if hasUnknown(m) {
+					t.Fatal("the output holds undeclared fields")
+				}
+				if got := fieldOf(decodeProto(t, md, out), "customer.email"); got != hexHMAC("alice@example.com") || len(res.Touches) == 0 {
+					t.Fatalf("customer.email = %v, touches %v", got, res.Touches)
+				}
+				return
+			}
+			var v *Violation
+			if !errors.As(err, &v) || out != nil {
+				t.Fatalf("error %v (output %x), want a violation", err, out)
+			}
+			if v.Reason != ReasonUndecodable || v.FieldPath != tt.path || v.Detail != tt.detail {
+				t.Fatalf("violation %+v, want undecodable at %q: %q", *v, tt.path, tt.detail)
+			}
+			if strings.Contains(v.Error(), secret) {
+				t.Fatalf("the violation quotes the record: %v", v)
+			}
+		})
+	}
+
+	t.Run("a stream no rule applies to passes undeclared fields untouched", func(t *testing.T) {
+		// The schema has no PII tags and the rule matches none of its
+		// fields: the plan has nothing to do and never decodes.
+		set := mustParse(t, "p.yaml", "policy: p\nversion: 1\nrules: [{match: {tag: PII}, action: redact}]\n")
+		plan, err := compileProto(t, set, text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if plan.Touches() {
+			t.Fatal("the plan touches records")
+		}
+		in := append(slicesClone(valid), pbString(99, secret)...)
+		out, _, err := plan.MaskProto(in)
+		if err != nil || !bytes.Equal(out, in) {
+			t.Fatalf("out %x, err %v; want the payload as it is", out, err)
+		}
+	})
+}
+
+func TestMaskProtoRejectsUndeclaredProto2Fields(t *testing.T) {
+	text := protoText(t, "strict2.proto")
+	md := goMessage(t, goFile(t, text), "Legacy")
+	set := mustParse(t, "p.yaml", "policy: p\nversion: 1\nrules: [{match: {field: email}, action: hash}]\n")
+	plan, err := compileProto(t, set, text)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(out, unknown) || !bytes.Contains(out, customerExtra) {
-		t.Fatalf("unknown fields did not pass byte for byte:\n in %x\nout %x", in, out)
+	const secret = "alice@example.com"
+	valid := encodeProto(t, md, `{"id":"l-1","email":"alice@example.com","line":[{"sku":"a"},{"sku":"b"}]}`)
+	cases := []struct {
+		name         string
+		extra        []byte
+		path, detail string
+	}{
+		{"a record whose groups hold declared fields passes", pbGroup(3, pbString(4, "c")), "", ""},
+		{"an undeclared field in a group is rejected", pbGroup(3, pbString(9, secret)),
+			"", "field 9 is not declared in leak.Legacy.Line (at line[])"},
+		{"a reserved number is rejected", pbString(7, secret),
+			"", "field 7 is not declared in leak.Legacy"},
+		{"a number in an extension range is rejected", pbString(100, secret),
+			"", "field 100 is not declared in leak.Legacy (an extension: extensions are not masked)"},
+		{"a declared extension is rejected: no rule reaches extensions", pbString(150, secret),
+			"", "field 150 is not declared in leak.Legacy (an extension: extensions are not masked)"},
+		{"a group field written length-delimited is rejected", pbBytes(3, pbString(4, "c")),
+			"line", "field line has wire type 2 where the schema says 3"},
+		{"an unclosed group is rejected", protowire.AppendTag(nil, 3, protowire.StartGroupType),
+			"", "group 3 is not closed"},
+		{"a group closed by another field's end is rejected", append(protowire.AppendTag(nil, 3, protowire.StartGroupType), protowire.AppendTag(nil, 4, protowire.EndGroupType)...),
+			"", "unexpected end of group 4"},
 	}
-	got := decodeProto(t, md, out)
-	if fieldOf(got, "customer.email") != hexHMAC("alice@example.com") || got["iban"] != hexHMAC("DE89") {
-		t.Fatalf("masked %v", got)
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			in := append(slicesClone(valid), tt.extra...)
+			out, _, err := plan.MaskProto(in)
+			if tt.detail == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				m := dynamicpb.NewMessage(md)
+				if err := proto.Unmarshal(out, m); err != nil || hasUnknown(m) {
+					t.Fatalf("the output does not decode without undeclared fields: %v", err)
+				}
+				if got := decodeProto(t, md, out)["email"]; got != hexHMAC("alice@example.com") {
+					t.Fatalf("email = %v", got)
+				}
+				return
+			}
+			var v *Violation
+			if !errors.As(err, &v) || out != nil {
+				t.Fatalf("error %v (output %x), want a violation", err, out)
+			}
+			if v.Reason != ReasonUndecodable || v.FieldPath != tt.path || !strings.HasSuffix(v.Detail, tt.detail) {
+				t.Fatalf("violation %+v, want undecodable at %q ending %q", *v, tt.path, tt.detail)
+			}
+			if strings.Contains(v.Error(), secret) {
+				t.Fatalf("the violation quotes the record: %v", v)
+			}
+		})
 	}
 }
 

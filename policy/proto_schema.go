@@ -31,12 +31,16 @@ type pbType struct {
 	fields []pbField
 	dense  []int32
 	sparse map[int32]int
+	// ext are a message's extension ranges: numbers in them are not
+	// declared (extensions are not masked), but an error says why.
+	ext []protoschema.Range
 	// timestamp marks google.protobuf.Timestamp, which generalize truncates.
 	timestamp bool
 	// nums are an enum's numbers by symbol index.
 	nums []int32
-	// key is a map's key kind.
-	key protoschema.Kind
+	// key is a map's key kind, entry the full name of its entry type.
+	key   protoschema.Kind
+	entry string
 }
 
 // pbField is a message field's number and encoding.
@@ -44,6 +48,37 @@ type pbField struct {
 	num      int32
 	required bool // proto2 required: drop cannot remove it
 	group    bool // a proto2 group: start and end tags, no length
+	// What the strict walk of fields no rule touches needs (see
+	// protoRun.check): wire is the wire type of one value outside packed
+	// runs, packed says a packed run (wire type 2) is legal too, walk is
+	// the type to descend into (the message of a message or group field or
+	// of its elements, the map type of a map field; nil for scalars and
+	// enums), and seg is the field's step in a path ("items[]").
+	wire   uint8
+	packed bool
+	walk   *stype
+	seg    string
+}
+
+// newPBField describes field fd whose stype is ft.
+func newPBField(fd *protoschema.Field, ft *stype) pbField {
+	f := pbField{num: fd.Number, required: fd.Label == protoschema.Required, group: fd.Kind == protoschema.Group, seg: fd.Name}
+	vt := ft
+	switch ft.kind {
+	case kMap:
+		f.wire, f.walk = 2, ft
+		return f
+	case kArray:
+		vt = ft.elem
+		f.seg += "[]"
+	}
+	f.wire = uint8(wireOf(vt, f.group))
+	if vt.kind == kRecord {
+		f.walk = vt
+	} else {
+		f.packed = ft.kind == kArray && packable(vt)
+	}
+	return f
 }
 
 // lookup returns the index of the field with number num, or -1.
@@ -93,7 +128,7 @@ func (c *protoConv) message(m *protoschema.Message) *stype {
 	if t, ok := c.msgs[m]; ok {
 		return t
 	}
-	t := &stype{kind: kRecord, name: m.FullName, pb: &pbType{timestamp: m.FullName == "google.protobuf.Timestamp"}}
+	t := &stype{kind: kRecord, name: m.FullName, pb: &pbType{timestamp: m.FullName == "google.protobuf.Timestamp", ext: m.ExtensionRanges}}
 	c.msgs[m] = t
 	maxDense := int32(0)
 	for _, fd := range m.Fields {
@@ -113,7 +148,7 @@ func (c *protoConv) message(m *protoschema.Message) *stype {
 			}
 		}
 		t.fields = append(t.fields, sf)
-		t.pb.fields = append(t.pb.fields, pbField{num: fd.Number, required: fd.Label == protoschema.Required, group: fd.Kind == protoschema.Group})
+		t.pb.fields = append(t.pb.fields, newPBField(fd, sf.t))
 		if fd.Number <= maxDense {
 			t.pb.dense[fd.Number] = int32(i + 1)
 		} else {
@@ -130,7 +165,7 @@ func (c *protoConv) message(m *protoschema.Message) *stype {
 // element type, map fields maps of their value type.
 func (c *protoConv) field(fd *protoschema.Field) *stype {
 	if fd.IsMap() {
-		return &stype{kind: kMap, elem: c.value(fd.MapValue()), pb: &pbType{key: fd.MapKey().Kind}}
+		return &stype{kind: kMap, elem: c.value(fd.MapValue()), pb: &pbType{key: fd.MapKey().Kind, entry: fd.Message.FullName}}
 	}
 	if fd.Label == protoschema.Repeated {
 		return &stype{kind: kArray, elem: c.value(fd)}
