@@ -267,8 +267,8 @@ func (c Config) baseURL(addr string) string {
 	return "http://" + addr
 }
 
-// voterTarget is how many voters the leader keeps with members servers in
-// the Raft configuration.
+// voterTarget is how many voters the leader keeps when members servers could
+// vote (voters and caught-up non-voters).
 func (c Config) voterTarget(members int) int {
 	switch {
 	case c.Voters > 0:

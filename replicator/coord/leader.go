@@ -218,7 +218,9 @@ func (n *Node) promote(ctx context.Context, members map[string]Member, now time.
 			cands = append(cands, s)
 		}
 	}
-	if voters >= n.cfg.voterTarget(len(servers)) || len(cands) == 0 {
+	// Members that cannot vote yet (unreachable, or still catching up) do not
+	// count towards the size that decides between 3 and 5 voters.
+	if voters >= n.cfg.voterTarget(voters+len(cands)) || len(cands) == 0 {
 		return false
 	}
 	slices.SortFunc(cands, func(a, b raft.Server) int { return strings.Compare(string(a.ID), string(b.ID)) })
