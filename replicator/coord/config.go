@@ -190,6 +190,8 @@ func (c Config) validate() error {
 	for i, a := range c.Join {
 		if _, _, err := net.SplitHostPort(trimScheme(a)); err != nil {
 			bad("cluster.join[%d] (%q): want host:port or http(s)://host:port", i, a)
+		} else if c.TLS != nil && strings.HasPrefix(a, "http://") {
+			bad("cluster.join[%d] (%q): members serve https when security.tls is set; write host:port", i, a)
 		}
 	}
 	if c.HeartbeatTimeout < 5*time.Millisecond {

@@ -155,7 +155,7 @@ func (n *Node) senderOf(r *http.Request) sender {
 	}
 	s.region, s.id, s.ok = PeerIdentity(r)
 	fwd := r.Header.Get(hdrForwardedFor)
-	if !s.ok || fwd == "" {
+	if !s.ok || fwd == "" || r.Header.Get(hdrForwardedBy) != s.id {
 		return s
 	}
 	region, id, found := strings.Cut(fwd, "/")

@@ -21,7 +21,7 @@ import (
 // httpsDo sends one request to a node's API over TLS, trusting pool, with
 // cert as client certificate when not nil. A refused handshake is returned as
 // an error, not a failure.
-func httpsDo(pool *x509.CertPool, cert *tlstest.Cert, method, url, body string) (int, string, error) {
+func httpsDo(pool *x509.CertPool, cert *tlstest.Cert, method, url, body string, header ...string) (int, string, error) {
 	cfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	if cert != nil {
 		// Sent whatever CAs the server asks for, as an attacker would (crypto/tls
@@ -32,6 +32,9 @@ func httpsDo(pool *x509.CertPool, cert *tlstest.Cert, method, url, body string) 
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		return 0, "", err
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := client.Do(req)
 	if err != nil {
@@ -180,6 +183,23 @@ func TestClusterOverMutualTLS(t *testing.T) {
 				case tc.want != 0 && code != tc.want:
 					t.Errorf("%s via %s: %d %s, want %d", tc.name, via.cfg.NodeID, code, body, tc.want)
 				}
+			}
+		}
+		// The header a member sets when it forwards a request names the sender
+		// it verified; from anyone else it is ignored.
+		for _, tc := range []struct {
+			name string
+			cert *tlstest.Cert
+			by   string
+		}{
+			{"a forged forwarding header without a certificate", nil, "eu-1"},
+			{"a forged forwarding header with a CA certificate naming no node", ca.Issue("operator-2"), "eu-1"},
+			{"a node's forwarding header naming another forwarder", ca.Node("eu", "eu-8"), "eu-1"},
+		} {
+			code, body, err := httpsDo(ca.Pool(), tc.cert, "POST", url(leaderID, "/v1/cluster/join"), join("eu-2", "eu"),
+				hdrForwardedBy, tc.by, hdrForwardedFor, "eu/eu-2")
+			if err != nil || code != http.StatusForbidden {
+				t.Errorf("%s: %d %s %v, want 403", tc.name, code, body, err)
 			}
 		}
 		// Nor may anyone report load for a node, or propose a policy bundle,
