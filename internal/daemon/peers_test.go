@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tributary-dev/tributary/config"
 	"github.com/tributary-dev/tributary/internal/tlstest"
 	"github.com/tributary-dev/tributary/replicator"
 	"github.com/tributary-dev/tributary/replicator/coord"
@@ -64,4 +65,38 @@ func TestClusterStatusOverTLS(t *testing.T) {
 			t.Errorf("unreachable = %+v, want cloud-1 refused for its certificate", st.Unreachable)
 		}
 	})
+}
+
+// TestCoordConfigCarriesTheCertificate checks the wiring from security.tls
+// and cluster.voters to the Raft node: the bundle loaded at start-up names
+// this node, and a certificate replaced since `config check` by one naming
+// another node stops the start.
+func TestCoordConfigCarriesTheCertificate(t *testing.T) {
+	ca := tlstest.NewCA(t, "cluster")
+	cert := ca.Node("eu", "eu-1")
+	cfg := &config.Config{
+		Node:     config.Node{ID: "eu-1", Region: "eu", RaftAddr: "127.0.0.1:7400", HTTPAddr: "127.0.0.1:7480", DataDir: t.TempDir()},
+		Cluster:  config.Cluster{Voters: 5},
+		Security: config.Security{TLS: &config.TLS{CAFile: cert.Files.CA, CertFile: cert.Files.Cert, KeyFile: cert.Files.Key}},
+	}
+	certs, err := loadCerts(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := coordConfig(cfg, "127.0.0.1:7480", certs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cc.TLS == nil || cc.TLS.ID != "eu-1" || cc.TLS.Region != "eu" || cc.Voters != 5 {
+		t.Errorf("coord config TLS %+v, voters %d", cc.TLS, cc.Voters)
+	}
+	us := ca.Node("us", "eu-1")
+	cfg.Security.TLS.CertFile, cfg.Security.TLS.KeyFile = us.Files.Cert, us.Files.Key
+	if _, err := loadCerts(cfg); err == nil || !strings.Contains(err.Error(), `names node "eu-1" in region "us", but node.id is "eu-1" and node.region is "eu"`) {
+		t.Errorf("loadCerts with another region's certificate = %v", err)
+	}
+	cfg.Security.TLS = nil
+	if certs, err := loadCerts(cfg); certs != nil || err != nil {
+		t.Errorf("loadCerts without security.tls = %v, %v; want nil, nil", certs, err)
+	}
 }
