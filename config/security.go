@@ -1,6 +1,9 @@
 package config
 
 import (
+	"strconv"
+	"strings"
+
 	"github.com/tributary-dev/tributary/internal/nodecert"
 )
 
@@ -33,6 +36,11 @@ func (v *validator) security() {
 	}
 	if missing {
 		return
+	}
+	for i, j := range v.c.Cluster.Join {
+		if strings.HasPrefix(j, "http://") {
+			v.errorf("cluster.join["+strconv.Itoa(i)+"]", "%q: members serve https when security.tls is set; write host:port", j)
+		}
 	}
 	b, err := nodecert.Load(nodecert.Files{CA: t.CAFile, Cert: t.CertFile, Key: t.KeyFile})
 	if err != nil {

@@ -25,9 +25,9 @@ func TestSecurityTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	write := func(name, tls string) string {
+	write := func(name, tls string, extra ...string) string {
 		path := filepath.Join(dir, name)
-		body := "node:\n  id: solo\n  region: eu\n" +
+		body := "node:\n  id: solo\n  region: eu\n" + strings.Join(extra, "") +
 			"kafka:\n  central: {region: eu, bootstrap: 'localhost:9092'}\n" +
 			"target: central\n" +
 			"pipelines:\n  - {name: copy, source: {kafka: central}, topics: {include: ['a']}}\n" +
@@ -52,6 +52,12 @@ func TestSecurityTLS(t *testing.T) {
 		}
 		if !strings.Contains(cfg.Redacted(), "cert_file: "+good.Files.Cert) {
 			t.Errorf("Redacted lacks security.tls:\n%s", cfg.Redacted())
+		}
+	})
+	t.Run("a join address saying http is refused under TLS", func(t *testing.T) {
+		_, err := Load(write("join.yaml", files(good.Files.CA, good.Files.Cert, good.Files.Key), "cluster:\n  join: ['http://10.0.0.1:7480', '10.0.0.2:7480']\n"))
+		if err == nil || !strings.Contains(err.Error(), `:5:10: cluster.join[0]: "http://10.0.0.1:7480": members serve https when security.tls is set`) {
+			t.Fatalf("Load = %v", err)
 		}
 	})
 	for _, tc := range []struct {
