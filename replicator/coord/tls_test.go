@@ -53,6 +53,11 @@ func suffrage(tn *testNode) map[string]raft.ServerSuffrage {
 	return out
 }
 
+const (
+	tlsHeartbeat = 500 * time.Millisecond
+	tlsFailure   = 3 * time.Second
+)
+
 // TestClusterOverMutualTLS runs a cluster whose nodes know each other only by
 // certificates of one CA: Raft over mutual TLS, the cluster API over HTTPS,
 // joins as non-voters promoted up to three voters, and the rogue requests an
@@ -65,6 +70,9 @@ func TestClusterOverMutualTLS(t *testing.T) {
 	for _, nr := range [][2]string{{"eu-1", "eu"}, {"eu-2", "eu"}, {"us-1", "us"}, {"us-2", "us"}} {
 		cfg := c.config(nr[0], nr[1], nil, nil)
 		cfg.TLS = ca.Node(nr[1], nr[0]).Bundle(t)
+		// Handshakes cost CPU the plain TCP tests do not spend: on a loaded
+		// machine under -race, the loopback figures make leaders step down.
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.FailureTimeout = tlsHeartbeat, tlsHeartbeat, tlsFailure
 		cfgs[nr[0]] = cfg
 	}
 	boot := []Peer{{ID: "eu-1", Addr: cfgs["eu-1"].RaftAddr}}
@@ -86,11 +94,14 @@ func TestClusterOverMutualTLS(t *testing.T) {
 			c.start(cfg)
 			alive[id] = true
 		}
-		harness.Eventually(t, 15*time.Second, "three voters over TLS", func() error {
+		harness.Eventually(t, 20*time.Second, "three voters over TLS", func() error {
 			if err := c.converged(alive); err != nil {
 				return err
 			}
-			l, _ := c.leader()
+			l, err := c.leader()
+			if err != nil {
+				return err
+			}
 			want := map[string]raft.ServerSuffrage{"eu-1": raft.Voter, "eu-2": raft.Voter, "us-1": raft.Voter}
 			if got := suffrage(l); !mapsEqual(got, want) {
 				return fmt.Errorf("suffrage = %v", got)
@@ -104,7 +115,7 @@ func TestClusterOverMutualTLS(t *testing.T) {
 		cfg.Join = []string{f.cfg.HTTPAddr}
 		c.start(cfg)
 		alive["us-2"] = true
-		harness.Eventually(t, 15*time.Second, "us-2 joined as a non-voter", func() error {
+		harness.Eventually(t, 20*time.Second, "us-2 joined as a non-voter", func() error {
 			if err := c.converged(alive); err != nil {
 				return err
 			}
@@ -113,8 +124,8 @@ func TestClusterOverMutualTLS(t *testing.T) {
 			}
 			return nil
 		})
-		time.Sleep(2 * testFailure) // promotion would have happened by now
-		l, _ := c.leader()
+		time.Sleep(2 * tlsFailure) // promotion would have happened by now
+		l := c.waitLeader(10 * time.Second)
 		if got := suffrage(l)["us-2"]; got != raft.Nonvoter {
 			t.Errorf("us-2 is %v, want a non-voter (cluster.voters 3)", got)
 		}
@@ -123,7 +134,7 @@ func TestClusterOverMutualTLS(t *testing.T) {
 	}
 
 	t.Run("raft refuses a peer without a certificate of the cluster CA", func(t *testing.T) {
-		l, _ := c.leader()
+		l := c.waitLeader(10 * time.Second)
 		for _, tc := range []struct {
 			name string
 			cert *tlstest.Cert
@@ -152,7 +163,7 @@ func TestClusterOverMutualTLS(t *testing.T) {
 	})
 
 	t.Run("a rogue join is refused and the cluster keeps its members and its leader", func(t *testing.T) {
-		l, _ := c.leader()
+		l := c.waitLeader(10 * time.Second)
 		leaderID := l.cfg.NodeID
 		term := l.n.raft.CurrentTerm()
 		f := c.follower()
@@ -232,7 +243,7 @@ func TestClusterOverMutualTLS(t *testing.T) {
 	})
 
 	t.Run("a node's join naming an unreachable address does not cost the leader its leadership", func(t *testing.T) {
-		l, _ := c.leader()
+		l := c.waitLeader(10 * time.Second)
 		term := l.n.raft.CurrentTerm()
 		ghost := c.reserve() // bound by the test, never answered: no raft there
 		code, body, err := httpsDo(ca.Pool(), ca.Node("eu", "eu-9"), "POST", url(l.cfg.NodeID, "/v1/cluster/join"),
@@ -240,7 +251,7 @@ func TestClusterOverMutualTLS(t *testing.T) {
 		if err != nil || code != http.StatusOK {
 			t.Fatalf("join of eu-9: %d %s %v", code, body, err)
 		}
-		deadline := time.Now().Add(3 * testFailure)
+		deadline := time.Now().Add(2 * tlsFailure)
 		for time.Now().Before(deadline) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			_, err := l.n.propose(ctx, command{Op: opReportLoad, Node: l.cfg.NodeID, Load: map[string]float64{}})
@@ -263,11 +274,11 @@ func TestClusterOverMutualTLS(t *testing.T) {
 	})
 
 	t.Run("the cluster elects a new leader over TLS when the leader crashes", func(t *testing.T) {
-		l, _ := c.leader()
+		l := c.waitLeader(10 * time.Second)
 		old := l.cfg.NodeID
 		c.crash(old)
 		alive[old] = false
-		harness.Eventually(t, 15*time.Second, "a new leader and the tasks moved", func() error {
+		harness.Eventually(t, 20*time.Second, "a new leader and the tasks moved", func() error {
 			nl, err := c.leader()
 			if err != nil {
 				return err
