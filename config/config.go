@@ -30,6 +30,9 @@ type Config struct {
 	HashKeyFile string `yaml:"hash_key_file"`
 	// Pipelines: pipelines, what to mirror.
 	Pipelines []*Pipeline `yaml:"pipelines"`
+	// Security: security, how nodes, people and tools prove who they are;
+	// restart required.
+	Security Security `yaml:"security,omitempty"`
 
 	// File is the path the config was loaded from ("" when built in code).
 	File string `yaml:"-"`
@@ -68,6 +71,31 @@ type Cluster struct {
 	// RebalanceMargin: cluster.rebalance_margin, default 0.2. Tasks move between live
 	// nodes only when the load is off balance by more than this fraction.
 	RebalanceMargin float64 `yaml:"rebalance_margin"`
+	// Voters: cluster.voters, how many members the leader makes Raft voters;
+	// default 0: 3 while the cluster has fewer than 5 members, else 5. Joining
+	// nodes enter as non-voters and are promoted up to this count once the
+	// leader reaches them. Restart required.
+	Voters int `yaml:"voters,omitempty"`
+}
+
+// Security holds the security section. (TLS is this part of it; the token
+// file and insecure mode live next to it.)
+type Security struct {
+	// TLS: security.tls, the cluster's certificates; none by default. When
+	// set, Raft runs over mutual TLS, the HTTP API over TLS, and a node's id
+	// and region must match its certificate. Restart required.
+	TLS *TLS `yaml:"tls,omitempty"`
+}
+
+// TLS names the PEM files of the cluster CA, this node's certificate (with
+// the SAN URI tributary://<region>/<node-id>) and its key. All three or none.
+type TLS struct {
+	// CAFile: security.tls.ca_file, the CA that issues every node certificate.
+	CAFile string `yaml:"ca_file"`
+	// CertFile: security.tls.cert_file, this node's certificate.
+	CertFile string `yaml:"cert_file"`
+	// KeyFile: security.tls.key_file, its key; must not be readable by group or others.
+	KeyFile string `yaml:"key_file"`
 }
 
 // Kafka is one Kafka cluster.

@@ -53,6 +53,7 @@ func (c *Config) Validate() error {
 	v.kafka()
 	v.pubsub()
 	v.pipelines()
+	v.security()
 	return yamlerr.Join(v.errs...)
 }
 
@@ -126,6 +127,10 @@ func (v *validator) cluster() {
 	}
 	if m := cl.RebalanceMargin; !(m >= 0 && m <= 1) {
 		v.errorf("cluster.rebalance_margin", "%v is not in [0, 1]", m)
+	}
+	if n := cl.Voters; n < 0 || n > 9 || n > 0 && n%2 == 0 {
+		// An even count adds a voter without adding failure tolerance.
+		v.errorf("cluster.voters", "%d: want an odd number from 1 to 9, or 0 for 3 or 5 by member count", n)
 	}
 }
 

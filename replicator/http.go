@@ -2,6 +2,7 @@ package replicator
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +26,7 @@ type Server struct {
 	// statusHandler, when set by HandleStatus, answers GET /v1/status instead.
 	statusHandler http.Handler
 	ln            net.Listener
+	tls           *tls.Config
 }
 
 // NewServer listens on addr at once (so a bad address fails at start-up and tests
@@ -69,6 +71,10 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // before Run.
 func (s *Server) HandleStatus(h http.Handler) { s.statusHandler = h }
 
+// UseTLS makes Run serve HTTPS with c (security.tls); call before Run. The
+// listener stays the one NewServer bound, so Addr does not change.
+func (s *Server) UseTLS(c *tls.Config) { s.tls = c }
+
 // Handle adds a route; call before Run.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
@@ -76,7 +82,11 @@ func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, 
 func (s *Server) Run(ctx context.Context) error {
 	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(s.ln) }()
+	ln := s.ln
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
+	}
+	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serving HTTP on %s: %w", s.addr, err)

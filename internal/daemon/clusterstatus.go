@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tributary-dev/tributary/internal/nodecert"
 	"github.com/tributary-dev/tributary/replicator"
 	"github.com/tributary-dev/tributary/replicator/coord"
 )
@@ -44,6 +45,24 @@ const (
 	sourcePubSub = "pubsub"
 )
 
+// peerClient calls other members' HTTP APIs. Members advertise host:port;
+// the scheme follows the cluster's TLS setting, and with TLS the client
+// presents this node's certificate and trusts only node certificates of the
+// cluster CA.
+type peerClient struct {
+	*http.Client
+	scheme string
+}
+
+func newPeerClient(b *nodecert.Bundle, timeout time.Duration) peerClient {
+	if b == nil {
+		return peerClient{Client: &http.Client{Timeout: timeout}, scheme: "http"}
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = b.ClientConfig()
+	return peerClient{Client: &http.Client{Timeout: timeout, Transport: t}, scheme: "https"}
+}
+
 // UnreachableMember is an alive member that did not answer for the cluster
 // view, and why.
 type UnreachableMember struct {
@@ -66,7 +85,7 @@ func (n *node) statusHandler() http.Handler {
 
 // statusHandler answers GET /v1/status from local, this node's plain status;
 // with ?scope=cluster it asks the other members through client.
-func statusHandler(local func() Status, client *http.Client, sources map[string]string) http.Handler {
+func statusHandler(local func() Status, client peerClient, sources map[string]string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch scope := r.URL.Query().Get("scope"); scope {
 		case "", scopeNode:
@@ -102,7 +121,7 @@ type measurement struct {
 // asks every other alive member of st.Cluster for its plain status (in
 // parallel, within memberStatusTimeout) and fills each task's figures from the
 // node that runs it. sources maps pipelines to the kind of their source.
-func clusterStatus(ctx context.Context, client *http.Client, st Status, sources map[string]string) Status {
+func clusterStatus(ctx context.Context, client peerClient, st Status, sources map[string]string) Status {
 	self := st.Node.ID
 	byTask := map[string][]measurement{}
 	for _, t := range st.Local {
@@ -185,12 +204,12 @@ func pickMeasurement(ms []measurement, assigned, self string) (measurement, bool
 }
 
 // askMember gets a member's plain /v1/status.
-func askMember(ctx context.Context, client *http.Client, m coord.MemberStatus) (memberStatus, error) {
+func askMember(ctx context.Context, client peerClient, m coord.MemberStatus) (memberStatus, error) {
 	var ms memberStatus
 	if m.HTTPAddr == "" {
 		return ms, errors.New("no HTTP address registered")
 	}
-	url := "http://" + m.HTTPAddr + "/v1/status"
+	url := client.scheme + "://" + m.HTTPAddr + "/v1/status"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return ms, fmt.Errorf("bad HTTP address %q: %w", m.HTTPAddr, err)

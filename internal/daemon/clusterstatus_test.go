@@ -110,7 +110,7 @@ func TestClusterStatus(t *testing.T) {
 		replicator.TaskStatus{ID: "fleet-telemetry/0", Pipeline: "fleet-telemetry", State: "running"}))
 
 	t.Run("a member's figures fill in the tasks it runs, marked with its id", func(t *testing.T) {
-		st := clusterStatus(context.Background(), http.DefaultClient, selfStatus(us, cloud), demoSources)
+		st := clusterStatus(context.Background(), plainPeers, selfStatus(us, cloud), demoSources)
 		if st.Scope != scopeCluster || len(st.Unreachable) != 0 {
 			t.Fatalf("scope %q, unreachable %+v", st.Scope, st.Unreachable)
 		}
@@ -126,7 +126,7 @@ func TestClusterStatus(t *testing.T) {
 	})
 
 	t.Run("a Pub/Sub task gets its receiver's figures: held messages as lag", func(t *testing.T) {
-		st := clusterStatus(context.Background(), http.DefaultClient, selfStatus(us, cloud), demoSources)
+		st := clusterStatus(context.Background(), plainPeers, selfStatus(us, cloud), demoSources)
 		v := viewOf(t, st, "fleet-telemetry/0")
 		if v.MeasuredBy != "cloud-1" || v.Running != "running" || v.Lag == nil || v.Source != sourcePubSub {
 			t.Errorf("fleet-telemetry/0 = %+v", v)
@@ -134,7 +134,7 @@ func TestClusterStatus(t *testing.T) {
 	})
 
 	t.Run("a member that refuses connections is unreachable and its tasks keep their assignment without figures", func(t *testing.T) {
-		st := clusterStatus(context.Background(), http.DefaultClient, selfStatus(closedAddr(t), cloud), demoSources)
+		st := clusterStatus(context.Background(), plainPeers, selfStatus(closedAddr(t), cloud), demoSources)
 		if len(st.Unreachable) != 1 || st.Unreachable[0].ID != "us-1" || st.Unreachable[0].Error == "" {
 			t.Fatalf("unreachable = %+v, want us-1 with its error", st.Unreachable)
 		}
@@ -149,7 +149,7 @@ func TestClusterStatus(t *testing.T) {
 
 	t.Run("a member that does not answer is given up within the timeout", func(t *testing.T) {
 		start := time.Now()
-		st := clusterStatus(context.Background(), http.DefaultClient, selfStatus(hangingServer(t), hangingServer(t)), demoSources)
+		st := clusterStatus(context.Background(), plainPeers, selfStatus(hangingServer(t), hangingServer(t)), demoSources)
 		took := time.Since(start)
 		if took > memberStatusTimeout+500*time.Millisecond {
 			t.Errorf("took %v, want about %v (members are asked in parallel)", took, memberStatusTimeout)
@@ -165,7 +165,7 @@ func TestClusterStatus(t *testing.T) {
 	t.Run("a member answering as another node is unreachable, not trusted", func(t *testing.T) {
 		impostor := memberServer(t, memberPlain("us-2",
 			replicator.TaskStatus{ID: "us-payments/0", Pipeline: "us-payments", State: "running", Lag: 1}))
-		st := clusterStatus(context.Background(), http.DefaultClient, selfStatus(impostor, cloud), demoSources)
+		st := clusterStatus(context.Background(), plainPeers, selfStatus(impostor, cloud), demoSources)
 		if len(st.Unreachable) != 1 || !strings.Contains(st.Unreachable[0].Error, `answered as node "us-2"`) {
 			t.Fatalf("unreachable = %+v", st.Unreachable)
 		}
@@ -178,7 +178,7 @@ func TestClusterStatus(t *testing.T) {
 		var asked atomic.Bool
 		down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { asked.Store(true) }))
 		defer down.Close()
-		st := clusterStatus(context.Background(), http.DefaultClient,
+		st := clusterStatus(context.Background(), plainPeers,
 			selfStatus(us, cloud, coord.MemberStatus{ID: "eu-2", Region: "eu", HTTPAddr: down.Listener.Addr().String()}), demoSources)
 		if asked.Load() || len(st.Unreachable) != 0 {
 			t.Errorf("asked a dead member (%v), unreachable %+v", asked.Load(), st.Unreachable)
@@ -186,7 +186,7 @@ func TestClusterStatus(t *testing.T) {
 	})
 
 	t.Run("an alive member without an HTTP address is unreachable", func(t *testing.T) {
-		st := clusterStatus(context.Background(), http.DefaultClient, selfStatus("", cloud), demoSources)
+		st := clusterStatus(context.Background(), plainPeers, selfStatus("", cloud), demoSources)
 		if len(st.Unreachable) != 1 || st.Unreachable[0].ID != "us-1" {
 			t.Fatalf("unreachable = %+v", st.Unreachable)
 		}
@@ -196,12 +196,12 @@ func TestClusterStatus(t *testing.T) {
 		// us-1 reports us-payments/0, and so does cloud-1 (say, still draining).
 		cloud2 := memberServer(t, memberPlain("cloud-1",
 			replicator.TaskStatus{ID: "us-payments/0", Pipeline: "us-payments", State: "running", Lag: 999}))
-		st := clusterStatus(context.Background(), http.DefaultClient, selfStatus(us, cloud2), demoSources)
+		st := clusterStatus(context.Background(), plainPeers, selfStatus(us, cloud2), demoSources)
 		if v := viewOf(t, st, "us-payments/0"); v.MeasuredBy != "us-1" || *v.Lag != 42 {
 			t.Errorf("us-payments/0 = %+v", v)
 		}
 		// The assigned node does not run it (yet): the other node's figures, marked.
-		st = clusterStatus(context.Background(), http.DefaultClient, selfStatus(memberServer(t, memberPlain("us-1")), cloud2), demoSources)
+		st = clusterStatus(context.Background(), plainPeers, selfStatus(memberServer(t, memberPlain("us-1")), cloud2), demoSources)
 		if v := viewOf(t, st, "us-payments/0"); v.MeasuredBy != "cloud-1" || v.Node != "us-1" || *v.Lag != 999 {
 			t.Errorf("us-payments/0 = %+v", v)
 		}
@@ -212,7 +212,7 @@ func TestStatusHandler(t *testing.T) {
 	us := memberServer(t, memberPlain("us-1", replicator.TaskStatus{ID: "us-payments/0", Pipeline: "us-payments", State: "running", Lag: 42}))
 	cloud := memberServer(t, memberPlain("cloud-1"))
 	local := func() Status { return selfStatus(us, cloud) }
-	h := statusHandler(local, http.DefaultClient, demoSources)
+	h := statusHandler(local, plainPeers, demoSources)
 	get := func(target string) (int, string) {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, target, nil))
@@ -255,3 +255,6 @@ func TestStatusHandler(t *testing.T) {
 		}
 	})
 }
+
+// plainPeers asks members over plain HTTP, as nodes without TLS do.
+var plainPeers = peerClient{Client: http.DefaultClient, scheme: "http"}

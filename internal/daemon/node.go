@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"strings"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tributary-dev/tributary/config"
+	"github.com/tributary-dev/tributary/internal/nodecert"
 	"github.com/tributary-dev/tributary/policy"
 	"github.com/tributary-dev/tributary/replicator"
 	"github.com/tributary-dev/tributary/replicator/coord"
@@ -54,6 +54,10 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg)
+	certs, err := loadCerts(cfg)
+	if err != nil {
+		return &ConfigError{Err: err}
+	}
 	gov, err := newPipelines(cfg, m, reg, log)
 	if err != nil {
 		return &ConfigError{Err: err}
@@ -87,13 +91,18 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	defer br.Close()
 	n := &node{cfg: cfg, version: opts.Version, log: log, worker: worker, metrics: m, policy: pol, bridges: br,
-		peers: &http.Client{Timeout: memberStatusTimeout}}
+		peers: newPeerClient(certs, memberStatusTimeout)}
 	n.srv, err = replicator.NewServer(cfg.Node.HTTPAddr, reg, n.status, n.ready, log)
 	if err != nil {
 		return err
 	}
+	if certs != nil {
+		// Tokens reach the API too: a client certificate is verified when
+		// given, required only where the handlers say so.
+		n.srv.UseTLS(certs.ServerConfig(false))
+	}
 	n.srv.HandleStatus(n.statusHandler())
-	ccfg, err := coordConfig(cfg, n.srv.Addr())
+	ccfg, err := coordConfig(cfg, n.srv.Addr(), certs)
 	if err != nil {
 		return &ConfigError{Err: err}
 	}
@@ -162,12 +171,30 @@ type node struct {
 	metrics *metrics.Set
 	policy  *rollout
 	bridges *bridges
-	peers   *http.Client // asks the other members for the cluster status
+	peers   peerClient // asks the other members for the cluster status
+}
+
+// loadCerts loads security.tls (nil when not configured). Validate read the
+// files already; they are read again here, as they may have changed since.
+func loadCerts(cfg *config.Config) (*nodecert.Bundle, error) {
+	f, ok := cfg.TLSFiles()
+	if !ok {
+		return nil, nil
+	}
+	b, err := nodecert.Load(f)
+	if err != nil {
+		return nil, fmt.Errorf("security.tls: %w", err)
+	}
+	if b.ID != cfg.Node.ID || b.Region != cfg.Node.Region {
+		return nil, fmt.Errorf("security.tls.cert_file: certificate %s names node %q in region %q, but node.id is %q and node.region is %q",
+			f.Cert, b.ID, b.Region, cfg.Node.ID, cfg.Node.Region)
+	}
+	return b, nil
 }
 
 // coordConfig builds the Raft node's config. A node with neither
 // cluster.bootstrap nor cluster.join forms a cluster of one.
-func coordConfig(cfg *config.Config, httpAddr string) (coord.Config, error) {
+func coordConfig(cfg *config.Config, httpAddr string, certs *nodecert.Bundle) (coord.Config, error) {
 	peers, err := coord.ParsePeers(cfg.Cluster.Bootstrap)
 	if err != nil {
 		return coord.Config{}, err
@@ -182,6 +209,7 @@ func coordConfig(cfg *config.Config, httpAddr string) (coord.Config, error) {
 		HeartbeatTimeout: cfg.Cluster.HeartbeatTimeout.D(), ElectionTimeout: cfg.Cluster.ElectionTimeout.D(),
 		FailureTimeout: cfg.Cluster.FailureTimeout.D(), RebalanceMargin: cfg.Cluster.RebalanceMargin,
 		HasPolicies: cfg.Policies != "",
+		Voters:      cfg.Cluster.Voters, TLS: certs,
 	}, nil
 }
 

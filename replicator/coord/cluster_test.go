@@ -139,7 +139,12 @@ func (c *cluster) start(cfg Config) *testNode {
 	l := c.listener(cfg.HTTPAddr)
 	ctx, cancel := context.WithCancel(context.Background())
 	tn := &testNode{cfg: cfg, n: n, reg: reg, srv: &http.Server{Handler: n.Handler()}, cancel: cancel, done: make(chan error, 1)}
-	go func() { _ = tn.srv.Serve(l) }()
+	if cfg.TLS != nil {
+		tn.srv.TLSConfig = cfg.TLS.ServerConfig(false)
+		go func() { _ = tn.srv.ServeTLS(l, "", "") }()
+	} else {
+		go func() { _ = tn.srv.Serve(l) }()
+	}
 	go func() { tn.done <- n.Run(ctx) }()
 	go func() {
 		for {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tributary-dev/tributary/internal/nodecert"
 )
 
 // Config holds what the Raft node needs; cmd builds it from config.Config (the
@@ -58,6 +60,15 @@ type Config struct {
 	SnapshotInterval time.Duration
 	// LoadInterval: how often task load is reported to the leader, default 5s.
 	LoadInterval time.Duration
+	// Voters: cluster.voters, the Raft voters the leader keeps; 0 means 3
+	// while the cluster has fewer than 5 members, else 5. Joining nodes enter
+	// as non-voters and are promoted up to this count.
+	Voters int
+	// TLS: security.tls, loaded. When set, Raft runs over mutual TLS, calls
+	// to other members use HTTPS with this certificate, and the cluster API
+	// accepts a join, load report or policy proposal only from the node its
+	// certificate names. Its identity must be NodeID in Region.
+	TLS *nodecert.Bundle
 }
 
 // Peer is one initial voter: its node id and Raft address.
@@ -152,6 +163,12 @@ func (c Config) validate() error {
 	if c.DataDir == "" {
 		bad("node.data_dir: required")
 	}
+	if c.TLS != nil && (c.TLS.ID != c.NodeID || c.TLS.Region != c.Region) {
+		bad("security.tls: the certificate names node %q in region %q, but node.id is %q and node.region is %q", c.TLS.ID, c.TLS.Region, c.NodeID, c.Region)
+	}
+	if c.Voters < 0 || c.Voters > 0 && c.Voters%2 == 0 {
+		bad("cluster.voters (%d): want an odd number, or 0 for 3 or 5 by member count", c.Voters)
+	}
 	if err := advertisable(c.RaftAddr); err != nil {
 		bad("node.raft_addr (%q): %v", c.RaftAddr, err)
 	}
@@ -173,6 +190,8 @@ func (c Config) validate() error {
 	for i, a := range c.Join {
 		if _, _, err := net.SplitHostPort(trimScheme(a)); err != nil {
 			bad("cluster.join[%d] (%q): want host:port or http(s)://host:port", i, a)
+		} else if c.TLS != nil && strings.HasPrefix(a, "http://") {
+			bad("cluster.join[%d] (%q): members serve https when security.tls is set; write host:port", i, a)
 		}
 	}
 	if c.HeartbeatTimeout < 5*time.Millisecond {
@@ -237,10 +256,27 @@ func trimScheme(addr string) string {
 	return strings.TrimSuffix(addr, "/")
 }
 
-// baseURL turns "host:port" or a URL into a URL without a trailing slash.
-func baseURL(addr string) string {
+// baseURL turns "host:port" or a URL into a URL without a trailing slash:
+// members advertise host:port, and the scheme follows the cluster's TLS
+// setting (https with certificates, http without).
+func (c Config) baseURL(addr string) string {
 	if strings.HasPrefix(addr, "http://") || strings.HasPrefix(addr, "https://") {
 		return strings.TrimSuffix(addr, "/")
 	}
+	if c.TLS != nil {
+		return "https://" + addr
+	}
 	return "http://" + addr
+}
+
+// voterTarget is how many voters the leader keeps when members servers could
+// vote (voters and caught-up non-voters).
+func (c Config) voterTarget(members int) int {
+	switch {
+	case c.Voters > 0:
+		return c.Voters
+	case members < 5:
+		return 3
+	}
+	return 5
 }

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tributary-dev/tributary/internal/nodecert"
 )
 
 func validConfig() Config {
@@ -47,6 +49,15 @@ func TestConfigValidate(t *testing.T) {
 			[]string{"cluster.failure_timeout (1s) must be >= twice the heartbeat and election timeouts (2s)"}},
 		{"a negative margin is refused", func(c *Config) { c.RebalanceMargin = -1 },
 			[]string{"cluster.rebalance_margin (-1)"}},
+		{"a certificate naming another node is refused naming both", func(c *Config) {
+			c.TLS = &nodecert.Bundle{Region: "us", ID: "us-1"}
+		}, []string{`security.tls: the certificate names node "us-1" in region "us", but node.id is "eu-1" and node.region is "eu"`}},
+		{"with TLS, a join address must not say http", func(c *Config) {
+			c.TLS = &nodecert.Bundle{Region: "eu", ID: "eu-1"}
+			c.Join = []string{"http://10.0.0.1:7480", "10.0.0.2:7480", "https://10.0.0.3:7480"}
+		}, []string{`cluster.join[0] ("http://10.0.0.1:7480"): members serve https when security.tls is set`}},
+		{"an even voter count is refused", func(c *Config) { c.Voters = 4 },
+			[]string{"cluster.voters (4): want an odd number"}},
 		{"every problem is reported at once", func(c *Config) { c.NodeID, c.RebalanceMargin = "", -1 },
 			[]string{"node.id", "cluster.rebalance_margin"}},
 	} {
@@ -89,5 +100,17 @@ func TestParsePeers(t *testing.T) {
 	if _, err := ParsePeers([]string{"ok@1.2.3.4:1", "@x", "noat"}); err == nil ||
 		!strings.Contains(err.Error(), "cluster.bootstrap[1]") || !strings.Contains(err.Error(), "cluster.bootstrap[2]") {
 		t.Errorf("ParsePeers of bad entries = %v", err)
+	}
+}
+
+func TestVoterTarget(t *testing.T) {
+	for _, tc := range []struct {
+		voters, members, want int
+	}{
+		{0, 1, 3}, {0, 4, 3}, {0, 5, 5}, {0, 9, 5}, {1, 4, 1}, {7, 3, 7},
+	} {
+		if got := (Config{Voters: tc.voters}).voterTarget(tc.members); got != tc.want {
+			t.Errorf("cluster.voters %d with %d members: target %d, want %d", tc.voters, tc.members, got, tc.want)
+		}
 	}
 }

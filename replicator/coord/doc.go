@@ -56,6 +56,27 @@
 // more than RebalanceMargin. The leader proposes only the tasks whose node
 // changes.
 //
+// # Identity and membership
+//
+// With Config.TLS (security.tls), Raft runs over mutual TLS (tls.go: a
+// StreamLayer under raft.NetworkTransport; both ends must present a
+// certificate of the cluster CA with a tributary://<region>/<id> URI), and
+// calls to other members use HTTPS with the node certificate. The leader
+// accepts a join only from the node its certificate names (id and region), a
+// load report only from the node it is about, and a policy proposal only from
+// a node. A member forwarding a request to the leader vouches for the sender
+// it verified in Tributary-Forwarded-For; the leader believes that header only
+// from the node named in Tributary-Forwarded-By. PeerIdentity exposes the
+// verified identity to auth middleware. Without TLS (loopback setups) no
+// identity is checked.
+//
+// A join adds a non-voter; the leader promotes a non-voter it has reached
+// without a failed heartbeat for the tracker's confirmation period, while
+// there are fewer voters than Config.Voters (default 3, or 5 once 5 members
+// could vote). A join naming an unreachable address therefore never counts
+// towards the quorum. A join with the leader's own id must carry the
+// leader's own addresses and region.
+//
 // # Goroutines
 //
 // Run owns every goroutine: the main loop (isolation, registration state,

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/hashicorp/raft"
 )
@@ -15,6 +16,13 @@ import (
 // hdrForwardedBy marks a request a member forwarded to the leader; a node that
 // receives one and is not the leader answers 503 instead of forwarding again.
 const hdrForwardedBy = "Tributary-Forwarded-By"
+
+// hdrForwardedFor carries, on a request a member forwards to the leader with
+// TLS on, the node ("<region>/<id>") that the forwarding member verified as
+// the original sender, or "-" when that sender presented no node
+// certificate. The leader believes it only from a peer with a node
+// certificate: every node is trusted to vouch for what it verified.
+const hdrForwardedFor = "Tributary-Forwarded-For"
 
 // Request body limits.
 const (
@@ -38,24 +46,37 @@ func (n *Node) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/cluster/join", func(w http.ResponseWriter, r *http.Request) {
 		var req joinRequest
-		n.leaderOnly(w, r, maxBody, &req, func(ctx context.Context) (uint64, error) { return n.join(ctx, req) })
+		n.leaderOnly(w, r, maxBody, &req, func(ctx context.Context, from sender) (uint64, error) {
+			if err := from.is(req.Region, req.ID); err != nil {
+				return 0, err
+			}
+			return n.join(ctx, req)
+		})
 	})
 	mux.HandleFunc("DELETE /v1/cluster/members/{id}", func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
-		n.leaderOnly(w, r, maxBody, nil, func(ctx context.Context) (uint64, error) { return n.removeMember(ctx, id) })
+		// Who may remove a member is the auth middleware's to decide (an admin
+		// token, or the node itself leaving).
+		n.leaderOnly(w, r, maxBody, nil, func(ctx context.Context, _ sender) (uint64, error) { return n.removeMember(ctx, id) })
 	})
 	mux.HandleFunc("POST /v1/cluster/load", func(w http.ResponseWriter, r *http.Request) {
 		var req loadRequest
-		n.leaderOnly(w, r, maxBody, &req, func(ctx context.Context) (uint64, error) {
+		n.leaderOnly(w, r, maxBody, &req, func(ctx context.Context, from sender) (uint64, error) {
 			if req.Node == "" {
 				return 0, &badRequestError{errors.New("load report: node missing")}
+			}
+			if err := from.isNode(req.Node); err != nil {
+				return 0, err
 			}
 			return n.propose(ctx, command{Op: opReportLoad, Node: req.Node, Load: req.Load})
 		})
 	})
 	mux.HandleFunc("POST /v1/cluster/policy", func(w http.ResponseWriter, r *http.Request) {
 		var req policyCmd
-		n.leaderOnly(w, r, maxPolicyBody, &req, func(ctx context.Context) (uint64, error) {
+		n.leaderOnly(w, r, maxPolicyBody, &req, func(ctx context.Context, from sender) (uint64, error) {
+			if err := from.anyNode(); err != nil {
+				return 0, err
+			}
 			return n.propose(ctx, command{Op: opPolicy, At: n.now().UTC(), Policy: &req})
 		})
 	})
@@ -75,6 +96,75 @@ type errorResponse struct {
 
 type badRequestError struct{ err error }
 
+// forbiddenError: the sender's certificate does not allow the request (403).
+type forbiddenError struct{ err error }
+
+func (e *forbiddenError) Error() string { return e.err.Error() }
+func (e *forbiddenError) Unwrap() error { return e.err }
+
+// sender is who sent a cluster API request, as far as the leader can tell.
+type sender struct {
+	tls        bool // TLS is configured: requests are checked
+	region, id string
+	ok         bool // a node certificate named region/id
+}
+
+func (s sender) String() string {
+	if !s.ok {
+		return "a sender without a node certificate"
+	}
+	return "node " + s.id + " of region " + s.region
+}
+
+// anyNode refuses a sender that is not a node of the cluster.
+func (s sender) anyNode() error {
+	if s.tls && !s.ok {
+		return &forbiddenError{fmt.Errorf("%w: %s may not do this, only a node may", errIdentity, s)}
+	}
+	return nil
+}
+
+// isNode refuses a sender that is not node id.
+func (s sender) isNode(id string) error {
+	if err := s.anyNode(); err != nil || !s.tls {
+		return err
+	}
+	if s.id != id {
+		return &forbiddenError{fmt.Errorf("%w: %s may not speak for node %s", errIdentity, s, id)}
+	}
+	return nil
+}
+
+// is refuses a sender that is not node id of region.
+func (s sender) is(region, id string) error {
+	if err := s.anyNode(); err != nil || !s.tls {
+		return err
+	}
+	if s.id != id || s.region != region {
+		return &forbiddenError{fmt.Errorf("%w: %s may not join as node %s of region %s", errIdentity, s, id, region)}
+	}
+	return nil
+}
+
+// senderOf tells who sent r: the node its verified certificate names or, on
+// a request another node forwarded, the node that one vouches for.
+func (n *Node) senderOf(r *http.Request) sender {
+	s := sender{tls: n.cfg.TLS != nil}
+	if !s.tls {
+		return s
+	}
+	s.region, s.id, s.ok = PeerIdentity(r)
+	fwd := r.Header.Get(hdrForwardedFor)
+	if !s.ok || fwd == "" || r.Header.Get(hdrForwardedBy) != s.id {
+		return s
+	}
+	region, id, found := strings.Cut(fwd, "/")
+	if !found || region == "" || id == "" {
+		return sender{tls: true}
+	}
+	return sender{tls: true, region: region, id: id, ok: true}
+}
+
 func (e *badRequestError) Error() string { return e.err.Error() }
 func (e *badRequestError) Unwrap() error { return e.err }
 
@@ -89,6 +179,8 @@ func statusOf(err error) int {
 	switch {
 	case errors.As(err, &bad):
 		return http.StatusBadRequest
+	case errors.Is(err, errIdentity):
+		return http.StatusForbidden
 	case errors.Is(err, ErrUnknownMember):
 		return http.StatusNotFound
 	case errors.Is(err, ErrStalePolicy):
@@ -101,7 +193,7 @@ func statusOf(err error) int {
 
 // leaderOnly decodes the body into dst (when not nil) and runs op on the
 // leader, or forwards the request there.
-func (n *Node) leaderOnly(w http.ResponseWriter, r *http.Request, limit int64, dst any, op func(context.Context) (uint64, error)) {
+func (n *Node) leaderOnly(w http.ResponseWriter, r *http.Request, limit int64, dst any, op func(context.Context, sender) (uint64, error)) {
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		writeJSON(w, http.StatusRequestEntityTooLarge, errorResponse{fmt.Sprintf("reading request: %v", err)})
@@ -117,8 +209,12 @@ func (n *Node) leaderOnly(w http.ResponseWriter, r *http.Request, limit int64, d
 			return
 		}
 	}
-	idx, err := op(r.Context())
+	from := n.senderOf(r)
+	idx, err := op(r.Context(), from)
 	if err != nil {
+		if errors.Is(err, errIdentity) {
+			n.log.Warn("refused a cluster request: the certificate does not allow it", "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
+		}
 		writeJSON(w, statusOf(err), errorResponse{err.Error()})
 		return
 	}
@@ -136,13 +232,24 @@ func (n *Node) forward(w http.ResponseWriter, r *http.Request, raw []byte) {
 		writeJSON(w, http.StatusServiceUnavailable, errorResponse{fmt.Sprintf("%s knows no leader: %v", n.cfg.NodeID, ErrNotLeader)})
 		return
 	}
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, baseURL(addr)+r.URL.Path, bytes.NewReader(raw))
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, n.cfg.baseURL(addr)+r.URL.Path, bytes.NewReader(raw))
 	if err != nil {
 		writeJSON(w, http.StatusInternalServerError, errorResponse{err.Error()})
 		return
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(hdrForwardedBy, n.cfg.NodeID)
+	if n.cfg.TLS != nil {
+		fwd := "-"
+		if region, id, ok := PeerIdentity(r); ok {
+			fwd = region + "/" + id
+		}
+		req.Header.Set(hdrForwardedFor, fwd)
+	}
+	// Whatever the sender's credentials are, the leader sees them too.
+	if a := r.Header.Get("Authorization"); a != "" {
+		req.Header.Set("Authorization", a)
+	}
 	resp, err := n.client.Do(req)
 	if err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, errorResponse{fmt.Sprintf("forwarding to leader %s at %s: %v", id, addr, err)})
@@ -185,7 +292,7 @@ func (n *Node) call(ctx context.Context, addr, method, path string, body any, ou
 		}
 		rd = bytes.NewReader(b)
 	}
-	url := baseURL(addr) + path
+	url := n.cfg.baseURL(addr) + path
 	req, err := http.NewRequestWithContext(ctx, method, url, rd)
 	if err != nil {
 		return err
@@ -221,6 +328,8 @@ func (n *Node) call(ctx context.Context, addr, method, path string, body any, ou
 		return &wrapErr{msg: msg, err: ErrUnknownMember}
 	case http.StatusConflict:
 		return &wrapErr{msg: msg, err: ErrStalePolicy}
+	case http.StatusForbidden:
+		return &wrapErr{msg: msg, err: errIdentity}
 	}
 	return errors.New(msg)
 }

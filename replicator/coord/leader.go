@@ -125,7 +125,12 @@ func (n *Node) reconcile(ctx context.Context, ls *leaderState) <-chan struct{} {
 		return changed
 	}
 
-	// 3. The assignment.
+	// 3. Voters: promote a reachable non-voter while there are too few.
+	if n.promote(pctx, members, now) {
+		return changed
+	}
+
+	// 4. The assignment.
 	weighted := make(map[string]TaskSpec, len(tasks))
 	for id, t := range tasks {
 		t.Weight = effectiveWeight(t.Weight, load[id])
@@ -194,6 +199,42 @@ func (n *Node) reconcile(ctx context.Context, ls *leaderState) <-chan struct{} {
 	return changed
 }
 
+// promote makes one non-voter a voter when the configuration has fewer voters
+// than the target and a non-voter is caught up: a registered, alive member
+// that the leader has replicated to without a failed heartbeat for the
+// tracker's confirmation period. It reports whether it changed anything.
+func (n *Node) promote(ctx context.Context, members map[string]Member, now time.Time) bool {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	servers := f.Configuration().Servers
+	voters := 0
+	var cands []raft.Server
+	for _, s := range servers {
+		if s.Suffrage == raft.Voter {
+			voters++
+		} else if m, ok := members[string(s.ID)]; ok && m.Alive && m.Session != "" && n.tracker.steady(string(s.ID), now) {
+			cands = append(cands, s)
+		}
+	}
+	// Members that cannot vote yet (unreachable, or still catching up) do not
+	// count towards the size that decides between 3 and 5 voters.
+	if voters >= n.cfg.voterTarget(voters+len(cands)) || len(cands) == 0 {
+		return false
+	}
+	slices.SortFunc(cands, func(a, b raft.Server) int { return strings.Compare(string(a.ID), string(b.ID)) })
+	s := cands[0]
+	if err := n.raft.AddVoter(s.ID, s.Address, f.Index(), raftTimeout(ctx)).Error(); err != nil {
+		if ctx.Err() == nil && !IsRetryable(raftErr(err)) {
+			n.log.Warn("could not promote a member to raft voter", "member", string(s.ID), "err", err)
+		}
+		return false
+	}
+	n.log.Info("promoted member to raft voter", "member", string(s.ID), "voters", voters+1)
+	return true
+}
+
 // effectiveWeight is the weight Assign uses: the base weight (0 means 1) plus
 // one per thousand records/s measured.
 func effectiveWeight(base, recordsPerSec float64) float64 {
@@ -249,8 +290,13 @@ func (r joinRequest) validate() error {
 	return errors.Join(errs...)
 }
 
-// join admits a member, on the leader: it makes it a voter (unless it is one at
-// that address) and records it as alive.
+// join admits a member, on the leader: a node new to the Raft configuration
+// enters as a non-voter (reconcile promotes it once the leader reaches it, up
+// to the voter count), one already there keeps its suffrage (its address is
+// updated), and the member is recorded as alive.
+//
+// Adding a voter at once let one join naming an unreachable address take a
+// one-node cluster's quorum away; a non-voter costs the leader nothing.
 func (n *Node) join(ctx context.Context, req joinRequest) (uint64, error) {
 	if err := req.validate(); err != nil {
 		return 0, &badRequestError{fmt.Errorf("join request: %w", err)}
@@ -258,25 +304,31 @@ func (n *Node) join(ctx context.Context, req joinRequest) (uint64, error) {
 	if n.raft.State() != raft.Leader {
 		return 0, fmt.Errorf("joining %s: %w", req.ID, ErrNotLeader)
 	}
-	if req.ID != n.cfg.NodeID {
+	if req.ID == n.cfg.NodeID {
+		if req.RaftAddr != n.cfg.RaftAddr || req.HTTPAddr != n.cfg.HTTPAddr || req.Region != n.cfg.Region {
+			return 0, &badRequestError{fmt.Errorf("joining %s: that is the leader's id, with raft address %s, http address %s, region %s",
+				req.ID, n.cfg.RaftAddr, n.cfg.HTTPAddr, n.cfg.Region)}
+		}
+	} else {
 		f := n.raft.GetConfiguration()
 		if err := f.Error(); err != nil {
 			return 0, fmt.Errorf("joining %s: reading raft configuration: %w", req.ID, raftErr(err))
 		}
-		voter := false
+		present := false
 		for _, s := range f.Configuration().Servers {
 			switch {
 			case string(s.ID) == req.ID:
-				voter = string(s.Address) == req.RaftAddr && s.Suffrage == raft.Voter
+				present = string(s.Address) == req.RaftAddr
 			case string(s.Address) == req.RaftAddr:
 				return 0, &badRequestError{fmt.Errorf("joining %s: raft address %s is already used by member %s", req.ID, req.RaftAddr, s.ID)}
 			}
 		}
-		if !voter {
-			if err := n.raft.AddVoter(raft.ServerID(req.ID), raft.ServerAddress(req.RaftAddr), 0, raftTimeout(ctx)).Error(); err != nil {
-				return 0, fmt.Errorf("adding %s as raft voter: %w", req.ID, raftErr(err))
+		if !present {
+			// AddNonvoter keeps a voter's suffrage and changes only its address.
+			if err := n.raft.AddNonvoter(raft.ServerID(req.ID), raft.ServerAddress(req.RaftAddr), 0, raftTimeout(ctx)).Error(); err != nil {
+				return 0, fmt.Errorf("adding %s to raft: %w", req.ID, raftErr(err))
 			}
-			n.log.Info("added raft voter", "member", req.ID, "raft_addr", req.RaftAddr)
+			n.log.Info("added raft member", "member", req.ID, "raft_addr", req.RaftAddr)
 		}
 		n.tracker.resumed(req.ID, n.now())
 	}

@@ -35,6 +35,7 @@ type peerHealth struct {
 	lastContact time.Time // latest successful contact reported
 	resumed     bool      // a heartbeat succeeded after failures
 	added       time.Time // when replication to it started
+	anyFail     time.Time // latest failed heartbeat, kept after a resume
 }
 
 func newTracker(failAfter, confirm time.Duration) *tracker {
@@ -69,7 +70,7 @@ func (t *tracker) failed(id string, lastContact, now time.Time) {
 	t.mu.Lock()
 	p := t.peer(id)
 	first := p.lastFail.IsZero()
-	p.lastFail, p.resumed = now, false
+	p.lastFail, p.resumed, p.anyFail = now, false, now
 	if lastContact.After(p.lastContact) {
 		p.lastContact = lastContact
 	}
@@ -133,4 +134,24 @@ func (t *tracker) verdict(id string, inConfig bool, now time.Time) (alive, ok bo
 		quiet = p.lastFail
 	}
 	return true, now.Sub(quiet) >= t.confirm
+}
+
+// steady reports whether the leader has reached id without a failed heartbeat
+// for the confirmation period since replication to it started (or since the
+// election), and since its last failure, even one a rejoin resumed: the
+// evidence that a non-voter keeps up before it is promoted.
+func (t *tracker) steady(id string, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p, ok := t.peers[id]
+	if !ok || !p.lastFail.IsZero() || p.added.IsZero() && t.start.IsZero() {
+		return false
+	}
+	since := t.start
+	for _, at := range []time.Time{p.added, p.anyFail} {
+		if at.After(since) {
+			since = at
+		}
+	}
+	return now.Sub(since) >= t.confirm
 }

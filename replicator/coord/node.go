@@ -95,7 +95,7 @@ func New(cfg Config, deps Deps) (*Node, error) {
 		log:      deps.Logger,
 		m:        m,
 		tracker:  newTracker(cfg.FailureTimeout, cfg.transportTimeout()+2*cfg.HeartbeatTimeout),
-		client:   &http.Client{Timeout: 10 * time.Second},
+		client:   newHTTPClient(cfg.TLS),
 		assigned: make(chan []string, 1),
 		policy:   make(chan PolicyBundle, 1),
 		wake:     make(chan struct{}, 1),
@@ -141,17 +141,13 @@ func New(cfg Config, deps Deps) (*Node, error) {
 	if !existing && !cfg.inBootstrap() && len(cfg.Join) == 0 {
 		return fail(fmt.Errorf("node %s has no raft state, is not in cluster.bootstrap and cluster.join is empty: it cannot become a member", cfg.NodeID))
 	}
-	advertise, err := net.ResolveTCPAddr("tcp", cfg.RaftAddr)
-	if err != nil {
-		return fail(fmt.Errorf("node.raft_addr (%q): %w", cfg.RaftAddr, err))
-	}
-	trans, err := raft.NewTCPTransportWithConfig(cfg.RaftAddr, advertise, &raft.NetworkTransportConfig{
+	trans, err := newTransport(cfg, &raft.NetworkTransportConfig{
 		MaxPool: 3,
 		Timeout: cfg.transportTimeout(),
 		Logger:  hl.Named("transport"),
 	})
 	if err != nil {
-		return fail(fmt.Errorf("listening for raft on %s: %w", cfg.RaftAddr, err))
+		return fail(err)
 	}
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
