@@ -303,6 +303,20 @@ policies: %s`, source, srcReg.url(), target, dstReg.url(), pubsubProject, polDir
 	}
 	c.startAll()
 	c.waitAllRunning(90*time.Second, 5)
+	// The first bundle (with leak-audit) is active on both nodes before the
+	// first record, so that deleting audit.yaml below is a removal.
+	for _, id := range []string{"n1", "n2"} {
+		harness.Eventually(t, 60*time.Second, id+" holds the first bundle", func() error {
+			st, err := c.status(id)
+			if err != nil {
+				return err
+			}
+			if len(st.Policy.Policies) != 5 || st.Policy.Policies["leak-audit"] != 1 {
+				return fmt.Errorf("active %v", st.Policy.Policies)
+			}
+			return nil
+		})
+	}
 
 	var ledger piiLedger
 	p := newProducer(t, source)
