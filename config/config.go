@@ -30,6 +30,8 @@ type Config struct {
 	HashKeyFile string `yaml:"hash_key_file"`
 	// Pipelines: pipelines, what to mirror.
 	Pipelines []*Pipeline `yaml:"pipelines"`
+	// Security: security, see Security.
+	Security Security `yaml:"security"`
 
 	// File is the path the config was loaded from ("" when built in code).
 	File string `yaml:"-"`

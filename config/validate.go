@@ -53,6 +53,7 @@ func (c *Config) Validate() error {
 	v.kafka()
 	v.pubsub()
 	v.pipelines()
+	v.security()
 	return yamlerr.Join(v.errs...)
 }
 
