@@ -58,7 +58,7 @@ const maxFileSize = 1 << 20
 
 // Load reads the tokens file at path: a YAML list of
 //
-//	- {name: grafana, role: read, sha256: <hex of the token's SHA-256>}
+//   - {name: grafana, role: read, sha256: <hex of the token's SHA-256>}
 //
 // Unknown keys, missing fields, unknown roles, malformed hashes and duplicate
 // names or hashes are errors with the file, line and column; a file that

@@ -147,7 +147,7 @@ func TestReadTokenFile(t *testing.T) {
 		mode    os.FileMode
 		want    string
 	}{
-		"open": {"s3cret-token\n", 0o644, "group or others may access it"},
+		"open":  {"s3cret-token\n", 0o644, "group or others may access it"},
 		"empty": {"\n", 0o600, "empty"},
 		"two":   {"s3cret-token other\n", 0o600, "want one token"},
 	} {
