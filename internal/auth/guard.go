@@ -165,6 +165,16 @@ func (g *Guard) guard(role Role, nodes bool, endpoint string, next http.Handler)
 			return
 		}
 		secret, ok, malformed := bearer(r)
+		if role == 0 {
+			// No token opens a node-only route; the name, when the token is
+			// known, tells whose token was tried.
+			var name string
+			if tok, found := g.lookup(secret, ok); found {
+				name = tok.Name
+			}
+			g.deny(w, r, endpoint, ReasonForbidden, name, "only nodes may call this endpoint, with a node certificate; a token is never enough")
+			return
+		}
 		switch {
 		case malformed:
 			g.deny(w, r, endpoint, ReasonInvalid, "", "the Authorization header is not \"Bearer <token>\"")
@@ -177,8 +187,6 @@ func (g *Guard) guard(role Role, nodes bool, endpoint string, next http.Handler)
 		switch {
 		case !found:
 			g.deny(w, r, endpoint, ReasonInvalid, "", "unknown token")
-		case role == 0:
-			g.deny(w, r, endpoint, ReasonForbidden, tok.Name, "only nodes may call this endpoint, with a node certificate; a token is never enough")
 		case tok.Role < role:
 			g.deny(w, r, endpoint, ReasonForbidden, tok.Name, fmt.Sprintf("role %s may not call this endpoint, it needs %s", tok.Role, role))
 		default:
@@ -188,6 +196,13 @@ func (g *Guard) guard(role Role, nodes bool, endpoint string, next http.Handler)
 			next.ServeHTTP(w, r)
 		}
 	})
+}
+
+func (g *Guard) lookup(secret string, ok bool) (Token, bool) {
+	if !ok {
+		return Token{}, false
+	}
+	return g.tokens.Lookup(secret)
 }
 
 // bearer returns the token of r's Authorization header: ok is false when

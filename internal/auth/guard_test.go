@@ -124,7 +124,9 @@ func TestRolesByEndpointClass(t *testing.T) {
 				switch {
 				case rt.need != 0 && c.role >= rt.need:
 					wantCode = http.StatusOK
-				case c.reason == ReasonForbidden || (rt.need == 0 && c.role != 0):
+				case rt.need == 0 || c.reason == ReasonForbidden:
+					// Nothing but a node opens a node-only route, so no
+					// token is asked for.
 					wantCode, reason = http.StatusForbidden, ReasonForbidden
 				default:
 					wantCode, reason = http.StatusUnauthorized, c.reason
@@ -238,8 +240,11 @@ func TestNodes(t *testing.T) {
 	})
 	t.Run("without a node check no request is a node's", func(t *testing.T) {
 		srv, _, _ := guarded(t, testTokens(t), nil)
-		if code, _, _ := do(t, "POST", srv.URL+"/node", map[string]string{NodeHeader: "eu-2"}); code != http.StatusUnauthorized {
-			t.Errorf("POST /node with only the header: %d, want 401", code)
+		if code, _, _ := do(t, "POST", srv.URL+"/node", map[string]string{NodeHeader: "eu-2"}); code != http.StatusForbidden {
+			t.Errorf("POST /node with only the header: %d, want 403", code)
+		}
+		if code, _, _ := do(t, "POST", srv.URL+"/admin", map[string]string{NodeHeader: "eu-2"}); code != http.StatusUnauthorized {
+			t.Errorf("POST /admin with only the header: %d, want 401 (a token is needed)", code)
 		}
 	})
 }
@@ -267,4 +272,21 @@ func TestUnknownEndpointLabelPanics(t *testing.T) {
 		}
 	}()
 	g.Require(Read, "/v1/status?x=1", http.NotFoundHandler())
+}
+
+func TestNodeTransportMakesANode(t *testing.T) {
+	srv, _, _ := guarded(t, testTokens(t), Loopback)
+	client := &http.Client{Transport: NodeTransport(nil, "eu-2")}
+	req, _ := http.NewRequest("POST", srv.URL+"/node", nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("POST /node through NodeTransport: %d, want 200", resp.StatusCode)
+	}
+	if req.Header.Get(NodeHeader) != "" {
+		t.Error("NodeTransport changed the caller's request")
+	}
 }

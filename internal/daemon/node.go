@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tributary-dev/tributary/config"
+	"github.com/tributary-dev/tributary/internal/auth"
 	"github.com/tributary-dev/tributary/policy"
 	"github.com/tributary-dev/tributary/replicator"
 	"github.com/tributary-dev/tributary/replicator/coord"
@@ -53,6 +54,12 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	log = log.With("node", cfg.Node.ID)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The tokens first: a tokens file others can read stops the node before
+	// it connects anywhere.
+	guard, err := newGuard(cfg, log, reg)
+	if err != nil {
+		return &ConfigError{Err: err}
+	}
 	m := metrics.New(reg)
 	gov, err := newPipelines(cfg, m, reg, log)
 	if err != nil {
@@ -87,17 +94,19 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	defer br.Close()
 	n := &node{cfg: cfg, version: opts.Version, log: log, worker: worker, metrics: m, policy: pol, bridges: br,
-		peers: &http.Client{Timeout: memberStatusTimeout}}
+		peers: nodeClient(cfg, memberStatusTimeout), security: securityMode(cfg, log)}
 	n.srv, err = replicator.NewServer(cfg.Node.HTTPAddr, reg, n.status, n.ready, log)
 	if err != nil {
 		return err
 	}
-	n.srv.HandleStatus(n.statusHandler())
+	// Members ask each other for /v1/status (the cluster view).
+	n.srv.HandleStatus(guard.RequireOrNode(auth.Read, auth.EndpointStatus, n.statusHandler()))
 	ccfg, err := coordConfig(cfg, n.srv.Addr())
 	if err != nil {
 		return &ConfigError{Err: err}
 	}
-	n.coord, err = coord.New(ccfg, coord.Deps{Logger: log, Registerer: reg})
+	n.coord, err = coord.New(ccfg, coord.Deps{Logger: log, Registerer: reg,
+		Client: nodeClient(cfg, 10*time.Second), Guard: clusterGuard(guard)})
 	if err != nil {
 		return fmt.Errorf("starting raft: %w", err)
 	}
@@ -105,10 +114,11 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		n.coord.Close()
 		return err
 	}
-	n.srv.Handle("/v1/cluster", n.coord.Handler())
-	n.srv.Handle("/v1/cluster/", n.coord.Handler())
-	n.srv.Handle("POST /v1/policies/reload", pol.reloadHandler())
-	n.srv.Handle("GET /v1/offsets/translate", replicator.TranslateHandler(cfg))
+	cluster := n.coord.Handler()
+	n.srv.Handle("/v1/cluster", cluster)
+	n.srv.Handle("/v1/cluster/", cluster)
+	n.srv.Handle("POST /v1/policies/reload", guard.Require(auth.Operate, auth.EndpointPoliciesReload, pol.reloadHandler()))
+	n.srv.Handle("GET /v1/offsets/translate", guard.Require(auth.Read, auth.EndpointOffsetsTranslate, replicator.TranslateHandler(cfg)))
 	// The status page: "/{$}" rather than "/", which the mux cannot order
 	// against the method-less /v1/cluster/ routes.
 	page := statuspage.Handler()
@@ -163,6 +173,8 @@ type node struct {
 	policy  *rollout
 	bridges *bridges
 	peers   *http.Client // asks the other members for the cluster status
+	// security is Status.Security.
+	security string
 }
 
 // coordConfig builds the Raft node's config. A node with neither
@@ -296,8 +308,9 @@ func (n *node) localStatus() Status {
 		byID[t.ID] = t
 	}
 	st := Status{
-		Node:    NodeInfo{ID: n.cfg.Node.ID, Region: n.cfg.Node.Region, Version: n.version},
-		Cluster: cs, Local: local, Policy: n.policy.status(),
+		Node:     NodeInfo{ID: n.cfg.Node.ID, Region: n.cfg.Node.Region, Version: n.version},
+		Security: n.security,
+		Cluster:  cs, Local: local, Policy: n.policy.status(),
 		Pipelines: n.pipelineInfo(),
 	}
 	for _, t := range cs.Tasks {

@@ -34,17 +34,20 @@ const (
 // the leader's HTTP address. Success is 200 {"index": N} (the log index of the
 // change); errors are {"error": "..."} with 400 (bad request), 404 (unknown
 // member), 409 (stale policy bundle), 503 (no leader, retry) or 500.
+//
+// Each route goes through Deps.Guard, which decides who may call it.
 func (n *Node) Handler() http.Handler {
+	g := n.deps.Guard
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/cluster/join", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("POST /v1/cluster/join", g(RouteJoin, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req joinRequest
 		n.leaderOnly(w, r, maxBody, &req, func(ctx context.Context) (uint64, error) { return n.join(ctx, req) })
-	})
-	mux.HandleFunc("DELETE /v1/cluster/members/{id}", func(w http.ResponseWriter, r *http.Request) {
+	})))
+	mux.Handle("DELETE /v1/cluster/members/{id}", g(RouteRemoveMember, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
 		n.leaderOnly(w, r, maxBody, nil, func(ctx context.Context) (uint64, error) { return n.removeMember(ctx, id) })
-	})
-	mux.HandleFunc("POST /v1/cluster/load", func(w http.ResponseWriter, r *http.Request) {
+	})))
+	mux.Handle("POST /v1/cluster/load", g(RouteLoad, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req loadRequest
 		n.leaderOnly(w, r, maxBody, &req, func(ctx context.Context) (uint64, error) {
 			if req.Node == "" {
@@ -52,16 +55,16 @@ func (n *Node) Handler() http.Handler {
 			}
 			return n.propose(ctx, command{Op: opReportLoad, Node: req.Node, Load: req.Load})
 		})
-	})
-	mux.HandleFunc("POST /v1/cluster/policy", func(w http.ResponseWriter, r *http.Request) {
+	})))
+	mux.Handle("POST /v1/cluster/policy", g(RoutePolicy, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req policyCmd
 		n.leaderOnly(w, r, maxPolicyBody, &req, func(ctx context.Context) (uint64, error) {
 			return n.propose(ctx, command{Op: opPolicy, At: n.now().UTC(), Policy: &req})
 		})
-	})
-	mux.HandleFunc("GET /v1/cluster", func(w http.ResponseWriter, r *http.Request) {
+	})))
+	mux.Handle("GET /v1/cluster", g(RouteStatus, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, n.Status())
-	})
+	})))
 	return mux
 }
 

@@ -95,7 +95,7 @@ func New(cfg Config, deps Deps) (*Node, error) {
 		log:      deps.Logger,
 		m:        m,
 		tracker:  newTracker(cfg.FailureTimeout, cfg.transportTimeout()+2*cfg.HeartbeatTimeout),
-		client:   &http.Client{Timeout: 10 * time.Second},
+		client:   deps.Client,
 		assigned: make(chan []string, 1),
 		policy:   make(chan PolicyBundle, 1),
 		wake:     make(chan struct{}, 1),
