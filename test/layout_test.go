@@ -30,6 +30,7 @@ func TestLayout(t *testing.T) {
 		"config":              {"*"},
 		"policy":              {"*"},
 		"internal/yamlerr":    {"*"},
+		"internal/auth":       {"*"},
 		"registry":            {"policy", "replicator", "pubsubbridge", "internal/governance", "internal/daemon"},
 		"internal/governance": {"replicator", "replicator/coord", "pubsubbridge", "internal/daemon"},
 		"replicator":          {"pubsubbridge", "replicator/coord", "internal/daemon"},
