@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -40,6 +41,10 @@ const (
 // TLS it is only a claim, which Loopback accepts from this machine alone.
 const NodeHeader = "Tributary-Node"
 
+// maxClaimedNode bounds the NodeHeader value a refusal logs: node ids are
+// short, and the header comes from whoever sends the request.
+const maxClaimedNode = 128
+
 // NodeCheck tells whether a request comes from a node of the cluster. It
 // returns (false, nil) when r does not present itself as a node (then a
 // token decides), (true, nil) when it is a node, and an error when r
@@ -56,9 +61,16 @@ type NodeCheck func(r *http.Request) (bool, error)
 // without certificates, which is why config refuses bearer tokens on
 // addresses other than loopback unless TLS is set: every process on the
 // machine can act as a node, and nothing from elsewhere can.
+//
+// A reverse proxy on the machine makes outside requests come from loopback
+// too: a claim that passed through one (Forwarded, X-Forwarded-For, which
+// nodes never send) is refused, and such a proxy must drop NodeHeader.
 func Loopback(r *http.Request) (bool, error) {
 	if r.Header.Get(NodeHeader) == "" {
 		return false, nil
+	}
+	if r.Header.Get("Forwarded") != "" || r.Header.Get("X-Forwarded-For") != "" {
+		return true, errors.New("a request naming itself a node came through a proxy")
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
@@ -231,6 +243,10 @@ func (g *Guard) deny(w http.ResponseWriter, r *http.Request, endpoint, reason, n
 		attrs = append(attrs, "token", name)
 	}
 	if node := r.Header.Get(NodeHeader); node != "" {
+		// The sender chose it: bound what it puts in the log.
+		if len(node) > maxClaimedNode {
+			node = node[:maxClaimedNode] + "…"
+		}
 		attrs = append(attrs, "claimed_node", node)
 	}
 	g.log.Warn("http request denied", attrs...)

@@ -214,6 +214,12 @@ func TestNodes(t *testing.T) {
 		if code, _, _ := do(t, "POST", srv.URL+"/operate", node); code != http.StatusForbidden {
 			t.Errorf("POST /operate as a node: %d, want 403: nodes never reload policies", code)
 		}
+		for _, h := range []string{"X-Forwarded-For", "Forwarded"} {
+			proxied := map[string]string{NodeHeader: "eu-2", h: "for=203.0.113.9"}
+			if code, _, _ := do(t, "POST", srv.URL+"/node", proxied); code != http.StatusForbidden {
+				t.Errorf("POST /node as a node through a proxy (%s): %d, want 403", h, code)
+			}
+		}
 	})
 	t.Run("a request from the network naming itself a node is refused", func(t *testing.T) {
 		reg := prometheus.NewRegistry()
