@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -60,7 +62,10 @@ func writeSecret(t *testing.T, name, content string, mode os.FileMode) string {
 func TestCLITokens(t *testing.T) {
 	plain := httptest.NewServer(guardedAPI(t))
 	defer plain.Close()
-	secure := httptest.NewTLSServer(guardedAPI(t))
+	secure := httptest.NewUnstartedServer(guardedAPI(t))
+	// The handshake the untrusting client breaks off is expected.
+	secure.Config.ErrorLog = log.New(io.Discard, "", 0)
+	secure.StartTLS()
 	defer secure.Close()
 	ca := writeSecret(t, "ca.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: secure.Certificate().Raw})), 0o644)
 	tokFile := writeSecret(t, "token", cliToken+"\n", 0o600)
@@ -108,6 +113,44 @@ func TestCLITokens(t *testing.T) {
 				if err := json.Unmarshal([]byte(stdout), &st); err != nil {
 					t.Errorf("stdout is not the status JSON: %v", err)
 				}
+			}
+		})
+	}
+}
+
+func TestConfigCheckSecurity(t *testing.T) {
+	good, err := os.ReadFile("testdata/good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(cliToken))
+	entry := "- {name: cli, role: read, sha256: " + hex.EncodeToString(sum[:]) + "}\n"
+	open := writeSecret(t, "tokens-open.yaml", entry, 0o644)
+	private := writeSecret(t, "tokens.yaml", entry, 0o600)
+	broken := writeSecret(t, "tokens-broken.yaml", "- {name: cli, role: root, sha256: "+hex.EncodeToString(sum[:])+"}\n", 0o600)
+	tests := []struct {
+		name, extra string
+		code        int
+		out         string
+	}{
+		{"tokens on loopback are fine", "security: {tokens_file: " + private + "}\n", 0, ": ok (1 pipelines, target central)"},
+		{"a tokens file others can read is refused", "security: {tokens_file: " + open + "}\n", 2, "security.tokens_file: tokens file " + open + ": group or others may access it (mode 0644)"},
+		{"a broken tokens file names its line", "security: {tokens_file: " + broken + "}\n", 2, broken + `:1:21: [0].role: "root" is not one of read, operate, admin`},
+		{"a node on the network without TLS is refused, naming both keys and both ways out",
+			"node: {id: eu-1, region: eu, http_addr: '0.0.0.0:7480', raft_addr: '10.0.0.5:7400'}\n", 2,
+			`node.http_addr ("0.0.0.0:7480") or node.raft_addr ("10.0.0.5:7400") is not a loopback address and security.tls is not set: configure security.tls (and security.tokens_file), or set security.insecure: true`},
+		{"insecure: true accepts it", "node: {id: eu-1, region: eu, http_addr: '0.0.0.0:7480', raft_addr: '10.0.0.5:7400'}\nsecurity: {insecure: true}\n", 0, ": ok"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			text := string(good)
+			if strings.HasPrefix(tt.extra, "node:") {
+				text = strings.Replace(text, "node:\n  id: eu-1\n  region: eu\n", "", 1)
+			}
+			path := writeSecret(t, "tributary.yaml", text+tt.extra, 0o600)
+			code, stdout, stderr := runCLI("config", "check", path)
+			if code != tt.code || !strings.Contains(stdout+stderr, tt.out) {
+				t.Errorf("exit %d, want %d; output lacks %q:\n%s%s", code, tt.code, tt.out, stdout, stderr)
 			}
 		})
 	}
