@@ -13,5 +13,10 @@
 // Nodes are recognised by a NodeCheck. Without TLS the only check there is,
 // Loopback, accepts a request that names itself a node (NodeHeader) when it
 // comes from this machine; the TLS work replaces it with a check of the peer's
-// node certificate.
+// node certificate. Nodes name themselves on their own requests through
+// NodeTransport.
+//
+// Without tokens the routes that need a role stay open; without tokens and
+// without a NodeCheck every route does (a node on loopback, or one the
+// operator marked insecure).
 package auth

@@ -92,15 +92,19 @@ type Deps struct {
 type Guard struct {
 	tokens *Tokens
 	node   NodeCheck
+	open   bool // neither tokens nor a node check: nothing is checked
 	log    *slog.Logger
 	denied *prometheus.CounterVec
 }
 
 // New returns a Guard that admits people and tools by tokens and nodes by
-// node. With tokens nil (no tokens file configured) the Guard checks nothing
-// and its Require methods return the routes as they are: the API stays open,
-// which config allows only on loopback or with security.insecure. node nil
-// means no request is ever a node's.
+// node. With tokens nil (no tokens file configured) Require and
+// RequireOrNode return their routes as they are: those stay open, which
+// config allows only on loopback or with security.insecure. RequireNode's
+// routes stay open only when neither tokens nor node is given (nothing is
+// configured); with tokens and no node check no request is a node's, so they
+// refuse everything. The TLS work passes its certificate check as node even
+// without tokens, which closes the node-only routes to everyone else.
 func New(tokens *Tokens, node NodeCheck, deps Deps) (*Guard, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
@@ -108,6 +112,8 @@ func New(tokens *Tokens, node NodeCheck, deps Deps) (*Guard, error) {
 	if deps.Registerer == nil {
 		deps.Registerer = prometheus.NewRegistry()
 	}
+	// Nothing to check at all: the routes stay as they are.
+	open := tokens == nil && node == nil
 	if node == nil {
 		node = func(*http.Request) (bool, error) { return false, nil }
 	}
@@ -118,8 +124,8 @@ func New(tokens *Tokens, node NodeCheck, deps Deps) (*Guard, error) {
 	if err := deps.Registerer.Register(denied); err != nil {
 		return nil, fmt.Errorf("registering tributary_http_denied_total: %w", err)
 	}
-	g := &Guard{tokens: tokens, node: node, log: deps.Logger, denied: denied}
-	if g.Enabled() {
+	g := &Guard{tokens: tokens, node: node, open: open, log: deps.Logger, denied: denied}
+	if !open {
 		// Every series exists from the start, so a rate() sees the first refusal.
 		for _, ep := range endpoints {
 			for _, reason := range []string{ReasonMissing, ReasonInvalid, ReasonForbidden} {
@@ -129,10 +135,6 @@ func New(tokens *Tokens, node NodeCheck, deps Deps) (*Guard, error) {
 	}
 	return g, nil
 }
-
-// Enabled reports whether the Guard checks credentials (a tokens file is
-// configured).
-func (g *Guard) Enabled() bool { return g.tokens != nil }
 
 // Require returns next guarded so that only a token of role (or a stronger
 // one) reaches it. endpoint must be one of the Endpoint constants.
@@ -160,7 +162,7 @@ func (g *Guard) guard(role Role, nodes bool, endpoint string, next http.Handler)
 		// A label outside the fixed set is a wiring bug, found at start-up.
 		panic(fmt.Sprintf("auth: unknown endpoint label %q", endpoint))
 	}
-	if !g.Enabled() {
+	if g.open || (role != 0 && g.tokens == nil) {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -211,7 +213,7 @@ func (g *Guard) guard(role Role, nodes bool, endpoint string, next http.Handler)
 }
 
 func (g *Guard) lookup(secret string, ok bool) (Token, bool) {
-	if !ok {
+	if !ok || g.tokens == nil {
 		return Token{}, false
 	}
 	return g.tokens.Lookup(secret)

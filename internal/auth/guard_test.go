@@ -255,16 +255,32 @@ func TestNodes(t *testing.T) {
 	})
 }
 
-func TestWithoutTokensNothingIsChecked(t *testing.T) {
-	srv, reg, _ := guarded(t, nil, Loopback)
-	for _, path := range []string{"/operate", "/admin", "/node"} {
-		if code, _, body := do(t, "POST", srv.URL+path, nil); code != http.StatusOK || body != "reached" {
-			t.Errorf("POST %s: %d %s", path, code, body)
+func TestWithoutTokens(t *testing.T) {
+	t.Run("with neither tokens nor a node check nothing is checked", func(t *testing.T) {
+		srv, reg, _ := guarded(t, nil, nil)
+		for _, path := range []string{"/operate", "/admin", "/node"} {
+			if code, _, body := do(t, "POST", srv.URL+path, nil); code != http.StatusOK || body != "reached" {
+				t.Errorf("POST %s: %d %s", path, code, body)
+			}
 		}
-	}
-	if n, err := testutil.GatherAndCount(reg, "tributary_http_denied_total"); err != nil || n != 0 {
-		t.Errorf("denied series without tokens: %d, %v; want none", n, err)
-	}
+		if n, err := testutil.GatherAndCount(reg, "tributary_http_denied_total"); err != nil || n != 0 {
+			t.Errorf("denied series without tokens: %d, %v; want none", n, err)
+		}
+	})
+	t.Run("with a node check only, node-only routes still need a node", func(t *testing.T) {
+		srv, _, _ := guarded(t, nil, Loopback)
+		for _, path := range []string{"/operate", "/admin"} {
+			if code, _, body := do(t, "POST", srv.URL+path, nil); code != http.StatusOK || body != "reached" {
+				t.Errorf("POST %s: %d %s, want open routes without tokens", path, code, body)
+			}
+		}
+		if code, _, _ := do(t, "POST", srv.URL+"/node", map[string]string{"Authorization": "Bearer " + adminTok}); code != http.StatusForbidden {
+			t.Errorf("POST /node without a node claim: %d, want 403", code)
+		}
+		if code, _, _ := do(t, "POST", srv.URL+"/node", map[string]string{NodeHeader: "eu-2"}); code != http.StatusOK {
+			t.Errorf("POST /node as a node: %d, want 200", code)
+		}
+	})
 }
 
 func TestUnknownEndpointLabelPanics(t *testing.T) {

@@ -43,14 +43,21 @@ const (
 // node's HTTP API.
 func newGuard(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*auth.Guard, error) {
 	var toks *auth.Tokens
+	var nodes auth.NodeCheck
 	if f := cfg.Security.TokensFile; f != "" {
 		var err error
 		if toks, err = auth.Load(f); err != nil {
 			return nil, fmt.Errorf("security.tokens_file: %w", err)
 		}
 		log.Info("bearer tokens required on the HTTP API", "tokens", toks.Len(), "file", f)
+		// Without TLS only loopback peers can be nodes; config allows tokens
+		// without TLS on loopback addresses only, so every member qualifies.
+		// Without tokens no node check runs either: an insecure cluster across
+		// machines keeps working as before. The TLS work sets its certificate
+		// check here whenever security.tls is set.
+		nodes = auth.Loopback
 	}
-	return auth.New(toks, auth.Loopback, auth.Deps{Logger: log.With("component", "auth"), Registerer: reg})
+	return auth.New(toks, nodes, auth.Deps{Logger: log.With("component", "auth"), Registerer: reg})
 }
 
 // securityMode is Status.Security, and warns at start when the node runs
