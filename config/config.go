@@ -30,9 +30,9 @@ type Config struct {
 	HashKeyFile string `yaml:"hash_key_file"`
 	// Pipelines: pipelines, what to mirror.
 	Pipelines []*Pipeline `yaml:"pipelines"`
-	// Security: security, how nodes, people and tools prove who they are;
-	// restart required.
-	Security Security `yaml:"security,omitempty"`
+	// Security: security, how nodes, people and tools prove who they are
+	// (see Security); restart required.
+	Security Security `yaml:"security"`
 
 	// File is the path the config was loaded from ("" when built in code).
 	File string `yaml:"-"`
@@ -76,15 +76,6 @@ type Cluster struct {
 	// nodes enter as non-voters and are promoted up to this count once the
 	// leader reaches them. Restart required.
 	Voters int `yaml:"voters,omitempty"`
-}
-
-// Security holds the security section. (TLS is this part of it; the token
-// file and insecure mode live next to it.)
-type Security struct {
-	// TLS: security.tls, the cluster's certificates; none by default. When
-	// set, Raft runs over mutual TLS, the HTTP API over TLS, and a node's id
-	// and region must match its certificate. Restart required.
-	TLS *TLS `yaml:"tls,omitempty"`
 }
 
 // TLS names the PEM files of the cluster CA, this node's certificate (with

@@ -132,6 +132,12 @@ func TestBadFiles(t *testing.T) {
 			`bad-bootstrap.bad.yaml:6:7: cluster.bootstrap[2]: duplicate id "eu-1" (also cluster.bootstrap[0])`,
 			`bad-bootstrap.bad.yaml:7:7: cluster.bootstrap[3]: duplicate address "10.0.0.5:7400" (also cluster.bootstrap[0])`,
 		}},
+		{"a node reachable from the network needs TLS or security.insecure", "insecure-addr.bad.yaml", []string{
+			`insecure-addr.bad.yaml:2:58: node.http_addr: node.http_addr (":7480") or node.raft_addr ("10.0.0.5:7400") is not a loopback address and security.tls is not set: configure security.tls (and security.tokens_file), or set security.insecure: true`,
+		}},
+		{"bearer tokens never cross the network in clear text, insecure or not", "tokens-without-tls.bad.yaml", []string{
+			`tokens-without-tls.bad.yaml:9:3: security.tokens_file: bearer tokens need security.tls when node.http_addr ("10.0.0.5:7480") or node.raft_addr ("10.0.0.5:7400") is not a loopback address`,
+		}},
 		{"durations need a unit and sane bounds", "bad-duration.bad.yaml", []string{
 			`bad-duration.bad.yaml:3:22: cluster.heartbeat_timeout: invalid duration "30"`,
 			`bad-duration.bad.yaml:4:3: cluster.failure_timeout: 500ms must be > cluster.heartbeat_timeout (1s)`,

@@ -32,6 +32,7 @@ func TestLayout(t *testing.T) {
 		"internal/yamlerr":     {"*"},
 		"internal/nodecert":    {"*"},
 		"internal/protoschema": {"*"},
+		"internal/auth":        {"*"},
 		"registry":             {"policy", "replicator", "pubsubbridge", "internal/governance", "internal/daemon"},
 		"internal/governance":  {"replicator", "replicator/coord", "pubsubbridge", "internal/daemon"},
 		"replicator":           {"pubsubbridge", "replicator/coord", "internal/daemon"},

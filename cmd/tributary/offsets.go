@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,7 +16,7 @@ import (
 	"github.com/tributary-dev/tributary/replicator"
 )
 
-const offsetsUsage = "usage: tributary offsets translate --config FILE --group G [--pipeline P]... [--json] [--apply] [--timeout D]"
+const offsetsUsage = "usage: tributary offsets translate (--config FILE | --addr URL [--token-file F] [--ca-file F]) --group G [--pipeline P]... [--json] [--apply] [--timeout D]"
 
 // cmdOffsets dispatches the offsets subcommands.
 func cmdOffsets(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -52,29 +53,56 @@ func cmdOffsetsTranslate(ctx context.Context, args []string, stdout, stderr io.W
 	asJSON := fs.Bool("json", false, "print JSON")
 	apply := fs.Bool("apply", false, "commit the translated offsets for the group in the target cluster (the group must have no active members there)")
 	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
+	addr := fs.String("addr", "", "ask this node's HTTP API (GET /v1/offsets/translate) instead of reading the clusters with --config")
+	var api apiFlags
+	api.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return usageErr("%w", err)
 	}
-	if *path == "" || *group == "" || fs.NArg() > 0 {
+	if (*path == "") == (*addr == "") || *group == "" || fs.NArg() > 0 {
 		return usageErr("%s", offsetsUsage)
 	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		return &exitError{code: 2, err: err}
+	if *addr == "" && (api.tokenFile != "" || api.caFile != "") {
+		return usageErr("--token-file and --ca-file go with --addr: with --config the command reads the clusters itself")
 	}
-	for _, name := range pipelines {
-		if pc := cfg.Pipeline(name); pc == nil || pc.Source.Kafka == "" {
-			return usageErr("--pipeline %s: not a Kafka pipeline of %s", name, *path)
-		}
+	if *addr != "" && *apply {
+		return usageErr("--apply needs --config: the offsets are committed from this machine")
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	res, err := replicator.TranslateGroup(ctx, cfg, *group, pipelines)
-	if err != nil {
-		if errors.Is(err, replicator.ErrNoGroupOffsets) {
-			return err // names the group already
+	var cfg *config.Config
+	var res *replicator.GroupOffsets
+	if *addr != "" {
+		base := baseURL(*addr)
+		client, err := api.client(base, *timeout)
+		if err != nil {
+			return err
 		}
-		return fmt.Errorf("translating offsets of group %q: %w", *group, err)
+		q := url.Values{"group": {*group}}
+		for _, p := range pipelines {
+			q.Add("pipeline", p)
+		}
+		res = &replicator.GroupOffsets{}
+		if _, err := getJSON(ctx, client, base+"/v1/offsets/translate?"+q.Encode(), res); err != nil {
+			return fmt.Errorf("translating offsets of group %q: %w", *group, err)
+		}
+	} else {
+		var err error
+		if cfg, err = config.Load(*path); err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		for _, name := range pipelines {
+			if pc := cfg.Pipeline(name); pc == nil || pc.Source.Kafka == "" {
+				return usageErr("--pipeline %s: not a Kafka pipeline of %s", name, *path)
+			}
+		}
+		res, err = replicator.TranslateGroup(ctx, cfg, *group, pipelines)
+		if err != nil {
+			if errors.Is(err, replicator.ErrNoGroupOffsets) {
+				return err // names the group already
+			}
+			return fmt.Errorf("translating offsets of group %q: %w", *group, err)
+		}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 
 	"github.com/tributary-dev/tributary/config"
+	"github.com/tributary-dev/tributary/internal/auth"
 	"github.com/tributary-dev/tributary/internal/daemon"
 )
 
@@ -19,6 +20,13 @@ func cmdConfigCheck(args []string, stdout io.Writer) error {
 	cfg, err := config.Load(args[0])
 	if err != nil {
 		return &exitError{code: 2, err: err}
+	}
+	// The tokens file is checked as the node checks it at start: its
+	// permissions and every entry.
+	if f := cfg.Security.TokensFile; f != "" {
+		if _, err := auth.Load(f); err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("%s: security.tokens_file: %w", args[0], err)}
+		}
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d pipelines, target %s)\n", args[0], len(cfg.Pipelines), cfg.Target)
 	return nil

@@ -21,18 +21,19 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "http://127.0.0.1:7480", "HTTP address of any node")
 	asJSON := fs.Bool("json", false, "print the node's /v1/status JSON as it is")
+	var api apiFlags
+	api.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return usageErr("%w", err)
 	}
 	if fs.NArg() > 0 {
-		return usageErr("usage: tributary status [--addr URL] [--json]")
+		return usageErr("usage: tributary status [--addr URL] [--json] [--token-file F] [--ca-file F]")
 	}
-	base := *addr
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
+	base := baseURL(*addr)
+	client, err := api.client(base, 5*time.Second)
+	if err != nil {
+		return err
 	}
-	client := &http.Client{Timeout: 5 * time.Second}
-	base = strings.TrimRight(base, "/")
 	if *asJSON {
 		raw, err := getJSON(ctx, client, base+"/v1/status", &daemon.Status{})
 		if err != nil {
@@ -93,7 +94,12 @@ func getJSON(ctx context.Context, client *http.Client, url string, v any) ([]byt
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", url, err)
 	}
-	if resp.StatusCode != http.StatusOK {
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized:
+		return nil, fmt.Errorf("%s: %s: the node wants a token: pass --token-file (or check the one given)", url, resp.Status)
+	case resp.StatusCode == http.StatusForbidden:
+		return nil, fmt.Errorf("%s: %s: the token's role may not do this", url, resp.Status)
+	case resp.StatusCode != http.StatusOK:
 		return nil, fmt.Errorf("%s: %s: %s", url, resp.Status, strings.TrimSpace(string(raw)))
 	}
 	if err := json.Unmarshal(raw, v); err != nil {

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tributary-dev/tributary/internal/auth"
 	"github.com/tributary-dev/tributary/internal/nodecert"
 	"github.com/tributary-dev/tributary/replicator"
 	"github.com/tributary-dev/tributary/replicator/coord"
@@ -54,13 +55,12 @@ type peerClient struct {
 	scheme string
 }
 
-func newPeerClient(b *nodecert.Bundle, timeout time.Duration) peerClient {
-	if b == nil {
-		return peerClient{Client: &http.Client{Timeout: timeout}, scheme: "http"}
+func newPeerClient(b *nodecert.Bundle, nodeID string, timeout time.Duration) peerClient {
+	c := peerClient{Client: &http.Client{Timeout: timeout, Transport: auth.NodeTransport(nodeTransport(b), nodeID)}, scheme: "http"}
+	if b != nil {
+		c.scheme = "https"
 	}
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.TLSClientConfig = b.ClientConfig()
-	return peerClient{Client: &http.Client{Timeout: timeout, Transport: t}, scheme: "https"}
+	return c
 }
 
 // UnreachableMember is an alive member that did not answer for the cluster

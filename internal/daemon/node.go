@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tributary-dev/tributary/config"
+	"github.com/tributary-dev/tributary/internal/auth"
 	"github.com/tributary-dev/tributary/internal/nodecert"
 	"github.com/tributary-dev/tributary/policy"
 	"github.com/tributary-dev/tributary/replicator"
@@ -53,11 +54,17 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	log = log.With("node", cfg.Node.ID)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m := metrics.New(reg)
+	// Certificates and tokens first: a key or tokens file others can read
+	// stops the node before it connects anywhere.
 	certs, err := loadCerts(cfg)
 	if err != nil {
 		return &ConfigError{Err: err}
 	}
+	guard, err := newGuard(cfg, certs, log, reg)
+	if err != nil {
+		return &ConfigError{Err: err}
+	}
+	m := metrics.New(reg)
 	gov, err := newPipelines(cfg, m, reg, log)
 	if err != nil {
 		return &ConfigError{Err: err}
@@ -91,7 +98,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	defer br.Close()
 	n := &node{cfg: cfg, version: opts.Version, log: log, worker: worker, metrics: m, policy: pol, bridges: br,
-		peers: newPeerClient(certs, memberStatusTimeout)}
+		peers: newPeerClient(certs, cfg.Node.ID, memberStatusTimeout), security: securityMode(cfg, certs, log)}
 	n.srv, err = replicator.NewServer(cfg.Node.HTTPAddr, reg, n.status, n.ready, log)
 	if err != nil {
 		return err
@@ -101,12 +108,14 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		// given, required only where the handlers say so.
 		n.srv.UseTLS(certs.ServerConfig(false))
 	}
-	n.srv.HandleStatus(n.statusHandler())
+	// Members ask each other for /v1/status (the cluster view).
+	n.srv.HandleStatus(guard.RequireOrNode(auth.Read, auth.EndpointStatus, n.statusHandler()))
 	ccfg, err := coordConfig(cfg, n.srv.Addr(), certs)
 	if err != nil {
 		return &ConfigError{Err: err}
 	}
-	n.coord, err = coord.New(ccfg, coord.Deps{Logger: log, Registerer: reg})
+	n.coord, err = coord.New(ccfg, coord.Deps{Logger: log, Registerer: reg,
+		Client: nodeClient(cfg, certs, 10*time.Second), Guard: clusterGuard(guard)})
 	if err != nil {
 		return fmt.Errorf("starting raft: %w", err)
 	}
@@ -114,10 +123,11 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		n.coord.Close()
 		return err
 	}
-	n.srv.Handle("/v1/cluster", n.coord.Handler())
-	n.srv.Handle("/v1/cluster/", n.coord.Handler())
-	n.srv.Handle("POST /v1/policies/reload", pol.reloadHandler())
-	n.srv.Handle("GET /v1/offsets/translate", replicator.TranslateHandler(cfg))
+	cluster := n.coord.Handler()
+	n.srv.Handle("/v1/cluster", cluster)
+	n.srv.Handle("/v1/cluster/", cluster)
+	n.srv.Handle("POST /v1/policies/reload", guard.Require(auth.Operate, auth.EndpointPoliciesReload, pol.reloadHandler()))
+	n.srv.Handle("GET /v1/offsets/translate", guard.Require(auth.Read, auth.EndpointOffsetsTranslate, replicator.TranslateHandler(cfg)))
 	// The status page: "/{$}" rather than "/", which the mux cannot order
 	// against the method-less /v1/cluster/ routes.
 	page := statuspage.Handler()
@@ -172,6 +182,8 @@ type node struct {
 	policy  *rollout
 	bridges *bridges
 	peers   peerClient // asks the other members for the cluster status
+	// security is Status.Security.
+	security string
 }
 
 // loadCerts loads security.tls (nil when not configured). Validate read the
@@ -324,8 +336,9 @@ func (n *node) localStatus() Status {
 		byID[t.ID] = t
 	}
 	st := Status{
-		Node:    NodeInfo{ID: n.cfg.Node.ID, Region: n.cfg.Node.Region, Version: n.version},
-		Cluster: cs, Local: local, Policy: n.policy.status(),
+		Node:     NodeInfo{ID: n.cfg.Node.ID, Region: n.cfg.Node.Region, Version: n.version},
+		Security: n.security,
+		Cluster:  cs, Local: local, Policy: n.policy.status(),
 		Pipelines: n.pipelineInfo(),
 	}
 	for _, t := range cs.Tasks {

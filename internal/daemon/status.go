@@ -11,11 +11,14 @@ import (
 // the node also asks the other members and Scope, Unreachable and the cluster
 // fields of each TaskView are set; the plain answer leaves them empty.
 type Status struct {
-	Node    NodeInfo                `json:"node"`
-	Cluster coord.Status            `json:"cluster"`
-	Policy  PolicyStatus            `json:"policy"`
-	Local   []replicator.TaskStatus `json:"local_tasks"`
-	Tasks   []TaskView              `json:"tasks"`
+	Node NodeInfo `json:"node"`
+	// Security is "off" when security.insecure is set (nothing protects the
+	// node), "loopback" when the node runs without TLS on loopback only.
+	Security string                  `json:"security"`
+	Cluster  coord.Status            `json:"cluster"`
+	Policy   PolicyStatus            `json:"policy"`
+	Local    []replicator.TaskStatus `json:"local_tasks"`
+	Tasks    []TaskView              `json:"tasks"`
 	// Pipelines are the configured pipelines with their governance: "none"
 	// marks a pipeline whose records are never masked (shown as ungoverned).
 	Pipelines []PipelineInfo `json:"pipelines"`

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"time"
 
@@ -93,12 +94,33 @@ func ParsePeers(list []string) ([]Peer, error) {
 }
 
 // Deps are the node's collaborators; nil fields get safe defaults (a discarding
-// logger, no metric registration, time.Now).
+// logger, no metric registration, time.Now, a plain HTTP client, open routes).
 type Deps struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	Now        func() time.Time
+	// Client sends this node's requests to the other members (joins, load
+	// reports, policy proposals, leaving, forwarded requests): the caller
+	// gives it the node's credentials (with Config.TLS, a transport that
+	// presents the node certificate). Default: with Config.TLS, a client that
+	// presents the node certificate; else a plain one; 10 s timeout.
+	Client *http.Client
+	// Guard, when set, wraps each route of Handler with its access check.
+	Guard Guard
 }
+
+// Routes of the cluster API, as Handler names them to its Guard.
+const (
+	RouteJoin         = "join"          // POST /v1/cluster/join: people and nodes (a node registers itself)
+	RouteRemoveMember = "remove_member" // DELETE /v1/cluster/members/{id}: people and nodes (a node leaves)
+	RouteLoad         = "load"          // POST /v1/cluster/load: nodes only
+	RoutePolicy       = "policy"        // POST /v1/cluster/policy: nodes only
+	RouteStatus       = "status"        // GET /v1/cluster: people
+)
+
+// Guard wraps the handler of one route of the cluster API (a Route constant)
+// with its access check. Handler calls it once per route, when it is built.
+type Guard func(route string, h http.Handler) http.Handler
 
 func (d Deps) withDefaults() Deps {
 	if d.Logger == nil {
@@ -106,6 +128,12 @@ func (d Deps) withDefaults() Deps {
 	}
 	if d.Now == nil {
 		d.Now = time.Now
+	}
+	if d.Client == nil {
+		d.Client = &http.Client{Timeout: 10 * time.Second}
+	}
+	if d.Guard == nil {
+		d.Guard = func(_ string, h http.Handler) http.Handler { return h }
 	}
 	return d
 }

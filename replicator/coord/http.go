@@ -42,9 +42,12 @@ const (
 // the leader's HTTP address. Success is 200 {"index": N} (the log index of the
 // change); errors are {"error": "..."} with 400 (bad request), 404 (unknown
 // member), 409 (stale policy bundle), 503 (no leader, retry) or 500.
+//
+// Each route goes through Deps.Guard, which decides who may call it.
 func (n *Node) Handler() http.Handler {
+	g := n.deps.Guard
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/cluster/join", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("POST /v1/cluster/join", g(RouteJoin, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req joinRequest
 		n.leaderOnly(w, r, maxBody, &req, func(ctx context.Context, from sender) (uint64, error) {
 			if err := from.is(req.Region, req.ID); err != nil {
@@ -52,14 +55,14 @@ func (n *Node) Handler() http.Handler {
 			}
 			return n.join(ctx, req)
 		})
-	})
-	mux.HandleFunc("DELETE /v1/cluster/members/{id}", func(w http.ResponseWriter, r *http.Request) {
+	})))
+	mux.Handle("DELETE /v1/cluster/members/{id}", g(RouteRemoveMember, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
-		// Who may remove a member is the auth middleware's to decide (an admin
-		// token, or the node itself leaving).
+		// Who may remove a member is the guard's to decide (an admin token,
+		// or the node itself leaving).
 		n.leaderOnly(w, r, maxBody, nil, func(ctx context.Context, _ sender) (uint64, error) { return n.removeMember(ctx, id) })
-	})
-	mux.HandleFunc("POST /v1/cluster/load", func(w http.ResponseWriter, r *http.Request) {
+	})))
+	mux.Handle("POST /v1/cluster/load", g(RouteLoad, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req loadRequest
 		n.leaderOnly(w, r, maxBody, &req, func(ctx context.Context, from sender) (uint64, error) {
 			if req.Node == "" {
@@ -70,8 +73,8 @@ func (n *Node) Handler() http.Handler {
 			}
 			return n.propose(ctx, command{Op: opReportLoad, Node: req.Node, Load: req.Load})
 		})
-	})
-	mux.HandleFunc("POST /v1/cluster/policy", func(w http.ResponseWriter, r *http.Request) {
+	})))
+	mux.Handle("POST /v1/cluster/policy", g(RoutePolicy, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req policyCmd
 		n.leaderOnly(w, r, maxPolicyBody, &req, func(ctx context.Context, from sender) (uint64, error) {
 			if err := from.anyNode(); err != nil {
@@ -79,10 +82,10 @@ func (n *Node) Handler() http.Handler {
 			}
 			return n.propose(ctx, command{Op: opPolicy, At: n.now().UTC(), Policy: &req})
 		})
-	})
-	mux.HandleFunc("GET /v1/cluster", func(w http.ResponseWriter, r *http.Request) {
+	})))
+	mux.Handle("GET /v1/cluster", g(RouteStatus, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, n.Status())
-	})
+	})))
 	return mux
 }
 

@@ -349,16 +349,17 @@ func (n *Node) removeMember(ctx context.Context, id string) (uint64, error) {
 	}
 	var member bool
 	n.fsm.view(func(s *state) { _, member = s.Members[id] })
-	voter, voters := false, 0
+	inConfig, voter, voters := false, false, 0
 	if f := n.raft.GetConfiguration(); f.Error() == nil {
 		for _, s := range f.Configuration().Servers {
-			voter = voter || string(s.ID) == id
+			inConfig = inConfig || string(s.ID) == id
 			if s.Suffrage == raft.Voter {
 				voters++
+				voter = voter || string(s.ID) == id
 			}
 		}
 	}
-	if !member && !voter {
+	if !member && !inConfig {
 		return 0, fmt.Errorf("removing %s: %w", id, ErrUnknownMember)
 	}
 	if voter && voters == 1 {
@@ -371,10 +372,11 @@ func (n *Node) removeMember(ctx context.Context, id string) (uint64, error) {
 			return 0, fmt.Errorf("removing %s: %w", id, err)
 		}
 	}
-	if voter {
+	if inConfig {
+		// Voter or non-voter: either leaves the Raft configuration.
 		f := n.raft.RemoveServer(raft.ServerID(id), 0, raftTimeout(ctx))
 		if err := f.Error(); err != nil {
-			return idx, fmt.Errorf("removing raft voter %s: %w", id, raftErr(err))
+			return idx, fmt.Errorf("removing raft server %s: %w", id, raftErr(err))
 		}
 		idx = max(idx, f.Index())
 	}

@@ -84,6 +84,10 @@ func New(cfg Config, deps Deps) (*Node, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	if deps.Client == nil && cfg.TLS != nil {
+		// Calls to the other members present this node's certificate.
+		deps.Client = newHTTPClient(cfg.TLS)
+	}
 	deps = deps.withDefaults()
 	m, err := newMetrics(deps.Registerer)
 	if err != nil {
@@ -95,7 +99,7 @@ func New(cfg Config, deps Deps) (*Node, error) {
 		log:      deps.Logger,
 		m:        m,
 		tracker:  newTracker(cfg.FailureTimeout, cfg.transportTimeout()+2*cfg.HeartbeatTimeout),
-		client:   newHTTPClient(cfg.TLS),
+		client:   deps.Client,
 		assigned: make(chan []string, 1),
 		policy:   make(chan PolicyBundle, 1),
 		wake:     make(chan struct{}, 1),

@@ -18,6 +18,8 @@
   // The cluster view: the node asks the other members (within 0.8 s) for the
   // figures of the tasks they run.
   const STATUS_URL = 'v1/status?scope=cluster';
+  // Where the tab keeps the bearer token a node with tokens asks for.
+  const TOKEN_KEY = 'tributary.token';
   // An XML namespace name, never fetched.
   const SVG_NS = 'http://www.w3.org/2000/svg';
 
@@ -320,6 +322,10 @@
     setText('node-id', node.id || '—');
     setText('node-region', node.region || '—');
     setText('node-version', node.version || '—');
+    const sec = byId('node-security');
+    // "off": security.insecure; "loopback": no TLS, reachable from this machine only.
+    if (st.security === 'off') sync(sec, [badge('off', 'bad', 'security.insecure is set: anyone who reaches this node can control it')]);
+    else sync(sec, [el('span', null, st.security || '—')]);
     const c = m.cluster;
     const raft = byId('raft-state');
     const kind = c.raft_state === 'leader' ? 'ok' : c.raft_state === 'follower' ? 'info' : 'warn';
@@ -678,11 +684,59 @@
     if (u.textContent !== text) u.textContent = text;
   }
 
+  // ---- the token ----
+  // sessionStorage may be unavailable (storage disabled): the token then lives
+  // in this page only.
+  let pageToken = null;
+  function getToken() {
+    try { return window.sessionStorage.getItem(TOKEN_KEY); } catch (e) { return pageToken; }
+  }
+  function setToken(tok) {
+    pageToken = tok;
+    try {
+      if (tok === null) window.sessionStorage.removeItem(TOKEN_KEY);
+      else window.sessionStorage.setItem(TOKEN_KEY, tok);
+    } catch (e) { /* kept in pageToken */ }
+  }
+
+  // askToken shows the form; polling waits until it is sent.
+  function askToken(rejected) {
+    const form = byId('token-form');
+    const msg = byId('token-error');
+    msg.hidden = !rejected;
+    msg.textContent = rejected ? 'The node did not accept that token.' : '';
+    form.hidden = false;
+    byId('token-input').focus();
+  }
+
+  byId('token-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const input = byId('token-input');
+    const tok = input.value.trim();
+    if (!tok) return;
+    setToken(tok);
+    input.value = '';
+    byId('token-form').hidden = true;
+    poll();
+  });
+
   async function poll() {
     const ctrl = new AbortController();
     const timer = setTimeout(() => ctrl.abort(), FETCH_TIMEOUT_MS);
+    let waitForToken = false;
     try {
-      const resp = await fetch(STATUS_URL, { cache: 'no-store', signal: ctrl.signal, headers: { Accept: 'application/json' } });
+      const headers = { Accept: 'application/json' };
+      const tok = getToken();
+      if (tok) headers.Authorization = 'Bearer ' + tok;
+      const resp = await fetch(STATUS_URL, { cache: 'no-store', signal: ctrl.signal, headers: headers });
+      if (resp.status === 401) {
+        // No token, or one the node does not know: ask (again).
+        setToken(null);
+        askToken(Boolean(tok));
+        waitForToken = true;
+        mem.lastError = 'This node asks for a token.';
+        return;
+      }
       if (!resp.ok) {
         const err = new Error('v1/status answered ' + resp.status + (resp.statusText ? ' ' + resp.statusText : '') + '.');
         err.name = 'HTTPError';
@@ -701,7 +755,7 @@
     } finally {
       clearTimeout(timer);
       renderUpdated(Date.now());
-      setTimeout(poll, POLL_MS);
+      if (!waitForToken) setTimeout(poll, POLL_MS);
     }
   }
 
