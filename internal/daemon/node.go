@@ -182,6 +182,7 @@ func coordConfig(cfg *config.Config, httpAddr string) (coord.Config, error) {
 		HeartbeatTimeout: cfg.Cluster.HeartbeatTimeout.D(), ElectionTimeout: cfg.Cluster.ElectionTimeout.D(),
 		FailureTimeout: cfg.Cluster.FailureTimeout.D(), RebalanceMargin: cfg.Cluster.RebalanceMargin,
 		HasPolicies: cfg.Policies != "",
+		CheckBundle: checkBundle,
 	}, nil
 }
 

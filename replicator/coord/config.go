@@ -58,6 +58,14 @@ type Config struct {
 	SnapshotInterval time.Duration
 	// LoadInterval: how often task load is reported to the leader, default 5s.
 	LoadInterval time.Duration
+	// CheckBundle, when set, checks the content of a proposed policy bundle on
+	// the leader before it goes to Raft; active is nil when the cluster has no
+	// bundle yet. This package keeps bundles opaque, so the daemon supplies it
+	// (decode, validate, hash, compare with active). Return RefuseBundle(reason,
+	// err) to name the reason; any other error counts as RefusedInvalid. The
+	// version step (active+1) is checked before it is called. Called from HTTP
+	// handlers, possibly concurrently.
+	CheckBundle func(active *PolicyBundle, proposed PolicyBundle) error
 }
 
 // Peer is one initial voter: its node id and Raft address.

@@ -16,11 +16,8 @@ import (
 // receives one and is not the leader answers 503 instead of forwarding again.
 const hdrForwardedBy = "Tributary-Forwarded-By"
 
-// Request body limits.
-const (
-	maxBody       = 1 << 20
-	maxPolicyBody = 16 << 20
-)
+// maxBody bounds the other requests (join, load, member removal): small JSON.
+const maxBody = 64 << 10
 
 // Handler serves the cluster API; cmd mounts it on the node's HTTP server:
 //
@@ -33,7 +30,9 @@ const (
 // Any member accepts the POST and DELETE requests: a follower forwards them to
 // the leader's HTTP address. Success is 200 {"index": N} (the log index of the
 // change); errors are {"error": "..."} with 400 (bad request), 404 (unknown
-// member), 409 (stale policy bundle), 503 (no leader, retry) or 500.
+// member), 409 (stale policy bundle), 413 (body too large: 1 MiB for a policy
+// bundle, 64 KiB otherwise), 422 (policy bundle refused by the leader's
+// checks), 503 (no leader, retry) or 500.
 func (n *Node) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/cluster/join", func(w http.ResponseWriter, r *http.Request) {
@@ -55,8 +54,8 @@ func (n *Node) Handler() http.Handler {
 	})
 	mux.HandleFunc("POST /v1/cluster/policy", func(w http.ResponseWriter, r *http.Request) {
 		var req policyCmd
-		n.leaderOnly(w, r, maxPolicyBody, &req, func(ctx context.Context) (uint64, error) {
-			return n.propose(ctx, command{Op: opPolicy, At: n.now().UTC(), Policy: &req})
+		n.leaderOnly(w, r, MaxPolicyBody, &req, func(ctx context.Context) (uint64, error) {
+			return n.proposePolicy(ctx, &req, proposer(r))
 		})
 	})
 	mux.HandleFunc("GET /v1/cluster", func(w http.ResponseWriter, r *http.Request) {
@@ -86,13 +85,16 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 func statusOf(err error) int {
 	var bad *badRequestError
+	var refused *BundleRefusedError
 	switch {
 	case errors.As(err, &bad):
 		return http.StatusBadRequest
-	case errors.Is(err, ErrUnknownMember):
-		return http.StatusNotFound
 	case errors.Is(err, ErrStalePolicy):
 		return http.StatusConflict
+	case errors.As(err, &refused):
+		return http.StatusUnprocessableEntity
+	case errors.Is(err, ErrUnknownMember):
+		return http.StatusNotFound
 	case IsRetryable(err), errors.Is(err, raft.ErrRaftShutdown):
 		return http.StatusServiceUnavailable
 	}
@@ -104,7 +106,15 @@ func statusOf(err error) int {
 func (n *Node) leaderOnly(w http.ResponseWriter, r *http.Request, limit int64, dst any, op func(context.Context) (uint64, error)) {
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
-		writeJSON(w, http.StatusRequestEntityTooLarge, errorResponse{fmt.Sprintf("reading request: %v", err)})
+		var tooLarge *http.MaxBytesError
+		if !errors.As(err, &tooLarge) {
+			writeJSON(w, http.StatusBadRequest, errorResponse{fmt.Sprintf("reading request: %v", err)})
+			return
+		}
+		if limit == MaxPolicyBody {
+			n.refused(proposer(r), 0, &BundleRefusedError{Reason: RefusedTooLarge, Err: err})
+		}
+		writeJSON(w, http.StatusRequestEntityTooLarge, errorResponse{fmt.Sprintf("reading request: body over %d bytes", limit)})
 		return
 	}
 	if n.raft.State() != raft.Leader {
@@ -123,6 +133,15 @@ func (n *Node) leaderOnly(w http.ResponseWriter, r *http.Request, limit int64, d
 		return
 	}
 	writeJSON(w, http.StatusOK, indexResponse{idx})
+}
+
+// proposer names who sent a request: the node that forwarded it, else the
+// remote address.
+func proposer(r *http.Request) string {
+	if by := r.Header.Get(hdrForwardedBy); by != "" {
+		return by
+	}
+	return r.RemoteAddr
 }
 
 // forward relays a request to the leader and its answer back.
