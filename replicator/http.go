@@ -25,6 +25,23 @@ type Server struct {
 	// statusHandler, when set by HandleStatus, answers GET /v1/status instead.
 	statusHandler http.Handler
 	ln            net.Listener
+	timeouts      timeouts
+}
+
+// timeouts bound what one client can hold of the server: a connection that
+// sends its headers slowly (slowloris), a body that never ends, an answer it
+// does not read, an idle keep-alive connection. A handler that needs longer to
+// answer (offsets translate) extends its own write deadline with
+// http.ResponseController.
+type timeouts struct {
+	readHeader, read, write, idle time.Duration
+}
+
+// defaultTimeouts: write covers the slowest ordinary answer (a policy reload
+// waits up to 10s for its bundle to commit, a forwarded cluster request 10s,
+// the cluster status fan-out a few seconds).
+func defaultTimeouts() timeouts {
+	return timeouts{readHeader: 10 * time.Second, read: 30 * time.Second, write: 60 * time.Second, idle: 2 * time.Minute}
 }
 
 // NewServer listens on addr at once (so a bad address fails at start-up and tests
@@ -38,7 +55,7 @@ func NewServer(addr string, gatherer prometheus.Gatherer, status func() any, rea
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{addr: addr, mux: http.NewServeMux(), log: log, ready: ready, status: status, ln: ln}
+	s := &Server{addr: addr, mux: http.NewServeMux(), log: log, ready: ready, status: status, ln: ln, timeouts: defaultTimeouts()}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
@@ -74,7 +91,8 @@ func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, 
 
 // Run serves until ctx is cancelled, then shuts down gracefully.
 func (s *Server) Run(ctx context.Context) error {
-	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: s.mux, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	srv.ReadHeaderTimeout, srv.ReadTimeout, srv.WriteTimeout, srv.IdleTimeout = s.timeouts.readHeader, s.timeouts.read, s.timeouts.write, s.timeouts.idle
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(s.ln) }()
 	select {

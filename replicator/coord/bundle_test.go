@@ -82,6 +82,15 @@ func TestTheLeaderRefusesBadBundles(t *testing.T) {
 			t.Errorf("too_large refusals = %v, want 1", got)
 		}
 	})
+	t.Run("a join request over 64 KiB is 413", func(t *testing.T) {
+		body := `{"id": "x", "region": "eu", "raft_addr": "127.0.0.1:1", "http_addr": "` + strings.Repeat("x", 64<<10) + `"}`
+		if code, _ := httpDo(t, http.MethodPost, "http://"+cfg.HTTPAddr+"/v1/cluster/join", body); code != http.StatusRequestEntityTooLarge {
+			t.Errorf("answer %d, want 413", code)
+		}
+		if st := tn.n.Status(); len(st.Members) != 1 {
+			t.Errorf("members %+v, want solo alone", st.Members)
+		}
+	})
 	t.Run("the local propose path runs the same checks", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
