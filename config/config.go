@@ -109,8 +109,15 @@ type PubSub struct {
 	Region string `yaml:"region"`
 	// Project: pubsub.<name>.project, required.
 	Project string `yaml:"project"`
-	// EmulatorHost: pubsub.<name>.emulator_host; else PUBSUB_EMULATOR_HOST is honoured.
+	// EmulatorHost: pubsub.<name>.emulator_host, the address of a Pub/Sub
+	// emulator (plaintext, no authentication); for tests and demos.
 	EmulatorHost string `yaml:"emulator_host"`
+	// UseEmulatorEnv: pubsub.<name>.use_emulator_env, default false. Take the
+	// emulator's address from PUBSUB_EMULATOR_HOST. Without it (or
+	// emulator_host) a node refuses to start its Pub/Sub pipelines while that
+	// variable is set, since the client library would otherwise silently send
+	// them to it, unauthenticated.
+	UseEmulatorEnv bool `yaml:"use_emulator_env"`
 	// CredentialsFile: pubsub.<name>.credentials_file; else application default credentials.
 	CredentialsFile string `yaml:"credentials_file"`
 }
