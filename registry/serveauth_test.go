@@ -185,6 +185,10 @@ func TestServeRefusesUnsafeSecretFiles(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), keyFile) || !strings.Contains(err.Error(), "0644") {
 		t.Errorf("a key file readable by others: %v, want an error naming the file and its mode", err)
 	}
+	_, err = NewClient(&config.SchemaRegistry{URL: "https://127.0.0.1:1", CertFile: certFile, KeyFile: keyFile}, ClientOptions{})
+	if err == nil || !strings.Contains(err.Error(), "schema_registry.key_file "+keyFile+" has mode 0644") {
+		t.Errorf("a client key file readable by others: %v, want an error naming the file and its mode", err)
+	}
 	if _, err := NewServer(ServerOptions{TLSCertFile: certFile}); err == nil {
 		t.Error("a certificate without a key was accepted")
 	}
