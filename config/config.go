@@ -1,7 +1,9 @@
 package config
 
 import (
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"strings"
 	"time"
@@ -343,6 +345,15 @@ func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
 
 // GoString hides the value from %#v.
 func (s Secret) GoString() string { return fmt.Sprintf("%q", s.String()) }
+
+// MarshalJSON hides the value from encoding/json (and slog's JSON handler).
+func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }
+
+// MarshalText hides the value from encoders that use encoding.TextMarshaler.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// LogValue hides the value from slog.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
 
 // Line returns the line in File of a key path such as "pipelines[1].topics.include[0]"
 // or, when the path was not written there (a default), of its nearest written

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -142,4 +143,19 @@ func TestServerTimeouts(t *testing.T) {
 		}
 		closedWithin(t, c, 5*time.Second) // reads the answer, then EOF once idle
 	})
+}
+
+// TestServerRedactsAnswers: a secret that made it into an answer (an error
+// text quoting it) leaves the server redacted, with the answer's status.
+func TestServerRedactsAnswers(t *testing.T) {
+	srv, _ := startServer(t, func() any { return map[string]string{"error": "token refresh: bad config at: S3CRET-value"} },
+		func() error { return errors.New("broker said S3CRET-value") }, func(s *Server) {
+			s.Redact(func(s string) string { return strings.ReplaceAll(s, "S3CRET-value", "<secret>") })
+		})
+	for path, wantCode := range map[string]int{"/v1/status": 200, "/readyz": 503} {
+		code, body, _ := get(t, "http://"+srv.Addr()+path)
+		if code != wantCode || strings.Contains(body, "S3CRET") || !strings.Contains(body, "<secret>") {
+			t.Errorf("GET %s = %d %s, want %d redacted", path, code, body, wantCode)
+		}
+	}
 }

@@ -1,10 +1,12 @@
 package replicator
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -26,6 +28,7 @@ type Server struct {
 	statusHandler http.Handler
 	ln            net.Listener
 	timeouts      timeouts
+	redact        func(string) string
 }
 
 // timeouts bound what one client can hold of the server: a connection that
@@ -86,12 +89,58 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // before Run.
 func (s *Server) HandleStatus(h http.Handler) { s.statusHandler = h }
 
+// Redact makes every answer's body pass through f before it is sent: the
+// daemon removes secrets from error texts that quote them (librdkafka's).
+// Call before Run.
+func (s *Server) Redact(f func(string) string) { s.redact = f }
+
+// redacting buffers an answer so that its body can be redacted as a whole.
+type redacting struct {
+	http.ResponseWriter
+	code int
+	buf  bytes.Buffer
+}
+
+func (w *redacting) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+}
+
+func (w *redacting) Write(p []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.buf.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the connection (write deadlines).
+func (w *redacting) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func redactAnswers(h http.Handler, f func(string) string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rw := &redacting{ResponseWriter: w}
+		h.ServeHTTP(rw, r)
+		body := f(rw.buf.String())
+		if rw.code == 0 {
+			rw.code = http.StatusOK
+		}
+		w.Header().Del("Content-Length")
+		w.WriteHeader(rw.code)
+		_, _ = io.WriteString(w, body)
+	})
+}
+
 // Handle adds a route; call before Run.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 // Run serves until ctx is cancelled, then shuts down gracefully.
 func (s *Server) Run(ctx context.Context) error {
-	srv := &http.Server{Handler: s.mux, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	var h http.Handler = s.mux
+	if s.redact != nil {
+		h = redactAnswers(h, s.redact)
+	}
+	srv := &http.Server{Handler: h, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	srv.ReadHeaderTimeout, srv.ReadTimeout, srv.WriteTimeout, srv.IdleTimeout = s.timeouts.readHeader, s.timeouts.read, s.timeouts.write, s.timeouts.idle
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(s.ln) }()

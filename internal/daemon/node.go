@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tributary-dev/tributary/config"
+	"github.com/tributary-dev/tributary/internal/redact"
 	"github.com/tributary-dev/tributary/policy"
 	"github.com/tributary-dev/tributary/replicator"
 	"github.com/tributary-dev/tributary/replicator/coord"
@@ -45,12 +47,21 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // runs it until ctx is cancelled. On cancellation the workers drain first (each
 // task commits or aborts its open transaction), then Raft stops; the HTTP API
 // answers until the end.
-func Run(ctx context.Context, cfg *config.Config, opts Options) error {
+func Run(ctx context.Context, cfg *config.Config, opts Options) (err error) {
+	// Secrets are kept out of logs, errors and answers where they are used;
+	// this removes any that a library quotes (librdkafka echoes
+	// sasl.oauthbearer.config in its errors) on the way out.
+	secrets := cfg.SecretValues()
+	if key, kerr := policy.LoadHashKey(cfg.HashKeyFile, os.Getenv); kerr == nil {
+		secrets = append(secrets, string(key))
+	}
+	red := redact.New(secrets...)
+	defer func() { err = red.Error(err) }()
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	log = log.With("node", cfg.Node.ID)
+	log = slog.New(red.Handler(log.Handler())).With("node", cfg.Node.ID)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg)
@@ -93,6 +104,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return err
 	}
 	n.srv.HandleStatus(n.statusHandler())
+	n.srv.Redact(red.String)
 	ccfg, err := coordConfig(cfg, n.srv.Addr())
 	if err != nil {
 		return &ConfigError{Err: err}
