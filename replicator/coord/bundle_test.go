@@ -106,6 +106,16 @@ func TestTheLeaderRefusesBadBundles(t *testing.T) {
 			t.Errorf("active bundle %+v, want version 2", p.Bundle)
 		}
 	})
+	t.Run("a refusal reaches a proposer on another node with its reason", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		// What a follower's ProposePolicy sends the leader.
+		err := tn.n.call(ctx, cfg.HTTPAddr, http.MethodPost, "/v1/cluster/policy", &policyCmd{Version: 3, Data: []byte("okay3"), Hash: "h-forged"}, nil, true)
+		var re *BundleRefusedError
+		if !errors.As(err, &re) || re.Reason != RefusedHash || !strings.Contains(err.Error(), "claimed hash") {
+			t.Errorf("call = %v, want a hash refusal", err)
+		}
+	})
 	if logs := c.logs.String(); !strings.Contains(logs, "policy bundle refused") || !strings.Contains(logs, "reason=hash") || !strings.Contains(logs, "from=") {
 		t.Errorf("refusals not logged with proposer and reason:\n%s", logs)
 	}

@@ -70,6 +70,9 @@ type indexResponse struct {
 
 type errorResponse struct {
 	Error string `json:"error"`
+	// Reason: with 422 for a refused policy bundle, one of the Refused*
+	// constants, so that the proposer gets a *BundleRefusedError back.
+	Reason string `json:"reason,omitempty"`
 }
 
 type badRequestError struct{ err error }
@@ -108,13 +111,15 @@ func (n *Node) leaderOnly(w http.ResponseWriter, r *http.Request, limit int64, d
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if !errors.As(err, &tooLarge) {
-			writeJSON(w, http.StatusBadRequest, errorResponse{fmt.Sprintf("reading request: %v", err)})
+			writeJSON(w, http.StatusBadRequest, errorResponse{Error: fmt.Sprintf("reading request: %v", err)})
 			return
 		}
+		er := errorResponse{Error: fmt.Sprintf("reading request: body over %d bytes", limit)}
 		if limit == MaxPolicyBody {
 			n.refused(proposer(r), 0, &BundleRefusedError{Reason: RefusedTooLarge, Err: err})
+			er.Reason = RefusedTooLarge
 		}
-		writeJSON(w, http.StatusRequestEntityTooLarge, errorResponse{fmt.Sprintf("reading request: body over %d bytes", limit)})
+		writeJSON(w, http.StatusRequestEntityTooLarge, er)
 		return
 	}
 	if n.raft.State() != raft.Leader {
@@ -123,13 +128,18 @@ func (n *Node) leaderOnly(w http.ResponseWriter, r *http.Request, limit int64, d
 	}
 	if dst != nil {
 		if err := json.Unmarshal(raw, dst); err != nil {
-			writeJSON(w, http.StatusBadRequest, errorResponse{fmt.Sprintf("decoding request: %v", err)})
+			writeJSON(w, http.StatusBadRequest, errorResponse{Error: fmt.Sprintf("decoding request: %v", err)})
 			return
 		}
 	}
 	idx, err := op(r.Context())
 	if err != nil {
-		writeJSON(w, statusOf(err), errorResponse{err.Error()})
+		er := errorResponse{Error: err.Error()}
+		var refused *BundleRefusedError
+		if errors.As(err, &refused) {
+			er.Reason = refused.Reason
+		}
+		writeJSON(w, statusOf(err), er)
 		return
 	}
 	writeJSON(w, http.StatusOK, indexResponse{idx})
@@ -147,24 +157,24 @@ func proposer(r *http.Request) string {
 // forward relays a request to the leader and its answer back.
 func (n *Node) forward(w http.ResponseWriter, r *http.Request, raw []byte) {
 	if by := r.Header.Get(hdrForwardedBy); by != "" {
-		writeJSON(w, http.StatusServiceUnavailable, errorResponse{fmt.Sprintf("%s forwarded the request to %s, which is not the leader (%v)", by, n.cfg.NodeID, ErrNotLeader)})
+		writeJSON(w, http.StatusServiceUnavailable, errorResponse{Error: fmt.Sprintf("%s forwarded the request to %s, which is not the leader (%v)", by, n.cfg.NodeID, ErrNotLeader)})
 		return
 	}
 	id, addr := n.leaderHTTP()
 	if addr == "" {
-		writeJSON(w, http.StatusServiceUnavailable, errorResponse{fmt.Sprintf("%s knows no leader: %v", n.cfg.NodeID, ErrNotLeader)})
+		writeJSON(w, http.StatusServiceUnavailable, errorResponse{Error: fmt.Sprintf("%s knows no leader: %v", n.cfg.NodeID, ErrNotLeader)})
 		return
 	}
 	req, err := http.NewRequestWithContext(r.Context(), r.Method, baseURL(addr)+r.URL.Path, bytes.NewReader(raw))
 	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, errorResponse{err.Error()})
+		writeJSON(w, http.StatusInternalServerError, errorResponse{Error: err.Error()})
 		return
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(hdrForwardedBy, n.cfg.NodeID)
 	resp, err := n.client.Do(req)
 	if err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, errorResponse{fmt.Sprintf("forwarding to leader %s at %s: %v", id, addr, err)})
+		writeJSON(w, http.StatusServiceUnavailable, errorResponse{Error: fmt.Sprintf("forwarding to leader %s at %s: %v", id, addr, err)})
 		return
 	}
 	defer resp.Body.Close()
@@ -240,6 +250,10 @@ func (n *Node) call(ctx context.Context, addr, method, path string, body any, ou
 		return &wrapErr{msg: msg, err: ErrUnknownMember}
 	case http.StatusConflict:
 		return &wrapErr{msg: msg, err: ErrStalePolicy}
+	case http.StatusUnprocessableEntity, http.StatusRequestEntityTooLarge:
+		if er.Reason != "" {
+			return &BundleRefusedError{Reason: er.Reason, Err: errors.New(msg)}
+		}
 	}
 	return errors.New(msg)
 }
