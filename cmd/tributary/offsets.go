@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tributary-dev/tributary/config"
+	"github.com/tributary-dev/tributary/internal/redact"
 	"github.com/tributary-dev/tributary/replicator"
 )
 
@@ -42,7 +43,7 @@ func (l *pipelineList) Set(s string) error {
 // cmdOffsetsTranslate prints a consumer group's committed source offsets
 // translated into target offsets, and with --apply commits them for the group
 // in the target cluster.
-func cmdOffsetsTranslate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdOffsetsTranslate(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("offsets translate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "node config file (required)")
@@ -62,6 +63,9 @@ func cmdOffsetsTranslate(ctx context.Context, args []string, stdout, stderr io.W
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
+	// librdkafka may quote secret properties in its errors (see the daemon).
+	red := redact.New(cfg.SecretValues()...)
+	defer func() { err = red.Error(err) }()
 	for _, name := range pipelines {
 		if pc := cfg.Pipeline(name); pc == nil || pc.Source.Kafka == "" {
 			return usageErr("--pipeline %s: not a Kafka pipeline of %s", name, *path)
@@ -75,6 +79,9 @@ func cmdOffsetsTranslate(ctx context.Context, args []string, stdout, stderr io.W
 			return err // names the group already
 		}
 		return fmt.Errorf("translating offsets of group %q: %w", *group, err)
+	}
+	for i := range res.Offsets {
+		res.Offsets[i].Error = red.String(res.Offsets[i].Error)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
