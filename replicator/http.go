@@ -121,9 +121,12 @@ func redactAnswers(h http.Handler, f func(string) string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rw := &redacting{ResponseWriter: w}
 		h.ServeHTTP(rw, r)
-		body := f(rw.buf.String())
 		if rw.code == 0 {
 			rw.code = http.StatusOK
+		}
+		body := rw.buf.String()
+		if w.Header().Get("Content-Encoding") == "" { // not compressed (/metrics may gzip)
+			body = f(body)
 		}
 		w.Header().Del("Content-Length")
 		w.WriteHeader(rw.code)
