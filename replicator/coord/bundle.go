@@ -69,6 +69,8 @@ func (n *Node) checkBundle(pc *policyCmd) error {
 		cur = active.Version
 	}
 	switch {
+	case pc.Version < 1:
+		return &BundleRefusedError{Reason: RefusedVersion, Err: fmt.Errorf("version %d: versions start at 1", pc.Version)}
 	case pc.Version <= cur:
 		return &BundleRefusedError{Reason: RefusedStale, Err: fmt.Errorf("version %d, active %d: %w", pc.Version, cur, ErrStalePolicy)}
 	case cur == math.MaxInt64 || pc.Version != cur+1:

@@ -53,7 +53,7 @@ func TestTheLeaderRefusesBadBundles(t *testing.T) {
 		{"a version of MaxInt64", math.MaxInt64, "okay2", "h-okay2", http.StatusUnprocessableEntity, RefusedVersion},
 		{"a version jump", 5, "okay2", "h-okay2", http.StatusUnprocessableEntity, RefusedVersion},
 		{"the active version again", 1, "okay2", "h-okay2", http.StatusConflict, RefusedStale},
-		{"a negative version", -3, "okay2", "h-okay2", http.StatusConflict, RefusedStale},
+		{"a negative version", -3, "okay2", "h-okay2", http.StatusUnprocessableEntity, RefusedVersion},
 		{"garbage data", 2, "garbage", "h-garbage", http.StatusUnprocessableEntity, RefusedInvalid},
 		{"a forged hash", 2, "okay2", "h-forged", http.StatusUnprocessableEntity, RefusedHash},
 		{"a bundle removing policies", 2, "ok", "h-ok", http.StatusUnprocessableEntity, RefusedUnsafe},
