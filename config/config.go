@@ -1,7 +1,9 @@
 package config
 
 import (
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"strings"
 	"time"
@@ -128,8 +130,15 @@ type PubSub struct {
 	Region string `yaml:"region"`
 	// Project: pubsub.<name>.project, required.
 	Project string `yaml:"project"`
-	// EmulatorHost: pubsub.<name>.emulator_host; else PUBSUB_EMULATOR_HOST is honoured.
+	// EmulatorHost: pubsub.<name>.emulator_host, the address of a Pub/Sub
+	// emulator (plaintext, no authentication); for tests and demos.
 	EmulatorHost string `yaml:"emulator_host"`
+	// UseEmulatorEnv: pubsub.<name>.use_emulator_env, default false. Take the
+	// emulator's address from PUBSUB_EMULATOR_HOST. Without it (or
+	// emulator_host) a node refuses to start its Pub/Sub pipelines while that
+	// variable is set, since the client library would otherwise silently send
+	// them to it, unauthenticated.
+	UseEmulatorEnv bool `yaml:"use_emulator_env"`
 	// CredentialsFile: pubsub.<name>.credentials_file; else application default credentials.
 	CredentialsFile string `yaml:"credentials_file"`
 }
@@ -355,6 +364,15 @@ func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
 
 // GoString hides the value from %#v.
 func (s Secret) GoString() string { return fmt.Sprintf("%q", s.String()) }
+
+// MarshalJSON hides the value from encoding/json (and slog's JSON handler).
+func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }
+
+// MarshalText hides the value from encoders that use encoding.TextMarshaler.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// LogValue hides the value from slog.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
 
 // Line returns the line in File of a key path such as "pipelines[1].topics.include[0]"
 // or, when the path was not written there (a default), of its nearest written

@@ -117,6 +117,9 @@ func TestHashKeys(t *testing.T) {
 	dir := t.TempDir()
 	kf := filepath.Join(dir, "key")
 	os.WriteFile(kf, append(append([]byte{}, hashKey...), '\n'), 0o600)
+	shared := filepath.Join(dir, "shared-key")
+	os.WriteFile(shared, hashKey, 0o600)
+	os.Chmod(shared, 0o640)
 	for _, c := range []struct {
 		file, env string
 		want      string
@@ -126,6 +129,7 @@ func TestHashKeys(t *testing.T) {
 		{"", "", "no hash key"},
 		{"", "short", "hash key is 5 bytes; at least 16 are required"},
 		{filepath.Join(dir, "missing"), "", "reading hash key"},
+		{shared, "", "hash key file " + shared + " has mode 0640: it must be readable by its owner only"},
 	} {
 		key, err := LoadHashKey(c.file, func(k string) string {
 			if k == HashKeyEnv {

@@ -184,10 +184,20 @@ var ErrNoHashKey = errors.New("no hash key: set " + HashKeyEnv + " or a key file
 
 // LoadHashKey returns the hash key from keyFile when it is not "" (one trailing
 // newline is ignored), else from the environment variable TRIBUTARY_HASH_KEY
-// through getenv (os.Getenv when nil). The key is used as bytes, as given.
+// through getenv (os.Getenv when nil). The key is used as bytes, as given. A
+// key file that group or others may read or write is refused.
 func LoadHashKey(keyFile string, getenv func(string) string) ([]byte, error) {
 	var key []byte
 	if keyFile != "" {
+		fi, err := os.Stat(keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading hash key: %w", err)
+		}
+		if mode := fi.Mode().Perm(); mode&0o077 != 0 {
+			// Whoever reads the key can reverse pseudonyms of guessable
+			// values (emails, card numbers) by hashing candidates.
+			return nil, fmt.Errorf("hash key file %s has mode %#o: it must be readable by its owner only (chmod 600 %s)", keyFile, mode, keyFile)
+		}
 		b, err := os.ReadFile(keyFile)
 		if err != nil {
 			return nil, fmt.Errorf("reading hash key: %w", err)

@@ -128,17 +128,30 @@ pipelines:
 }
 
 func TestClientOptions(t *testing.T) {
-	t.Run("the config's emulator host wins over the environment", func(t *testing.T) {
-		opts, err := clientOptions("a:1", "b:2", "/nonexistent")
-		if err != nil || len(opts) == 0 {
-			t.Fatalf("clientOptions = %v, %v", opts, err)
-		}
-	})
-	t.Run("application default credentials without a file", func(t *testing.T) {
-		if opts, err := clientOptions("", "", ""); err != nil || opts != nil {
-			t.Errorf("clientOptions = %v, %v; want none", opts, err)
-		}
-	})
+	for _, tc := range []struct {
+		name    string
+		ps      config.PubSub
+		env     string
+		want    string
+		wantErr string
+	}{
+		{"the config's emulator host wins over the environment", config.PubSub{EmulatorHost: "a:1"}, "b:2", "a:1", ""},
+		{"use_emulator_env takes the environment's", config.PubSub{UseEmulatorEnv: true}, "b:2", "b:2", ""},
+		{"use_emulator_env without the variable is an error", config.PubSub{UseEmulatorEnv: true}, "", "", "pubsub.fleet.use_emulator_env is true but PUBSUB_EMULATOR_HOST is not set"},
+		{"the variable alone is refused, never used silently", config.PubSub{}, "b:2", "", "PUBSUB_EMULATOR_HOST is set in the environment but pubsub.fleet does not enable an emulator"},
+		{"neither: Google", config.PubSub{}, "", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := emulatorAddr("fleet", tc.ps, tc.env)
+			if got != tc.want || (err == nil) != (tc.wantErr == "") || err != nil && !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("emulatorAddr = %q, %v; want %q, %q", got, err, tc.want, tc.wantErr)
+			}
+			opts, err := clientOptions("fleet", tc.ps, tc.env)
+			if (err == nil) != (tc.wantErr == "") || (len(opts) > 0) != (tc.want != "") {
+				t.Errorf("clientOptions = %d options, %v", len(opts), err)
+			}
+		})
+	}
 	dir := t.TempDir()
 	write := func(name, content string) string {
 		p := filepath.Join(dir, name)
@@ -148,13 +161,13 @@ func TestClientOptions(t *testing.T) {
 		return p
 	}
 	t.Run("a credentials file is loaded as the type it declares", func(t *testing.T) {
-		if _, err := clientOptions("", "", write("sa.json", `{"type":"service_account"}`)); err != nil {
+		if _, err := clientOptions("fleet", config.PubSub{CredentialsFile: write("sa.json", `{"type":"service_account"}`)}, ""); err != nil {
 			t.Errorf("service account: %v", err)
 		}
 	})
 	t.Run("unknown credential types and bad files are errors", func(t *testing.T) {
 		for _, p := range []string{write("odd.json", `{"type":"gdch_service_account"}`), write("bad.json", `{`), filepath.Join(dir, "missing.json")} {
-			if _, err := clientOptions("", "", p); err == nil {
+			if _, err := clientOptions("fleet", config.PubSub{CredentialsFile: p}, ""); err == nil {
 				t.Errorf("%s: nil error", filepath.Base(p))
 			}
 		}

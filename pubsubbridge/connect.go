@@ -10,17 +10,22 @@ import (
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/tributary-dev/tributary/config"
 )
 
 // EnvEmulatorHost is the variable the Pub/Sub client libraries read for the
-// emulator's address; pubsub.<name>.emulator_host takes precedence over it.
+// emulator's address. The bridge uses it only when the config says so
+// (pubsub.<name>.use_emulator_env), and refuses to dial Google while it is set:
+// the client library would send everything to it, unauthenticated.
 const EnvEmulatorHost = "PUBSUB_EMULATOR_HOST"
 
 // dial creates the Pub/Sub client of cfg: the emulator (plaintext, no
-// authentication) when emulator_host or PUBSUB_EMULATOR_HOST is set, else
-// Google with the credentials file, else application default credentials.
+// authentication) when emulator_host is set, or use_emulator_env and
+// PUBSUB_EMULATOR_HOST are; else Google with the credentials file, else
+// application default credentials.
 func dial(ctx context.Context, cfg *BridgeConfig) (*pubsub.Client, error) {
-	opts, err := clientOptions(cfg.PubSub.EmulatorHost, os.Getenv(EnvEmulatorHost), cfg.PubSub.CredentialsFile)
+	opts, err := clientOptions(cfg.Source, cfg.PubSub, os.Getenv(EnvEmulatorHost))
 	if err != nil {
 		return nil, err
 	}
@@ -31,9 +36,12 @@ func dial(ctx context.Context, cfg *BridgeConfig) (*pubsub.Client, error) {
 	return c, nil
 }
 
-func clientOptions(emulatorHost, envHost, credentialsFile string) ([]option.ClientOption, error) {
-	if emulatorHost == "" {
-		emulatorHost = envHost
+// clientOptions chooses the client's endpoint and credentials for pubsub.<name>
+// (ps), given the value of PUBSUB_EMULATOR_HOST in the environment (envHost).
+func clientOptions(name string, ps config.PubSub, envHost string) ([]option.ClientOption, error) {
+	emulatorHost, err := emulatorAddr(name, ps, envHost)
+	if err != nil {
+		return nil, err
 	}
 	if emulatorHost != "" {
 		// What the client does by itself for PUBSUB_EMULATOR_HOST, made explicit
@@ -45,14 +53,33 @@ func clientOptions(emulatorHost, envHost, credentialsFile string) ([]option.Clie
 			option.WithTelemetryDisabled(),
 		}, nil
 	}
-	if credentialsFile == "" {
+	if ps.CredentialsFile == "" {
 		return nil, nil // application default credentials
 	}
-	typ, err := credentialsType(credentialsFile)
+	typ, err := credentialsType(ps.CredentialsFile)
 	if err != nil {
 		return nil, err
 	}
-	return []option.ClientOption{option.WithAuthCredentialsFile(typ, credentialsFile)}, nil
+	return []option.ClientOption{option.WithAuthCredentialsFile(typ, ps.CredentialsFile)}, nil
+}
+
+// emulatorAddr is the emulator the bridge of pubsub.<name> uses, "" for
+// Google: emulator_host, else PUBSUB_EMULATOR_HOST when use_emulator_env says
+// so. The variable set without use_emulator_env is an error, since the client
+// library would use it by itself, with no credentials: a variable left over in
+// a production environment must not redirect data silently.
+func emulatorAddr(name string, ps config.PubSub, envHost string) (string, error) {
+	switch {
+	case ps.EmulatorHost != "":
+		return ps.EmulatorHost, nil
+	case ps.UseEmulatorEnv && envHost == "":
+		return "", fmt.Errorf("pubsub.%s.use_emulator_env is true but %s is not set", name, EnvEmulatorHost)
+	case ps.UseEmulatorEnv:
+		return envHost, nil
+	case envHost != "":
+		return "", fmt.Errorf("%s is set in the environment but pubsub.%s does not enable an emulator: unset it, or set pubsub.%s.use_emulator_env: true (or emulator_host) to use one", EnvEmulatorHost, name, name)
+	}
+	return "", nil
 }
 
 // credentialsType reads the "type" of a credentials JSON file, so that the

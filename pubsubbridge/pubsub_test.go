@@ -171,7 +171,7 @@ func bridgeConfig(sub string, tg *target) BridgeConfig {
 	return BridgeConfig{
 		Pipeline:               "fleet-telemetry",
 		Source:                 "fleet",
-		PubSub:                 config.PubSub{Project: project, Region: "cloud"},
+		PubSub:                 config.PubSub{Project: project, Region: "cloud", UseEmulatorEnv: true},
 		Subscription:           sub,
 		Topic:                  tg.topic,
 		QuarantineTopic:        tg.quarantine,

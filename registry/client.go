@@ -159,7 +159,15 @@ func tlsConfig(cfg *config.SchemaRegistry) (*tls.Config, error) {
 		return nil, errors.New("schema_registry.cert_file and key_file must be given together")
 	}
 	if cfg.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+		key, err := readPrivateFile(cfg.KeyFile, "schema_registry.key_file")
+		if err != nil {
+			return nil, err
+		}
+		certPEM, err := os.ReadFile(cfg.CertFile)
+		if err != nil {
+			return nil, fmt.Errorf("schema_registry.cert_file: %w", err)
+		}
+		cert, err := tls.X509KeyPair(certPEM, key)
 		if err != nil {
 			return nil, fmt.Errorf("schema_registry.cert_file/key_file: %w", err)
 		}

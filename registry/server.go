@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -58,6 +59,12 @@ type ServerOptions struct {
 	// subject, id, version and reasons, never the schema's contents).
 	// Default: discard.
 	Logger *slog.Logger
+	// BasicAuth, when set, is required of every request (401 otherwise);
+	// see LoadBasicAuth.
+	BasicAuth *BasicAuth
+	// TLSCertFile and TLSKeyFile, when set, make Serve speak HTTPS (TLS 1.2
+	// or later). The key file must be readable by its owner only.
+	TLSCertFile, TLSKeyFile string
 }
 
 // Server is an embedded Confluent-compatible schema registry. It is an
@@ -76,6 +83,8 @@ type Server struct {
 	// immutable, so entries never go stale). Lock order: mu, then parsedMu.
 	parsedMu sync.Mutex
 	parsed   map[int]*parsed
+
+	tls *tls.Config // from TLSCertFile and TLSKeyFile; nil: plain HTTP
 }
 
 // NewServer returns a registry loaded from opts.DataFile when it exists.
@@ -89,6 +98,9 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	}
 	opts.Compatibility = level
 	s := &Server{opts: opts, log: opts.Logger, parsed: map[int]*parsed{}}
+	if s.tls, err = serverTLS(opts.TLSCertFile, opts.TLSKeyFile); err != nil {
+		return nil, err
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -122,8 +134,16 @@ func Serve(ctx context.Context, addr string, opts ServerOptions) error {
 // gracefully (in-flight requests get 5 seconds). It closes ln. A cancelled
 // ctx is not an error.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
-	s.log.Info("schema registry listening", "addr", ln.Addr().String(), "data", s.opts.DataFile)
+	scheme := "http"
+	if s.tls != nil {
+		ln, scheme = tls.NewListener(ln, s.tls), "https"
+	}
+	hs := &http.Server{
+		Handler: s, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		ReadHeaderTimeout: serverReadHeaderTimeout, ReadTimeout: serverReadTimeout,
+		WriteTimeout: serverWriteTimeout, IdleTimeout: serverIdleTimeout,
+	}
+	s.log.Info("schema registry listening", "addr", ln.Addr().String(), "scheme", scheme, "basic_auth", s.opts.BasicAuth != nil, "data", s.opts.DataFile)
 	done := make(chan error, 1)
 	stop := make(chan struct{})
 	go func() {
@@ -152,6 +172,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // ServeHTTP serves the registry API. Unknown paths get Confluent's 404 body and
 // known paths with another method a 405.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.authorize(w, r) {
+		return
+	}
 	h, pattern := s.mux.Handler(r)
 	if pattern == "" {
 		// The mux answers 404 or 405 in plain text; keep its status, use our body.

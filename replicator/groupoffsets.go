@@ -572,13 +572,32 @@ func ApplyGroupOffsets(ctx context.Context, cfg *config.Config, g *GroupOffsets)
 	return errors.Join(errs...)
 }
 
+// translateTimeout bounds one offsets translation served over HTTP.
+const translateTimeout = 2 * time.Minute
+
 // TranslateHandler serves GET ?group=G[&pipeline=P...]: TranslateGroup's
 // result as JSON (partitions that could not be translated carry an error);
 // 400 without a group or with an unknown pipeline, 404 when the group has no
 // offsets for mirrored topics, 502 when a cluster cannot be read. It only
-// reads; committing offsets is the CLI's --apply.
+// reads; committing offsets is the CLI's --apply. It serves one request at a
+// time: another one meanwhile gets 429 with Retry-After.
 func TranslateHandler(cfg *config.Config) http.Handler {
+	// One translation at a time: each reads whole offset-sync topics, so a
+	// few concurrent requests would tie up the node. A second request is
+	// told to come back, not queued.
+	busy := make(chan struct{}, 1)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case busy <- struct{}{}:
+			defer func() { <-busy }()
+		default:
+			w.Header().Set("Retry-After", "5")
+			WriteJSON(w, http.StatusTooManyRequests, map[string]string{"error": "another offsets translation is running on this node; retry later"})
+			return
+		}
+		// Longer than the server's write timeout: a translation may take
+		// up to its own 2 minutes.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(translateTimeout + 10*time.Second))
 		q := r.URL.Query()
 		group := q.Get("group")
 		if group == "" {
@@ -592,7 +611,7 @@ func TranslateHandler(cfg *config.Config) http.Handler {
 				return
 			}
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
+		ctx, cancel := context.WithTimeout(r.Context(), translateTimeout)
 		defer cancel()
 		res, err := TranslateGroup(ctx, cfg, group, pipelines)
 		switch {

@@ -1,11 +1,13 @@
 package replicator
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -27,6 +29,24 @@ type Server struct {
 	statusHandler http.Handler
 	ln            net.Listener
 	tls           *tls.Config
+	timeouts      timeouts
+	redact        func(string) string
+}
+
+// timeouts bound what one client can hold of the server: a connection that
+// sends its headers slowly (slowloris), a body that never ends, an answer it
+// does not read, an idle keep-alive connection. A handler that needs longer to
+// answer (offsets translate) extends its own write deadline with
+// http.ResponseController.
+type timeouts struct {
+	readHeader, read, write, idle time.Duration
+}
+
+// defaultTimeouts: write covers the slowest ordinary answer (a policy reload
+// waits up to 10s for its bundle to commit, a forwarded cluster request 10s,
+// the cluster status fan-out a few seconds).
+func defaultTimeouts() timeouts {
+	return timeouts{readHeader: 10 * time.Second, read: 30 * time.Second, write: 60 * time.Second, idle: 2 * time.Minute}
 }
 
 // NewServer listens on addr at once (so a bad address fails at start-up and tests
@@ -40,7 +60,7 @@ func NewServer(addr string, gatherer prometheus.Gatherer, status func() any, rea
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{addr: addr, mux: http.NewServeMux(), log: log, ready: ready, status: status, ln: ln}
+	s := &Server{addr: addr, mux: http.NewServeMux(), log: log, ready: ready, status: status, ln: ln, timeouts: defaultTimeouts()}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
@@ -75,12 +95,62 @@ func (s *Server) HandleStatus(h http.Handler) { s.statusHandler = h }
 // listener stays the one NewServer bound, so Addr does not change.
 func (s *Server) UseTLS(c *tls.Config) { s.tls = c }
 
+// Redact makes every answer's body pass through f before it is sent: the
+// daemon removes secrets from error texts that quote them (librdkafka's).
+// Call before Run.
+func (s *Server) Redact(f func(string) string) { s.redact = f }
+
+// redacting buffers an answer so that its body can be redacted as a whole.
+type redacting struct {
+	http.ResponseWriter
+	code int
+	buf  bytes.Buffer
+}
+
+func (w *redacting) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+}
+
+func (w *redacting) Write(p []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.buf.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the connection (write deadlines).
+func (w *redacting) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func redactAnswers(h http.Handler, f func(string) string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rw := &redacting{ResponseWriter: w}
+		h.ServeHTTP(rw, r)
+		if rw.code == 0 {
+			rw.code = http.StatusOK
+		}
+		body := rw.buf.String()
+		if w.Header().Get("Content-Encoding") == "" { // not compressed (/metrics may gzip)
+			body = f(body)
+		}
+		w.Header().Del("Content-Length")
+		w.WriteHeader(rw.code)
+		_, _ = io.WriteString(w, body)
+	})
+}
+
 // Handle adds a route; call before Run.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 // Run serves until ctx is cancelled, then shuts down gracefully.
 func (s *Server) Run(ctx context.Context) error {
-	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	var h http.Handler = s.mux
+	if s.redact != nil {
+		h = redactAnswers(h, s.redact)
+	}
+	srv := &http.Server{Handler: h, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	srv.ReadHeaderTimeout, srv.ReadTimeout, srv.WriteTimeout, srv.IdleTimeout = s.timeouts.readHeader, s.timeouts.read, s.timeouts.write, s.timeouts.idle
 	errc := make(chan error, 1)
 	ln := s.ln
 	if s.tls != nil {

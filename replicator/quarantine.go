@@ -75,8 +75,9 @@ func newQuarantine(ctx context.Context, source *config.Kafka, sourceName, client
 	return q, nil
 }
 
-// add enqueues one rejected record.
-func (q *quarantine) add(m *kafka.Message, reject *governance.RejectError) error {
+// add enqueues one rejected record, waiting while the queue is full and ctx is
+// not done.
+func (q *quarantine) add(ctx context.Context, m *kafka.Message, reject *governance.RejectError) error {
 	src := m.TopicPartition
 	off := strconv.FormatInt(int64(src.Offset), 10)
 	part := strconv.Itoa(int(src.Partition))
@@ -106,6 +107,9 @@ func (q *quarantine) add(m *kafka.Message, reject *governance.RejectError) error
 				q.pending++
 			}
 			return err
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("local quarantine queue full: %w", ctx.Err())
 		}
 		q.prod.Flush(100)
 	}

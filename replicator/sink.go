@@ -104,7 +104,16 @@ func (s *Sink) Produce(ctx context.Context, msgs []*kafka.Message) []error {
 		m.Opaque = i
 		for {
 			err := s.p.Produce(m, dr)
-			if err != nil && err.(kafka.Error).Code() == kafka.ErrQueueFull {
+			if kafkaCode(err) == kafka.ErrQueueFull {
+				// Wait for room, but not past ctx: shutdown and hand-over
+				// must not hang on a queue that does not drain (the target
+				// is down). The rest of the batch is not enqueued.
+				if ctx.Err() != nil {
+					for j := i; j < len(msgs); j++ {
+						errs[j] = fmt.Errorf("local produce queue full: %w", ctx.Err())
+					}
+					break
+				}
 				s.p.Flush(50)
 				continue
 			}
@@ -113,6 +122,9 @@ func (s *Sink) Produce(ctx context.Context, msgs []*kafka.Message) []error {
 			} else {
 				pending++
 			}
+			break
+		}
+		if errs[i] != nil && ctx.Err() != nil {
 			break
 		}
 	}

@@ -623,7 +623,7 @@ func (l *txLoop) record(ctx context.Context, e *kafka.Message) error {
 			}
 		}
 	}
-	if err := l.produce(e, dr); err != nil {
+	if err := l.produce(ctx, e, dr); err != nil {
 		return fmt.Errorf("producing %s offset %d to %s: %w", ps.src, off, *ps.target, err)
 	}
 	if !ps.heartbeat {
@@ -681,7 +681,7 @@ func (l *txLoop) commitBatch(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := l.writeCheckpoints(advanced, ready); err != nil {
+	if err := l.writeCheckpoints(ctx, advanced, ready); err != nil {
 		return err
 	}
 	if err := l.commit(ctx); err != nil {
@@ -693,11 +693,11 @@ func (l *txLoop) commitBatch(ctx context.Context) error {
 
 // writeCheckpoints produces, in the open transaction, the checkpoints of the
 // advanced partitions and the ready offset syncs.
-func (l *txLoop) writeCheckpoints(advanced []*partState, ready []*syncSample) error {
+func (l *txLoop) writeCheckpoints(ctx context.Context, advanced []*partState, ready []*syncSample) error {
 	p := l.t.p
 	task := l.t.id.String()
 	for _, ps := range advanced {
-		if err := l.produce(&kafka.Message{
+		if err := l.produce(ctx, &kafka.Message{
 			TopicPartition: kafka.TopicPartition{Topic: strPtr(CheckpointTopic), Partition: kafka.PartitionAny},
 			Key:            checkpointKey(p.cfg.Name, ps.src),
 			Value:          encodeCheckpoint(task, ps.pending),
@@ -706,7 +706,7 @@ func (l *txLoop) writeCheckpoints(advanced []*partState, ready []*syncSample) er
 		}
 	}
 	for _, smp := range ready {
-		if err := l.produce(&kafka.Message{
+		if err := l.produce(ctx, &kafka.Message{
 			TopicPartition: kafka.TopicPartition{Topic: strPtr(OffsetSyncTopic), Partition: kafka.PartitionAny},
 			Key:            offsetSyncKey(p.cfg.Name, p.sourceName, smp.ps.src),
 			Value:          encodeOffsetSync(task, smp),
@@ -769,16 +769,23 @@ func (l *txLoop) begin() error {
 	return nil
 }
 
-// produce enqueues a message, waiting while librdkafka's queue is full. A
+// produce enqueues a message, waiting while librdkafka's queue is full and ctx
+// is not done. A
 // partition the producer does not know yet (the target topic was just grown and
 // its cached metadata is older) triggers a metadata refresh and a retry. dr is
 // the message's own delivery channel, nil for all but sampled records.
-func (l *txLoop) produce(m *kafka.Message, dr chan kafka.Event) error {
+func (l *txLoop) produce(ctx context.Context, m *kafka.Message, dr chan kafka.Event) error {
 	deadline := time.Time{}
 	for {
 		err := l.prod.Produce(m, dr)
 		switch kafkaCode(err) {
 		case kafka.ErrQueueFull:
+			// Not past ctx: a task stopping (shutdown, hand-over) must not
+			// wait for a queue that does not drain; the open transaction is
+			// then not committed and its records are read again.
+			if ctx.Err() != nil {
+				return fmt.Errorf("local produce queue full: %w", ctx.Err())
+			}
 			l.prod.Flush(100)
 		case kafka.ErrUnknownPartition:
 			if deadline.IsZero() {
@@ -969,5 +976,5 @@ func (l *txLoop) quarantineRecord(ctx context.Context, m *kafka.Message, reject 
 	}
 	l.t.log.Log(ctx, level, "record quarantined", "topic", *m.TopicPartition.Topic, "partition", m.TopicPartition.Partition,
 		"offset", int64(m.TopicPartition.Offset), "reason", reject.Reason, "detail", reject.Msg)
-	return l.quarantine.add(m, reject)
+	return l.quarantine.add(ctx, m, reject)
 }

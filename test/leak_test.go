@@ -267,7 +267,7 @@ func TestNoRawPIILandsOnAnyPath(t *testing.T) {
     bootstrap: %s
     schema_registry: {url: %s}
 pubsub:
-  fleet: {region: eu, project: %s}
+  fleet: {region: eu, project: %s, use_emulator_env: true}
 policies: %s`, source, srcReg.url(), target, dstReg.url(), pubsubProject, polDir)
 	pipelines := fmt.Sprintf(`  - name: leak-avro
     source: {kafka: regional}

@@ -58,7 +58,7 @@ rules:
 `), 0o644)
 	c := newCluster(t, []nodeSpec{{"c1", "cloud"}}, fmt.Sprintf(`  central: {region: cloud, bootstrap: "%s", schema_registry: {url: "%s"}}
 pubsub:
-  fleet: {region: cloud, project: %s}
+  fleet: {region: cloud, project: %s, use_emulator_env: true}
 policies: %s`, target, reg.url(), project, polDir), fmt.Sprintf(`  - name: telemetry
     source: {pubsub: fleet, subscription: %s}
     topic: %s

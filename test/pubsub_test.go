@@ -38,7 +38,7 @@ rules:
 	dst := harness.UniqueName(t, "fleet.telemetry")
 	c := newCluster(t, []nodeSpec{{"c1", "cloud"}, {"c2", "cloud"}, {"c3", "cloud"}}, fmt.Sprintf(`  central: {region: cloud, bootstrap: "%s"}
 pubsub:
-  fleet: {region: cloud, project: %s}
+  fleet: {region: cloud, project: %s, use_emulator_env: true}
 policies: %s`, target, pubsubProject, polDir), fmt.Sprintf(`  - name: telemetry
     source: {pubsub: fleet, subscription: %s}
     topic: %s

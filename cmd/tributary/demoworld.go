@@ -121,7 +121,7 @@ func startDemoRegistry() (*demoRegistry, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &demoRegistry{url: "http://" + l.Addr().String(), srv: &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}}
+	r := &demoRegistry{url: "http://" + l.Addr().String(), srv: &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute}}
 	go r.srv.Serve(l)
 	return r, nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tributary-dev/tributary/config"
+	"github.com/tributary-dev/tributary/internal/redact"
 	"github.com/tributary-dev/tributary/replicator"
 )
 
@@ -43,7 +44,7 @@ func (l *pipelineList) Set(s string) error {
 // cmdOffsetsTranslate prints a consumer group's committed source offsets
 // translated into target offsets, and with --apply commits them for the group
 // in the target cluster.
-func cmdOffsetsTranslate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdOffsetsTranslate(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("offsets translate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "node config file (required)")
@@ -68,6 +69,9 @@ func cmdOffsetsTranslate(ctx context.Context, args []string, stdout, stderr io.W
 	if *addr != "" && *apply {
 		return usageErr("--apply needs --config: the offsets are committed from this machine")
 	}
+	// librdkafka may quote secret properties in its errors (see the daemon).
+	red := redact.New()
+	defer func() { err = red.Error(err) }()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	var cfg *config.Config
@@ -91,6 +95,7 @@ func cmdOffsetsTranslate(ctx context.Context, args []string, stdout, stderr io.W
 		if cfg, err = config.Load(*path); err != nil {
 			return &exitError{code: 2, err: err}
 		}
+		red = redact.New(cfg.SecretValues()...)
 		for _, name := range pipelines {
 			if pc := cfg.Pipeline(name); pc == nil || pc.Source.Kafka == "" {
 				return usageErr("--pipeline %s: not a Kafka pipeline of %s", name, *path)
@@ -103,6 +108,9 @@ func cmdOffsetsTranslate(ctx context.Context, args []string, stdout, stderr io.W
 			}
 			return fmt.Errorf("translating offsets of group %q: %w", *group, err)
 		}
+	}
+	for i := range res.Offsets {
+		res.Offsets[i].Error = red.String(res.Offsets[i].Error)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)

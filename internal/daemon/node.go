@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/tributary-dev/tributary/config"
 	"github.com/tributary-dev/tributary/internal/auth"
 	"github.com/tributary-dev/tributary/internal/nodecert"
+	"github.com/tributary-dev/tributary/internal/redact"
 	"github.com/tributary-dev/tributary/policy"
 	"github.com/tributary-dev/tributary/replicator"
 	"github.com/tributary-dev/tributary/replicator/coord"
@@ -46,12 +48,21 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // runs it until ctx is cancelled. On cancellation the workers drain first (each
 // task commits or aborts its open transaction), then Raft stops; the HTTP API
 // answers until the end.
-func Run(ctx context.Context, cfg *config.Config, opts Options) error {
+func Run(ctx context.Context, cfg *config.Config, opts Options) (err error) {
+	// Secrets are kept out of logs, errors and answers where they are used;
+	// this removes any that a library quotes (librdkafka echoes
+	// sasl.oauthbearer.config in its errors) on the way out.
+	secrets := cfg.SecretValues()
+	if key, kerr := policy.LoadHashKey(cfg.HashKeyFile, os.Getenv); kerr == nil {
+		secrets = append(secrets, string(key))
+	}
+	red := redact.New(secrets...)
+	defer func() { err = red.Error(err) }()
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	log = log.With("node", cfg.Node.ID)
+	log = slog.New(red.Handler(log.Handler())).With("node", cfg.Node.ID)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Certificates and tokens first: a key or tokens file others can read
@@ -110,6 +121,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	// Members ask each other for /v1/status (the cluster view).
 	n.srv.HandleStatus(guard.RequireOrNode(auth.Read, auth.EndpointStatus, n.statusHandler()))
+	n.srv.Redact(red.String)
 	ccfg, err := coordConfig(cfg, n.srv.Addr(), certs)
 	if err != nil {
 		return &ConfigError{Err: err}
@@ -222,6 +234,7 @@ func coordConfig(cfg *config.Config, httpAddr string, certs *nodecert.Bundle) (c
 		FailureTimeout: cfg.Cluster.FailureTimeout.D(), RebalanceMargin: cfg.Cluster.RebalanceMargin,
 		HasPolicies: cfg.Policies != "",
 		Voters:      cfg.Cluster.Voters, TLS: certs,
+		CheckBundle: checkBundle,
 	}, nil
 }
 

@@ -280,6 +280,12 @@ func (r *rollout) propose(ctx context.Context, log policyProposer) bool {
 		r.clearError()
 		r.log.Info("policy change proposed", "bundle", version+1, "index", idx, "policies", set.Versions())
 		return true
+	case errors.As(err, new(*coord.BundleRefusedError)):
+		// The leader's checks refused it (its hash, its content against
+		// the active bundle): retrying the same folder would be refused
+		// again. Reported like a folder this node refuses itself.
+		r.reject(fmt.Errorf("the leader refused policy bundle %d: %w", version+1, err))
+		return true
 	case errors.Is(err, coord.ErrStalePolicy):
 		// Another node proposed a bundle of that version first, or this node
 		// has not applied the newest one yet. Look again on the next tick: by

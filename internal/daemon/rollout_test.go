@@ -345,6 +345,9 @@ func TestRolloutPropose(t *testing.T) {
 			active: 1, folder: paymentsPolicy(4, 4), fail: errStale, wantDealt: false, wantCalls: 1},
 		{name: "any other proposal error is not dealt with, so the next tick retries",
 			active: 1, folder: paymentsPolicy(4, 4), fail: errors.New("no raft leader"), wantDealt: false, wantCalls: 1},
+		{name: "a bundle the leader refuses is dealt with by rejecting it, not retried",
+			active: 1, folder: paymentsPolicy(4, 4), fail: &coord.BundleRefusedError{Reason: coord.RefusedHash, Err: errors.New("claimed hash is not the bundle's")},
+			wantDealt: true, wantCalls: 1, wantReloadErrors: 1, wantLastError: true},
 		{name: "an invalid folder is dealt with by rejecting it",
 			active: 1, folder: "version: [", wantDealt: true, wantReloadErrors: 1, wantLastError: true},
 	}

@@ -464,25 +464,25 @@ func TestCluster(t *testing.T) {
 		f := c.follower()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		idx, err := f.n.ProposePolicy(ctx, 3, []byte("policy: payments-pii\n"), "sha256:abc", "payments.yaml")
+		idx, err := f.n.ProposePolicy(ctx, 1, []byte("policy: payments-pii\n"), "sha256:abc", "payments.yaml")
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, tn := range c.live() {
 			select {
 			case p := <-tn.n.Policy():
-				if p.Version != 3 || p.AppliedIndex != idx || p.Hash != "sha256:abc" {
-					t.Errorf("%s got bundle %+v, want version 3 at index %d", tn.cfg.NodeID, p, idx)
+				if p.Version != 1 || p.AppliedIndex != idx || p.Hash != "sha256:abc" {
+					t.Errorf("%s got bundle %+v, want version 1 at index %d", tn.cfg.NodeID, p, idx)
 				}
 			case <-ctx.Done():
 				t.Fatalf("%s got no policy bundle", tn.cfg.NodeID)
 			}
-			if st := tn.n.Status(); st.Policy.Version != 3 || st.Policy.AppliedIndex != idx {
+			if st := tn.n.Status(); st.Policy.Version != 1 || st.Policy.AppliedIndex != idx {
 				t.Errorf("%s status policy = %+v", tn.cfg.NodeID, st.Policy)
 			}
 		}
-		if _, err := f.n.ProposePolicy(ctx, 3, nil, "x", "y"); !errors.Is(err, ErrStalePolicy) {
-			t.Errorf("re-proposing version 3: %v, want ErrStalePolicy", err)
+		if _, err := f.n.ProposePolicy(ctx, 1, nil, "x", "y"); !errors.Is(err, ErrStalePolicy) {
+			t.Errorf("re-proposing version 1: %v, want ErrStalePolicy", err)
 		}
 	})
 
@@ -667,15 +667,15 @@ func TestCluster(t *testing.T) {
 			t.Errorf("second Close: %v", err)
 		}
 		// The snapshot may be older than the last entries; compare what it holds.
-		if !mapsEqual(got.Tasks, want.Tasks) || len(got.Members) != len(want.Members) || got.Policy == nil || got.Policy.Version != 3 {
+		if !mapsEqual(got.Tasks, want.Tasks) || len(got.Members) != len(want.Members) || got.Policy == nil || got.Policy.Version != 1 {
 			t.Errorf("restored state:\n got %+v\nwant %+v", got, want)
 		}
 		c.start(cfgs[id])
 		harness.Eventually(t, 10*time.Second, id+" back", func() error { return c.converged(alive) })
 		select {
 		case p := <-c.nodes[id].n.Policy():
-			if p.Version != 3 {
-				t.Errorf("restored policy bundle version %d, want 3", p.Version)
+			if p.Version != 1 {
+				t.Errorf("restored policy bundle version %d, want 1", p.Version)
 			}
 		default:
 			t.Error("no policy bundle delivered after restart")

@@ -70,6 +70,14 @@ type Config struct {
 	// accepts a join, load report or policy proposal only from the node its
 	// certificate names. Its identity must be NodeID in Region.
 	TLS *nodecert.Bundle
+	// CheckBundle, when set, checks the content of a proposed policy bundle on
+	// the leader before it goes to Raft; active is nil when the cluster has no
+	// bundle yet. This package keeps bundles opaque, so the daemon supplies it
+	// (decode, validate, hash, compare with active). Return RefuseBundle(reason,
+	// err) to name the reason; any other error counts as RefusedInvalid. The
+	// version step (active+1) is checked before it is called. Called from HTTP
+	// handlers, possibly concurrently.
+	CheckBundle func(active *PolicyBundle, proposed PolicyBundle) error
 }
 
 // Peer is one initial voter: its node id and Raft address.

@@ -24,11 +24,8 @@ const hdrForwardedBy = "Tributary-Forwarded-By"
 // certificate: every node is trusted to vouch for what it verified.
 const hdrForwardedFor = "Tributary-Forwarded-For"
 
-// Request body limits.
-const (
-	maxBody       = 1 << 20
-	maxPolicyBody = 16 << 20
-)
+// maxBody bounds the other requests (join, load, member removal): small JSON.
+const maxBody = 64 << 10
 
 // Handler serves the cluster API; cmd mounts it on the node's HTTP server:
 //
@@ -41,7 +38,9 @@ const (
 // Any member accepts the POST and DELETE requests: a follower forwards them to
 // the leader's HTTP address. Success is 200 {"index": N} (the log index of the
 // change); errors are {"error": "..."} with 400 (bad request), 404 (unknown
-// member), 409 (stale policy bundle), 503 (no leader, retry) or 500.
+// member), 409 (stale policy bundle), 413 (body too large: 1 MiB for a policy
+// bundle, 64 KiB otherwise), 422 (policy bundle refused by the leader's
+// checks), 503 (no leader, retry) or 500.
 //
 // Each route goes through Deps.Guard, which decides who may call it.
 func (n *Node) Handler() http.Handler {
@@ -76,11 +75,11 @@ func (n *Node) Handler() http.Handler {
 	})))
 	mux.Handle("POST /v1/cluster/policy", g(RoutePolicy, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req policyCmd
-		n.leaderOnly(w, r, maxPolicyBody, &req, func(ctx context.Context, from sender) (uint64, error) {
+		n.leaderOnly(w, r, MaxPolicyBody, &req, func(ctx context.Context, from sender) (uint64, error) {
 			if err := from.anyNode(); err != nil {
 				return 0, err
 			}
-			return n.propose(ctx, command{Op: opPolicy, At: n.now().UTC(), Policy: &req})
+			return n.proposePolicy(ctx, &req, proposer(r))
 		})
 	})))
 	mux.Handle("GET /v1/cluster", g(RouteStatus, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -95,6 +94,9 @@ type indexResponse struct {
 
 type errorResponse struct {
 	Error string `json:"error"`
+	// Reason: with 422 for a refused policy bundle, one of the Refused*
+	// constants, so that the proposer gets a *BundleRefusedError back.
+	Reason string `json:"reason,omitempty"`
 }
 
 type badRequestError struct{ err error }
@@ -179,6 +181,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 func statusOf(err error) int {
 	var bad *badRequestError
+	var refused *BundleRefusedError
 	switch {
 	case errors.As(err, &bad):
 		return http.StatusBadRequest
@@ -188,6 +191,10 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, ErrStalePolicy):
 		return http.StatusConflict
+	case errors.As(err, &refused):
+		return http.StatusUnprocessableEntity
+	case errors.Is(err, ErrUnknownMember):
+		return http.StatusNotFound
 	case IsRetryable(err), errors.Is(err, raft.ErrRaftShutdown):
 		return http.StatusServiceUnavailable
 	}
@@ -199,7 +206,17 @@ func statusOf(err error) int {
 func (n *Node) leaderOnly(w http.ResponseWriter, r *http.Request, limit int64, dst any, op func(context.Context, sender) (uint64, error)) {
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
-		writeJSON(w, http.StatusRequestEntityTooLarge, errorResponse{fmt.Sprintf("reading request: %v", err)})
+		var tooLarge *http.MaxBytesError
+		if !errors.As(err, &tooLarge) {
+			writeJSON(w, http.StatusBadRequest, errorResponse{Error: fmt.Sprintf("reading request: %v", err)})
+			return
+		}
+		er := errorResponse{Error: fmt.Sprintf("reading request: body over %d bytes", limit)}
+		if limit == MaxPolicyBody {
+			n.refused(proposer(r), 0, &BundleRefusedError{Reason: RefusedTooLarge, Err: err})
+			er.Reason = RefusedTooLarge
+		}
+		writeJSON(w, http.StatusRequestEntityTooLarge, er)
 		return
 	}
 	if n.raft.State() != raft.Leader {
@@ -208,7 +225,7 @@ func (n *Node) leaderOnly(w http.ResponseWriter, r *http.Request, limit int64, d
 	}
 	if dst != nil {
 		if err := json.Unmarshal(raw, dst); err != nil {
-			writeJSON(w, http.StatusBadRequest, errorResponse{fmt.Sprintf("decoding request: %v", err)})
+			writeJSON(w, http.StatusBadRequest, errorResponse{Error: fmt.Sprintf("decoding request: %v", err)})
 			return
 		}
 	}
@@ -218,26 +235,40 @@ func (n *Node) leaderOnly(w http.ResponseWriter, r *http.Request, limit int64, d
 		if errors.Is(err, errIdentity) {
 			n.log.Warn("refused a cluster request: the certificate does not allow it", "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
 		}
-		writeJSON(w, statusOf(err), errorResponse{err.Error()})
+		er := errorResponse{Error: err.Error()}
+		var refused *BundleRefusedError
+		if errors.As(err, &refused) {
+			er.Reason = refused.Reason
+		}
+		writeJSON(w, statusOf(err), er)
 		return
 	}
 	writeJSON(w, http.StatusOK, indexResponse{idx})
 }
 
+// proposer names who sent a request: the node that forwarded it, else the
+// remote address.
+func proposer(r *http.Request) string {
+	if by := r.Header.Get(hdrForwardedBy); by != "" {
+		return by
+	}
+	return r.RemoteAddr
+}
+
 // forward relays a request to the leader and its answer back.
 func (n *Node) forward(w http.ResponseWriter, r *http.Request, raw []byte) {
 	if by := r.Header.Get(hdrForwardedBy); by != "" {
-		writeJSON(w, http.StatusServiceUnavailable, errorResponse{fmt.Sprintf("%s forwarded the request to %s, which is not the leader (%v)", by, n.cfg.NodeID, ErrNotLeader)})
+		writeJSON(w, http.StatusServiceUnavailable, errorResponse{Error: fmt.Sprintf("%s forwarded the request to %s, which is not the leader (%v)", by, n.cfg.NodeID, ErrNotLeader)})
 		return
 	}
 	id, addr := n.leaderHTTP()
 	if addr == "" {
-		writeJSON(w, http.StatusServiceUnavailable, errorResponse{fmt.Sprintf("%s knows no leader: %v", n.cfg.NodeID, ErrNotLeader)})
+		writeJSON(w, http.StatusServiceUnavailable, errorResponse{Error: fmt.Sprintf("%s knows no leader: %v", n.cfg.NodeID, ErrNotLeader)})
 		return
 	}
 	req, err := http.NewRequestWithContext(r.Context(), r.Method, n.cfg.baseURL(addr)+r.URL.Path, bytes.NewReader(raw))
 	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, errorResponse{err.Error()})
+		writeJSON(w, http.StatusInternalServerError, errorResponse{Error: err.Error()})
 		return
 	}
 	req.Header.Set("Content-Type", "application/json")
@@ -255,7 +286,7 @@ func (n *Node) forward(w http.ResponseWriter, r *http.Request, raw []byte) {
 	}
 	resp, err := n.client.Do(req)
 	if err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, errorResponse{fmt.Sprintf("forwarding to leader %s at %s: %v", id, addr, err)})
+		writeJSON(w, http.StatusServiceUnavailable, errorResponse{Error: fmt.Sprintf("forwarding to leader %s at %s: %v", id, addr, err)})
 		return
 	}
 	defer resp.Body.Close()
@@ -333,6 +364,10 @@ func (n *Node) call(ctx context.Context, addr, method, path string, body any, ou
 		return &wrapErr{msg: msg, err: ErrStalePolicy}
 	case http.StatusForbidden:
 		return &wrapErr{msg: msg, err: errIdentity}
+	case http.StatusUnprocessableEntity, http.StatusRequestEntityTooLarge:
+		if er.Reason != "" {
+			return &BundleRefusedError{Reason: er.Reason, Err: errors.New(msg)}
+		}
 	}
 	return errors.New(msg)
 }

@@ -11,6 +11,7 @@ type metrics struct {
 	state         prometheus.Gauge
 	term          prometheus.Gauge
 	leaderChanges prometheus.Counter
+	bundleRefused *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -27,9 +28,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "tributary_raft_leader_changes_total",
 			Help: "Times this node saw a new Raft leader.",
 		}),
+		bundleRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tributary_policy_bundle_refused_total",
+			Help: "Policy bundles this node refused to propose as the leader, by reason.",
+		}, []string{"reason"}),
+	}
+	for _, r := range refusalReasons {
+		m.bundleRefused.WithLabelValues(r)
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.state, m.term, m.leaderChanges} {
+		for _, c := range []prometheus.Collector{m.state, m.term, m.leaderChanges, m.bundleRefused} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -609,12 +609,14 @@ func (n *Node) Leave(ctx context.Context) error {
 
 // ProposePolicy commits a new policy bundle through the Raft log (via the
 // leader when this node is not it) and returns the log index it was applied
-// at. ErrStalePolicy: version is not greater than the active bundle's.
+// at. ErrStalePolicy: version is not greater than the active bundle's. Any
+// other refusal by the leader's checks is a *BundleRefusedError when this node
+// leads, and an error with the leader's answer otherwise.
 func (n *Node) ProposePolicy(ctx context.Context, version int64, data []byte, hash, source string) (uint64, error) {
 	pc := &policyCmd{Version: version, Data: data, Hash: hash, Source: source}
 	var out indexResponse
 	err := n.callLeader(ctx, http.MethodPost, "/v1/cluster/policy", pc, &out, func(ctx context.Context) (uint64, error) {
-		return n.propose(ctx, command{Op: opPolicy, At: n.now().UTC(), Policy: pc})
+		return n.proposePolicy(ctx, pc, n.cfg.NodeID)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("proposing policy bundle %d: %w", version, err)
