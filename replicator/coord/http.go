@@ -57,9 +57,14 @@ func (n *Node) Handler() http.Handler {
 	})))
 	mux.Handle("DELETE /v1/cluster/members/{id}", g(RouteRemoveMember, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
-		// Who may remove a member is the guard's to decide (an admin token,
-		// or the node itself leaving).
-		n.leaderOnly(w, r, maxBody, nil, func(ctx context.Context, _ sender) (uint64, error) { return n.removeMember(ctx, id) })
+		// The guard admits an admin token or a node; a node may remove only
+		// itself (leaving), never another member.
+		n.leaderOnly(w, r, maxBody, nil, func(ctx context.Context, from sender) (uint64, error) {
+			if err := from.leaving(id); err != nil {
+				return 0, err
+			}
+			return n.removeMember(ctx, id)
+		})
 	})))
 	mux.Handle("POST /v1/cluster/load", g(RouteLoad, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req loadRequest
@@ -138,6 +143,16 @@ func (s sender) isNode(id string) error {
 		return &forbiddenError{fmt.Errorf("%w: %s may not speak for node %s", errIdentity, s, id)}
 	}
 	return nil
+}
+
+// leaving refuses a node that asks to remove a member other than itself. A
+// sender without a node certificate came past the guard with a token (an
+// admin's), which may remove any member.
+func (s sender) leaving(id string) error {
+	if !s.tls || !s.ok || s.id == id {
+		return nil
+	}
+	return &forbiddenError{fmt.Errorf("%w: %s may remove itself only, not member %s", errIdentity, s, id)}
 }
 
 // is refuses a sender that is not node id of region.

@@ -228,6 +228,16 @@ func TestClusterOverMutualTLS(t *testing.T) {
 				t.Errorf("%s: %d %s %v, want 403", tc.name, code, body, err)
 			}
 		}
+		// A node may leave, not remove another member: not the leader, not
+		// a follower, whichever member it asks.
+		for _, victim := range []string{leaderID, f.cfg.NodeID} {
+			for _, via := range []*testNode{l, f} {
+				code, body, err := httpsDo(ca.Pool(), ca.Node("eu", "eu-9"), "DELETE", url(via.cfg.NodeID, "/v1/cluster/members/"+victim), "")
+				if err != nil || code != http.StatusForbidden {
+					t.Errorf("eu-9 removing %s via %s: %d %s %v, want 403", victim, via.cfg.NodeID, code, body, err)
+				}
+			}
+		}
 		if st := l.n.Status(); len(st.Members) != 4 {
 			t.Errorf("members = %v, want the four nodes", st.Members)
 		}
