@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -27,7 +28,9 @@ type testCluster struct {
 	specs []nodeSpec
 	cfgs  map[string]string // id → config path
 	http  map[string]string // id → HTTP address
+	raft  map[string]string // id → Raft address
 	nodes map[string]*daemon
+	opts  clusterOpts
 }
 
 // clusterStatus is a node's /v1/status.
@@ -37,16 +40,38 @@ type clusterStatus = nodestatus.Status
 // and pipeline; clusters is the kafka section, pipelines the pipelines section.
 func newCluster(t *testing.T, specs []nodeSpec, clusters, pipelines string) *testCluster {
 	t.Helper()
+	return newClusterWith(t, specs, clusters, pipelines, clusterOpts{})
+}
+
+// clusterOpts are what some tests change in newCluster's node configs.
+type clusterOpts struct {
+	// timeout is cluster.heartbeat_timeout and election_timeout; default 300ms.
+	timeout string
+	// extra, when set, returns YAML appended to a node's config (top-level
+	// sections, such as security).
+	extra func(s nodeSpec) string
+	// scheme and client reach the nodes' HTTP APIs; token, when set, is sent
+	// as a bearer token by status. Unset: plain HTTP, the default client.
+	scheme string
+	client *http.Client
+	token  string
+}
+
+// newClusterWith is newCluster with opts.
+func newClusterWith(t *testing.T, specs []nodeSpec, clusters, pipelines string, opts clusterOpts) *testCluster {
+	t.Helper()
 	if binPath == "" {
 		t.Skip("tributary binary not built: real brokers not configured")
 	}
-	c := &testCluster{t: t, specs: specs, cfgs: map[string]string{}, http: map[string]string{}, nodes: map[string]*daemon{}}
-	raft := map[string]string{}
+	if opts.timeout == "" {
+		opts.timeout = "300ms"
+	}
+	c := &testCluster{t: t, specs: specs, cfgs: map[string]string{}, http: map[string]string{}, raft: map[string]string{}, nodes: map[string]*daemon{}, opts: opts}
 	var boot []string
 	for _, s := range specs {
-		raft[s.id] = freeAddr(t)
+		c.raft[s.id] = freeAddr(t)
 		c.http[s.id] = freeAddr(t)
-		boot = append(boot, s.id+"@"+raft[s.id])
+		boot = append(boot, s.id+"@"+c.raft[s.id])
 	}
 	for _, s := range specs {
 		dir := t.TempDir()
@@ -58,14 +83,17 @@ func newCluster(t *testing.T, specs []nodeSpec, clusters, pipelines string) *tes
   http_addr: %s
 cluster:
   bootstrap: [%s]
-  heartbeat_timeout: 300ms
-  election_timeout: 300ms
+  heartbeat_timeout: %s
+  election_timeout: %s
   failure_timeout: 3s
 kafka:
 %s
 target: central
 pipelines:
-%s`, s.id, s.region, dir, raft[s.id], c.http[s.id], strings.Join(boot, ", "), clusters, pipelines)
+%s`, s.id, s.region, dir, c.raft[s.id], c.http[s.id], strings.Join(boot, ", "), opts.timeout, opts.timeout, clusters, pipelines)
+		if opts.extra != nil {
+			text += "\n" + opts.extra(s)
+		}
 		c.cfgs[s.id] = filepath.Join(dir, "tributary.yaml")
 		if err := os.WriteFile(c.cfgs[s.id], []byte(text), 0o644); err != nil {
 			t.Fatal(err)
@@ -76,6 +104,7 @@ pipelines:
 
 func (c *testCluster) start(id string) *daemon {
 	d := startDaemon(c.t, c.cfgs[id], c.http[id])
+	d.scheme, d.client = c.opts.scheme, c.opts.client
 	c.nodes[id] = d
 	return d
 }
@@ -105,12 +134,30 @@ func (c *testCluster) alive(id string) bool {
 // status asks one node for its /v1/status.
 func (c *testCluster) status(id string) (clusterStatus, error) {
 	var st clusterStatus
-	client := http.Client{Timeout: 2 * time.Second}
-	resp, err := client.Get("http://" + c.http[id] + "/v1/status")
+	scheme, client := c.opts.scheme, c.opts.client
+	if scheme == "" {
+		scheme = "http"
+	}
+	if client == nil {
+		client = http.DefaultClient
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+c.http[id]+"/v1/status", nil)
+	if err != nil {
+		return st, err
+	}
+	if c.opts.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.opts.token)
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return st, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("GET /v1/status of %s: %s", id, resp.Status)
+	}
 	return st, json.NewDecoder(resp.Body).Decode(&st)
 }
 

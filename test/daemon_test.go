@@ -27,6 +27,23 @@ type daemon struct {
 	out    logBuffer
 	exited chan struct{}
 	err    error
+	// scheme and client reach the node's HTTP API; unset, "http" and the
+	// default client (a node with security.tls needs "https" and a client
+	// that trusts its CA).
+	scheme string
+	client *http.Client
+}
+
+// get sends GET path to the node's HTTP API.
+func (d *daemon) get(path string) (*http.Response, error) {
+	scheme, client := d.scheme, d.client
+	if scheme == "" {
+		scheme = "http"
+	}
+	if client == nil {
+		client = http.DefaultClient
+	}
+	return client.Get(scheme + "://" + d.http + path)
 }
 
 // freeAddr returns a loopback address with a port that was free a moment ago.
@@ -162,7 +179,7 @@ func (d *daemon) waitReady(timeout time.Duration) {
 			d.t.Fatalf("daemon exited: %v\n%s", d.err, d.tail(4096))
 		default:
 		}
-		resp, err := http.Get("http://" + d.http + "/readyz")
+		resp, err := d.get("/readyz")
 		if err != nil {
 			return err
 		}
@@ -177,7 +194,7 @@ func (d *daemon) waitReady(timeout time.Duration) {
 
 // metric returns the text of /metrics.
 func (d *daemon) metrics() string {
-	resp, err := http.Get("http://" + d.http + "/metrics")
+	resp, err := d.get("/metrics")
 	if err != nil {
 		return ""
 	}
