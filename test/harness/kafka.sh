@@ -216,7 +216,7 @@ make_tls() {
 		) >"$cdir/logs/tls.log" 2>&1 || { cat "$cdir/logs/tls.log" >&2; die "making the SASL_SSL certificates failed"; }
 	fi
 	if [[ ! -s "$cdir/sasl.password" ]]; then
-		head -c18 /dev/urandom | base64 | tr '+/' '-_' >"$cdir/sasl.password.tmp"
+		(umask 077 && head -c18 /dev/urandom | base64 | tr '+/' '-_' >"$cdir/sasl.password.tmp")
 		mv "$cdir/sasl.password.tmp" "$cdir/sasl.password"
 	fi
 }
