@@ -182,6 +182,17 @@ func (p *Pipeline) startsAtConfigured(topic string) bool {
 	return p.initial[topic]
 }
 
+// lastError is the error of the newest topic refresh, empty after a
+// successful one.
+func (p *Pipeline) lastError() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.lastErr == nil {
+		return ""
+	}
+	return p.lastErr.Error()
+}
+
 // Topics returns the selected source topics and their partition counts.
 func (p *Pipeline) Topics() map[string]int {
 	p.mu.Lock()
@@ -225,6 +236,16 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	backoff := newBackoff(500*time.Millisecond, p.cfg.RefreshInterval.D())
 	for {
 		again, err := p.refresh(ctx, srcAdmin.AdminClient, tgtAdmin.AdminClient)
+		if err != nil {
+			// A refusal (bad credentials, untrusted certificate) only shows as
+			// "broker transport failure" in the request's error: say why.
+			if ae := srcAdmin.AccessError(); ae != nil {
+				err = fmt.Errorf("%w; source %s refused the connection: %w", err, p.sourceName, ae)
+			}
+			if ae := tgtAdmin.AccessError(); ae != nil {
+				err = fmt.Errorf("%w; target %s refused the connection: %w", err, p.targetName, ae)
+			}
+		}
 		wait := p.cfg.RefreshInterval.D()
 		if again {
 			wait = min(wait, time.Second)

@@ -140,11 +140,19 @@ func (p *Pipeline) Task(i int) *Task {
 func (t *Task) ID() TaskID { return t.id }
 
 // Status returns a snapshot; safe to call concurrently with Run.
+//
+// A starting task without an error of its own shows its pipeline's last
+// refresh error: it waits for that refresh (a source that refuses the node's
+// credentials keeps it starting), and the operator should see why.
 func (t *Task) Status() TaskStatus {
+	state, errText := t.state.Load().(string), t.lastErr.Load().(string)
+	if errText == "" && state == metrics.TaskStarting {
+		errText = t.p.lastError()
+	}
 	return TaskStatus{
-		ID: t.id.String(), Pipeline: t.id.Pipeline, State: t.state.Load().(string),
+		ID: t.id.String(), Pipeline: t.id.Pipeline, State: state,
 		Partitions: int(t.partitions.Load()), Lag: t.lag.Load(),
-		Replicated: t.replicated.Load(), Skipped: t.skipped.Load(), Quarantined: t.quarantined.Load(), Error: t.lastErr.Load().(string),
+		Replicated: t.replicated.Load(), Skipped: t.skipped.Load(), Quarantined: t.quarantined.Load(), Error: errText,
 	}
 }
 

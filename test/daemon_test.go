@@ -103,11 +103,21 @@ pipelines:
 
 func startDaemon(t testing.TB, cfg, httpAddr string) *daemon {
 	t.Helper()
+	return startDaemonEnv(t, cfg, httpAddr)
+}
+
+// startDaemonEnv is startDaemon with env (KEY=value) added to the node's
+// environment, for configs that use ${VAR}.
+func startDaemonEnv(t testing.TB, cfg, httpAddr string, env ...string) *daemon {
+	t.Helper()
 	if binPath == "" {
 		t.Skip("tributary binary not built: real brokers not configured")
 	}
 	d := &daemon{t: t, cfg: cfg, http: httpAddr, exited: make(chan struct{})}
 	d.cmd = exec.Command(binPath, "run", "--config", cfg, "--log-level", "debug")
+	if len(env) > 0 {
+		d.cmd.Env = append(os.Environ(), env...)
+	}
 	d.spawn("node")
 	return d
 }

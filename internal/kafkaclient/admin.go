@@ -2,6 +2,7 @@ package kafkaclient
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 )
@@ -13,6 +14,31 @@ type AdminClient struct {
 	p    *kafka.Producer // nil without Logs
 	done chan struct{}   // closed when p's events are drained
 	once sync.Once
+	// access is the newest authentication or TLS error the client reported
+	// (a kafka.Error), nil before any.
+	access atomic.Value
+}
+
+// AccessError returns the newest error with which the brokers refused the
+// client — a failed SASL authentication or TLS handshake — or nil. Requests
+// that fail for that reason only say that no broker answered ("broker
+// transport failure"); this says why. Only an admin client made with Logs
+// sees these errors.
+func (a *AdminClient) AccessError() error {
+	if e, ok := a.access.Load().(kafka.Error); ok {
+		return e
+	}
+	return nil
+}
+
+// IsAccessError reports whether e is the brokers refusing the client: a failed
+// SASL authentication or TLS handshake.
+func IsAccessError(e kafka.Error) bool {
+	switch e.Code() {
+	case kafka.ErrAuthentication, kafka.ErrSaslAuthenticationFailed, kafka.ErrSsl:
+		return true
+	}
+	return false
 }
 
 // NewAdmin creates an admin client from cm (built by Config for the Admin
@@ -51,8 +77,12 @@ func NewAdmin(cm *kafka.ConfigMap, logs *Logs) (*AdminClient, error) {
 		defer close(ad.done)
 		// Client errors (brokers down...) are in the log already, as they
 		// are for a plain admin client, whose events nobody reads; drained
-		// so that the producer keeps serving its queue.
-		for range p.Events() {
+		// so that the producer keeps serving its queue. Access errors are
+		// kept for AccessError.
+		for ev := range p.Events() {
+			if e, ok := ev.(kafka.Error); ok && IsAccessError(e) {
+				ad.access.Store(e)
+			}
 		}
 	}()
 	return ad, nil

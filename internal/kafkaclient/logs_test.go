@@ -2,6 +2,8 @@ package kafkaclient
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -9,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
 	"github.com/tributary-dev/tributary/config"
+	"github.com/tributary-dev/tributary/test/harness"
 )
 
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -104,4 +109,71 @@ func TestAdminLogsAreForwarded(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// The harness's SASL_SSL listener refuses the admin client's password: the
+// request only fails with "broker transport failure", AccessError says why,
+// and the password is in neither. (kfake cannot stand in: it drops a
+// connection with bad credentials without the SASL error a broker sends.)
+func TestAdminAccessError(t *testing.T) {
+	s := harness.SourceSASL(t)
+	logs := NewLogs(discard())
+	defer logs.Close()
+	admin := func(pw string) *AdminClient {
+		t.Helper()
+		props := s.Properties()
+		props["sasl.password"] = pw
+		cm, _ := Config(&config.Kafka{Bootstrap: s.Bootstrap, Properties: props}, Admin, nil, nil)
+		a, err := NewAdmin(cm, logs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(a.Close)
+		return a
+	}
+
+	good := admin(s.Password)
+	if _, err := good.GetMetadata(nil, true, 10000); err != nil {
+		t.Fatalf("metadata with the right password: %v", err)
+	}
+	if err := good.AccessError(); err != nil {
+		t.Fatalf("AccessError with the right password = %v, want nil", err)
+	}
+
+	const wrong = "wrong-Pw-5519q-x8"
+	bad := admin(wrong)
+	if _, err := bad.GetMetadata(nil, true, 2000); err == nil {
+		t.Fatal("metadata answered with a wrong password")
+	} else if strings.Contains(err.Error(), wrong) {
+		t.Fatalf("the request's error quotes the password: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for bad.AccessError() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("AccessError stays nil after a refused SASL authentication")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var ke kafka.Error
+	if err := bad.AccessError(); !errors.As(err, &ke) || !IsAccessError(ke) ||
+		!strings.Contains(err.Error(), "SASL authentication error") || strings.Contains(err.Error(), wrong) {
+		t.Fatalf("AccessError = %v, want the SASL refusal without the password", err)
+	}
+
+	// Not trusting the broker's certificate is a refusal too.
+	props := s.Properties()
+	props["ssl.ca.location"] = "probe" // the system's CAs, without the harness CA
+	cm, _ := Config(&config.Kafka{Bootstrap: s.Bootstrap, Properties: props}, Admin, nil, nil)
+	untrusting, err := NewAdmin(cm, logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer untrusting.Close()
+	_, _ = untrusting.GetMetadata(nil, true, 2000)
+	harness.Eventually(t, 10*time.Second, "a TLS refusal in AccessError", func() error {
+		if err := untrusting.AccessError(); err == nil || !strings.Contains(err.Error(), "SSL handshake failed") {
+			return fmt.Errorf("AccessError = %v", err)
+		}
+		return nil
+	})
 }

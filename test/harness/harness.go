@@ -11,6 +11,14 @@
 //	TRIBUTARY_TEST_KAFKA_DIR         the clusters' directory (for StopCluster/StartCluster)
 //	TRIBUTARY_TEST_KAFKA_SH          path of test/harness/kafka.sh
 //
+// The source cluster also serves clients on a SASL_SSL listener (SCRAM-SHA-512
+// over TLS, certificates made by kafka.sh at start), for SourceSASL:
+//
+//	TRIBUTARY_TEST_SOURCE_SASL_BOOTSTRAP  127.0.0.1:PORT of that listener
+//	TRIBUTARY_TEST_SOURCE_SASL_CA         PEM file of the CA that signed the broker's certificate
+//	TRIBUTARY_TEST_SASL_USER              the SCRAM user
+//	TRIBUTARY_TEST_SASL_PASSWORD          its password
+//
 // To run one package against brokers by hand:
 //
 //	test/harness/kafka.sh start /tmp/k && set -a && . /tmp/k/env && set +a
@@ -42,6 +50,11 @@ const (
 	EnvTargetBootstrap = "TRIBUTARY_TEST_TARGET_BOOTSTRAP"
 	EnvKafkaDir        = "TRIBUTARY_TEST_KAFKA_DIR"
 	EnvKafkaSh         = "TRIBUTARY_TEST_KAFKA_SH"
+
+	EnvSourceSASLBootstrap = "TRIBUTARY_TEST_SOURCE_SASL_BOOTSTRAP"
+	EnvSourceSASLCA        = "TRIBUTARY_TEST_SOURCE_SASL_CA"
+	EnvSASLUser            = "TRIBUTARY_TEST_SASL_USER"
+	EnvSASLPassword        = "TRIBUTARY_TEST_SASL_PASSWORD"
 )
 
 // Cluster names accepted by StopCluster, KillCluster and StartCluster.
@@ -62,6 +75,42 @@ func Brokers(t testing.TB) (source, target string) {
 		t.Skip(skipMsg)
 	}
 	return source, target
+}
+
+// SASL is the source cluster's SASL_SSL listener and the SCRAM-SHA-512
+// credentials it accepts.
+type SASL struct {
+	Bootstrap string // 127.0.0.1:PORT
+	CAFile    string // PEM of the CA that signed the broker's certificate
+	User      string
+	Password  string
+}
+
+// SourceSASL returns the source cluster's SASL_SSL listener, or skips the test
+// when it is not configured.
+func SourceSASL(t testing.TB) SASL {
+	t.Helper()
+	s := SASL{
+		Bootstrap: os.Getenv(EnvSourceSASLBootstrap), CAFile: os.Getenv(EnvSourceSASLCA),
+		User: os.Getenv(EnvSASLUser), Password: os.Getenv(EnvSASLPassword),
+	}
+	if s.Bootstrap == "" || s.CAFile == "" || s.User == "" || s.Password == "" {
+		t.Skip("the source cluster's SASL_SSL listener is not configured: run `make test` (sets " +
+			EnvSourceSASLBootstrap + ", " + EnvSourceSASLCA + ", " + EnvSASLUser + " and " + EnvSASLPassword + ")")
+	}
+	return s
+}
+
+// Properties are the librdkafka properties of a client of the SASL_SSL
+// listener (without bootstrap.servers).
+func (s SASL) Properties() map[string]string {
+	return map[string]string{
+		"security.protocol": "SASL_SSL",
+		"sasl.mechanism":    "SCRAM-SHA-512",
+		"sasl.username":     s.User,
+		"sasl.password":     s.Password,
+		"ssl.ca.location":   s.CAFile,
+	}
 }
 
 // StopCluster shuts one real cluster ("source" or "target") down cleanly; it

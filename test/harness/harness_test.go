@@ -56,7 +56,60 @@ func TestRealBrokersTransactions(t *testing.T) {
 	t.Run("target", func(t *testing.T) { transactionRoundTrip(t, target) })
 }
 
-// TestRealBrokersStopStart takes the target cluster down and up again.
+// TestRealBrokersSASL does the same through the source cluster's SASL_SSL
+// listener, and checks that the listener really demands what it advertises:
+// a wrong password, a client that does not trust the harness CA and a
+// plaintext client are all turned away.
+func TestRealBrokersSASL(t *testing.T) {
+	s := harness.SourceSASL(t)
+	props := kafka.ConfigMap{}
+	for k, v := range s.Properties() {
+		props[k] = v
+	}
+	t.Run("round trip", func(t *testing.T) { transactionRoundTrip(t, s.Bootstrap, props) })
+
+	// refused connects with props changed by change and waits for librdkafka
+	// to report an error with code want; metadata must not answer.
+	refused := func(name string, change func(kafka.ConfigMap), want kafka.ErrorCode) {
+		t.Run(name, func(t *testing.T) {
+			cm := clientConfig(s.Bootstrap, props, kafka.ConfigMap{"socket.timeout.ms": 5000})
+			change(*cm)
+			p, err := kafka.NewProducer(cm)
+			if err != nil {
+				t.Fatalf("NewProducer: %v", err)
+			}
+			defer p.Close()
+			if _, err := p.GetMetadata(nil, true, 3000); err == nil {
+				t.Fatalf("metadata answered; want the listener to refuse the client")
+			}
+			deadline := time.After(15 * time.Second)
+			for {
+				select {
+				case ev := <-p.Events():
+					if e, ok := ev.(kafka.Error); ok {
+						if e.Code() == want {
+							t.Logf("refused as expected: %v", e)
+							return
+						}
+						t.Logf("client error (waiting for %v): %v", want, e)
+					}
+				case <-deadline:
+					t.Fatalf("no %v error within 15 s", want)
+				}
+			}
+		})
+	}
+	refused("wrong password", func(cm kafka.ConfigMap) { cm["sasl.password"] = s.Password + "x" }, kafka.ErrAuthentication)
+	refused("unknown user", func(cm kafka.ConfigMap) { cm["sasl.username"] = "mallory" }, kafka.ErrAuthentication)
+	// "probe": the system's CAs, which do not include the harness CA.
+	refused("untrusted CA", func(cm kafka.ConfigMap) { cm["ssl.ca.location"] = "probe" }, kafka.ErrSsl)
+	refused("plaintext", func(cm kafka.ConfigMap) {
+		for k := range props {
+			delete(cm, k)
+		}
+	}, kafka.ErrAllBrokersDown)
+}
+
 func TestRealBrokersStopStart(t *testing.T) {
 	_, target := harness.Brokers(t)
 	harness.StopCluster(t, harness.Target)
@@ -70,9 +123,25 @@ func TestRealBrokersStopStart(t *testing.T) {
 	transactionRoundTrip(t, target)
 }
 
-func newAdmin(t *testing.T, bootstrap string) *kafka.AdminClient {
+// clientConfig is bootstrap.servers, then props (security settings), then kv.
+func clientConfig(bootstrap string, props kafka.ConfigMap, kv kafka.ConfigMap) *kafka.ConfigMap {
+	cm := kafka.ConfigMap{"bootstrap.servers": bootstrap}
+	for k, v := range props {
+		cm[k] = v
+	}
+	for k, v := range kv {
+		cm[k] = v
+	}
+	return &cm
+}
+
+func newAdmin(t *testing.T, bootstrap string, props ...kafka.ConfigMap) *kafka.AdminClient {
 	t.Helper()
-	ac, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap})
+	var p kafka.ConfigMap
+	if len(props) > 0 {
+		p = props[0]
+	}
+	ac, err := kafka.NewAdminClient(clientConfig(bootstrap, p, nil))
 	if err != nil {
 		t.Fatalf("NewAdminClient: %v", err)
 	}
@@ -83,12 +152,17 @@ func newAdmin(t *testing.T, bootstrap string) *kafka.AdminClient {
 // transactionRoundTrip creates a topic, writes a committed, an aborted and a
 // committed transaction, and reads the topic back read_committed (only the
 // committed records) and read_uncommitted (all of them).
-func transactionRoundTrip(t *testing.T, bootstrap string) {
+// props are extra client properties (security settings) for every client.
+func transactionRoundTrip(t *testing.T, bootstrap string, props ...kafka.ConfigMap) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	topic := harness.UniqueName(t, "harness")
+	var sec kafka.ConfigMap
+	if len(props) > 0 {
+		sec = props[0]
+	}
 
-	ac := newAdmin(t, bootstrap)
+	ac := newAdmin(t, bootstrap, sec)
 	res, err := ac.CreateTopics(ctx, []kafka.TopicSpecification{{Topic: topic, NumPartitions: 1, ReplicationFactor: 1}})
 	if err != nil {
 		t.Fatalf("CreateTopics: %v", err)
@@ -99,12 +173,11 @@ func transactionRoundTrip(t *testing.T, bootstrap string) {
 		}
 	}
 
-	p, err := kafka.NewProducer(&kafka.ConfigMap{
-		"bootstrap.servers":      bootstrap,
+	p, err := kafka.NewProducer(clientConfig(bootstrap, sec, kafka.ConfigMap{
 		"transactional.id":       harness.UniqueName(t, "txn"),
 		"transaction.timeout.ms": 60000,
 		"linger.ms":              5,
-	})
+	}))
 	if err != nil {
 		t.Fatalf("NewProducer: %v", err)
 	}
@@ -153,26 +226,25 @@ func transactionRoundTrip(t *testing.T, bootstrap string) {
 	txn("d", 5, true)
 
 	want := []string{"c0", "c1", "c2", "c3", "c4", "d0", "d1", "d2", "d3", "d4"}
-	if got := readAll(ctx, t, bootstrap, topic, "read_committed"); !slices.Equal(got, want) {
+	if got := readAll(ctx, t, bootstrap, sec, topic, "read_committed"); !slices.Equal(got, want) {
 		t.Errorf("read_committed got %q, want %q", got, want)
 	}
-	if got := readAll(ctx, t, bootstrap, topic, "read_uncommitted"); len(got) != 15 ||
+	if got := readAll(ctx, t, bootstrap, sec, topic, "read_uncommitted"); len(got) != 15 ||
 		!slices.Contains(got, "a0") {
 		t.Errorf("read_uncommitted got %q, want the 15 committed and aborted records", got)
 	}
 }
 
 // readAll reads partition 0 of topic from the start up to the partition EOF.
-func readAll(ctx context.Context, t *testing.T, bootstrap, topic, isolation string) []string {
+func readAll(ctx context.Context, t *testing.T, bootstrap string, sec kafka.ConfigMap, topic, isolation string) []string {
 	t.Helper()
-	c, err := kafka.NewConsumer(&kafka.ConfigMap{
-		"bootstrap.servers":      bootstrap,
+	c, err := kafka.NewConsumer(clientConfig(bootstrap, sec, kafka.ConfigMap{
 		"group.id":               harness.UniqueName(t, "group"),
 		"isolation.level":        isolation,
 		"enable.partition.eof":   true,
 		"enable.auto.commit":     false,
 		"fetch.queue.backoff.ms": 10,
-	})
+	}))
 	if err != nil {
 		t.Fatalf("NewConsumer: %v", err)
 	}
