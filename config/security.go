@@ -47,16 +47,24 @@ func (c *Config) TLSFiles() (f nodecert.Files, ok bool) {
 // (TLS) or explicitly marked insecure, with bearer tokens never crossing the
 // network in clear text.
 func (v *validator) security() {
-	if v.c.Security.hasTLS() {
-		v.tls()
-		return
-	}
 	n, s := &v.c.Node, &v.c.Security
+	if s.hasTLS() {
+		v.tls()
+	}
 	// An address already reported as malformed is not judged again.
 	if !validHostPort(n.RaftAddr) || !validListenAddr(n.HTTPAddr) {
 		return
 	}
 	if IsLoopback(n.HTTPAddr) && IsLoopback(n.RaftAddr) {
+		return
+	}
+	if s.hasTLS() {
+		// Certificates authenticate nodes, not people: without tokens the
+		// people's endpoints (reload, joins by an operator, member removal)
+		// would be open to anyone who reaches the address.
+		if s.TokensFile == "" && !s.Insecure {
+			v.errorf("security.tokens_file", "required with security.tls when node.http_addr (%q) or node.raft_addr (%q) is not a loopback address: without tokens anyone who reaches the HTTP API can reload policies or remove members; set security.tokens_file, or security.insecure: true to accept that", n.HTTPAddr, n.RaftAddr)
+		}
 		return
 	}
 	switch {

@@ -54,6 +54,20 @@ func TestSecurityTLS(t *testing.T) {
 			t.Errorf("Redacted lacks security.tls:\n%s", cfg.Redacted())
 		}
 	})
+	t.Run("off loopback, TLS without tokens is refused unless insecure says so", func(t *testing.T) {
+		tls := files(good.Files.CA, good.Files.Cert, good.Files.Key)
+		addrs := "  raft_addr: 10.0.0.5:7400\n  http_addr: 10.0.0.5:7480\n"
+		_, err := Load(write("open.yaml", tls, addrs))
+		if err == nil || !strings.Contains(err.Error(), "security.tokens_file: required with security.tls") {
+			t.Fatalf("Load = %v, want tokens_file required", err)
+		}
+		if _, err := Load(write("tokens.yaml", tls+"  tokens_file: /etc/tributary/tokens.yaml\n", addrs)); err != nil {
+			t.Errorf("with tokens: %v", err)
+		}
+		if _, err := Load(write("insecure.yaml", tls+"  insecure: true\n", addrs)); err != nil {
+			t.Errorf("with insecure: %v", err)
+		}
+	})
 	t.Run("a join address saying http is refused under TLS", func(t *testing.T) {
 		_, err := Load(write("join.yaml", files(good.Files.CA, good.Files.Cert, good.Files.Key), "cluster:\n  join: ['http://10.0.0.1:7480', '10.0.0.2:7480']\n"))
 		if err == nil || !strings.Contains(err.Error(), `:5:10: cluster.join[0]: "http://10.0.0.1:7480": members serve https when security.tls is set`) {
