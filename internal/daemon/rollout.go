@@ -48,10 +48,9 @@ type rollout struct {
 	// applyMu orders apply (follow's and awaitBundle's) and the no-bundle
 	// decision, so that neither undoes the other.
 	applyMu sync.Mutex
-	// unusable is set while the newest bundle from the log cannot be decoded.
-	unusable atomic.Bool
 	// newest is the version of the newest bundle from the log, applied or
-	// not; nil before the first.
+	// not (one this node cannot decode leaves active behind it); nil before
+	// the first.
 	newest atomic.Pointer[int64]
 	// known, when not nil, is closed once awaitBundle learned the cluster's
 	// bundle: watch proposes nothing before, so a node restarting with a stale
@@ -124,12 +123,10 @@ func (r *rollout) apply(b coord.PolicyBundle) {
 		// the previous bundle, loudly, until the node is upgraded.
 		err = fmt.Errorf("cannot apply the cluster's policy bundle %d (log index %d): %w", b.Version, b.AppliedIndex, err)
 		r.log.Error("records wait: this node cannot apply the cluster's policy bundle", "bundle", b.Version, "index", b.AppliedIndex, "err", err)
-		r.unusable.Store(true)
 		r.masking.Unusable(err)
 		r.ready.Set(0)
 		return
 	}
-	r.unusable.Store(false)
 	r.active.Store(&activeBundle{set: set, bundle: b})
 	r.masking.Activate(set)
 	r.ready.Set(1)
@@ -184,8 +181,9 @@ func (r *rollout) decideNoBundle(expected, none bool) bool {
 	r.applyMu.Lock()
 	defer r.applyMu.Unlock()
 	switch {
-	case r.active.Load() != nil || r.unusable.Load():
-		// A bundle arrived through the log meanwhile.
+	case r.newest.Load() != nil:
+		// A bundle arrived through the log meanwhile (applied, or one this
+		// node cannot decode, whose records wait).
 		return false
 	case expected:
 		if none {
