@@ -518,6 +518,39 @@ func join2(path, name string) string {
 	return path + "." + name
 }
 
+// walk compiles the node of a record, array or map at l, registered under key
+// (recursive types reuse it), with build compiling its fields, elements or
+// values: the container walk the Avro and Protobuf plans share (JSON's differs:
+// pattern and additional members).
+func (c *compiler) walk(l loc, act *crule, key string, build func(loc) *pnode) *pnode {
+	t := l.t
+	var n *pnode
+	switch t.kind {
+	case kRecord:
+		n = c.node(l, modeWalk, act)
+		c.stack[key] = n
+		n.fields = make([]*pnode, len(t.fields))
+		for i, f := range t.fields {
+			n.fields[i] = build(loc{t: f.t, S: c.step(l.S, stepField, f.name), inh: act, f: f, role: roleField, path: join2(l.path, f.name)})
+		}
+	case kArray:
+		n = c.node(l, modeWalk, act)
+		c.stack[key] = n
+		n.elem = build(loc{t: t.elem, S: c.step(l.S, stepElem, ""), inh: act, role: roleElem, path: l.path + "[]"})
+	case kMap:
+		n = c.node(l, modeWalk, act)
+		c.stack[key] = n
+		for _, name := range c.literals(l.S) {
+			if n.names == nil {
+				n.names = map[string]*pnode{}
+			}
+			n.names[name] = build(loc{t: t.elem, S: c.step(l.S, stepMapVal, name), inh: act, role: roleMapVal, path: join2(l.path, name)})
+		}
+		n.other = build(loc{t: t.elem, S: c.step(l.S, stepMapVal, noName), inh: act, role: roleMapVal, path: join2(l.path, "*")})
+	}
+	return n
+}
+
 // buildAvro compiles the plan node for an Avro value at l.
 func (c *compiler) buildAvro(l loc) *pnode {
 	if c.tooBig || l.t == nil {
@@ -538,27 +571,8 @@ func (c *compiler) buildAvro(l loc) *pnode {
 	switch t.kind {
 	case kNull, kAny:
 		return nil
-	case kRecord:
-		n = c.node(l, modeWalk, act)
-		c.stack[key] = n
-		n.fields = make([]*pnode, len(t.fields))
-		for i, f := range t.fields {
-			n.fields[i] = c.buildAvro(loc{t: f.t, S: c.step(l.S, stepField, f.name), inh: act, f: f, role: roleField, path: join2(l.path, f.name)})
-		}
-	case kArray:
-		n = c.node(l, modeWalk, act)
-		c.stack[key] = n
-		n.elem = c.buildAvro(loc{t: t.elem, S: c.step(l.S, stepElem, ""), inh: act, role: roleElem, path: l.path + "[]"})
-	case kMap:
-		n = c.node(l, modeWalk, act)
-		c.stack[key] = n
-		for _, name := range c.literals(l.S) {
-			if n.names == nil {
-				n.names = map[string]*pnode{}
-			}
-			n.names[name] = c.buildAvro(loc{t: t.elem, S: c.step(l.S, stepMapVal, name), inh: act, role: roleMapVal, path: join2(l.path, name)})
-		}
-		n.other = c.buildAvro(loc{t: t.elem, S: c.step(l.S, stepMapVal, noName), inh: act, role: roleMapVal, path: join2(l.path, "*")})
+	case kRecord, kArray, kMap:
+		n = c.walk(l, act, key, c.buildAvro)
 	case kUnion:
 		if act != nil && act.r.Action == Redact && t.nullIdx >= 0 {
 			return c.node(l, modeNull, act)

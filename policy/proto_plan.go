@@ -38,26 +38,9 @@ func (c *compiler) buildProto(l loc) *pnode {
 			}
 			return c.node(l, modeLeaf, act)
 		}
-		n = c.node(l, modeWalk, act)
-		c.stack[key] = n
-		n.fields = make([]*pnode, len(t.fields))
-		for i, f := range t.fields {
-			n.fields[i] = c.buildProto(loc{t: f.t, S: c.step(l.S, stepField, f.name), inh: act, f: f, role: roleField, path: join2(l.path, f.name)})
-		}
-	case kArray:
-		n = c.node(l, modeWalk, act)
-		c.stack[key] = n
-		n.elem = c.buildProto(loc{t: t.elem, S: c.step(l.S, stepElem, ""), inh: act, role: roleElem, path: l.path + "[]"})
-	case kMap:
-		n = c.node(l, modeWalk, act)
-		c.stack[key] = n
-		for _, name := range c.literals(l.S) {
-			if n.names == nil {
-				n.names = map[string]*pnode{}
-			}
-			n.names[name] = c.buildProto(loc{t: t.elem, S: c.step(l.S, stepMapVal, name), inh: act, role: roleMapVal, path: join2(l.path, name)})
-		}
-		n.other = c.buildProto(loc{t: t.elem, S: c.step(l.S, stepMapVal, noName), inh: act, role: roleMapVal, path: join2(l.path, "*")})
+		n = c.walk(l, act, key, c.buildProto)
+	case kArray, kMap:
+		n = c.walk(l, act, key, c.buildProto)
 	default: // scalars and enums
 		if act == nil {
 			return nil
