@@ -19,7 +19,7 @@ const (
 	HeaderPublishTime     = "pubsub-publish-time" // RFC 3339 with nanoseconds, UTC
 	HeaderOrderingKey     = "pubsub-ordering-key" // only when the message has one
 	HeaderDeliveryAttempt = "pubsub-delivery-attempt"
-	HeaderOrigin          = "tributary-origin" // BridgeConfig.Source
+	HeaderOrigin          = governance.HeaderOrigin // BridgeConfig.Source
 
 	// HeaderError and HeaderSourceSubscription are added to quarantined records
 	// (Kafka headers, or attributes on the dead-letter topic).

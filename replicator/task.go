@@ -22,10 +22,10 @@ import (
 // Header names added to mirrored records. Consumers and offset translation
 // read them (README, "How mirroring works"): they are part of the interface.
 const (
-	HeaderOrigin          = "tributary-origin"
-	HeaderOriginTopic     = "tributary-origin-topic"
-	HeaderOriginPartition = "tributary-origin-partition"
-	HeaderOriginOffset    = "tributary-origin-offset"
+	HeaderOrigin          = governance.HeaderOrigin
+	HeaderOriginTopic     = governance.HeaderOriginTopic
+	HeaderOriginPartition = governance.HeaderOriginPartition
+	HeaderOriginOffset    = governance.HeaderOriginOffset
 )
 
 const (

@@ -9,8 +9,21 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 )
 
-// HeaderPolicy names the policies that masked a record: "<policy>@<version>,...".
-const HeaderPolicy = "tributary-policy"
+// Headers tributary itself writes on mirrored records. The governance step
+// never masks them (nor the schema-id headers): they are provenance, not the
+// record's data. Any other header, tributary-* names a producer chose
+// included, is the record's and header rules apply to it.
+const (
+	// HeaderPolicy names the policies that masked a record: "<policy>@<version>,...".
+	HeaderPolicy = "tributary-policy"
+	// HeaderOrigin names the cluster a record was first mirrored from.
+	HeaderOrigin = "tributary-origin"
+	// HeaderOriginTopic, HeaderOriginPartition and HeaderOriginOffset are the
+	// lineage headers: the record's source coordinates.
+	HeaderOriginTopic     = "tributary-origin-topic"
+	HeaderOriginPartition = "tributary-origin-partition"
+	HeaderOriginOffset    = "tributary-origin-offset"
+)
 
 // Record is one record on its way to a target topic, as a Transformer sees and
 // changes it: a Kafka source record (replicator) or a mapped Pub/Sub message

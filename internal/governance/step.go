@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/prometheus/client_golang/prometheus"
@@ -262,9 +261,15 @@ func (s *Step) headers(set *policy.Set, rec *Record, origKey []byte, res *policy
 }
 
 // isMetadataHeader reports whether a header is schema or provenance metadata
-// that header rules never touch.
+// that header rules never touch: the schema-id headers and the headers
+// tributary writes, by exact name (a producer's "tributary-ssn" is data).
 func isMetadataHeader(name string) bool {
-	return name == registry.KeySchemaIDHeader || name == registry.ValueSchemaIDHeader || strings.HasPrefix(name, "tributary-")
+	switch name {
+	case registry.KeySchemaIDHeader, registry.ValueSchemaIDHeader,
+		HeaderPolicy, HeaderOrigin, HeaderOriginTopic, HeaderOriginPartition, HeaderOriginOffset:
+		return true
+	}
+	return false
 }
 
 // kafkaValue masks a Kafka record's value with its writer schema, located at

@@ -499,3 +499,43 @@ func TestMaskingBundleStates(t *testing.T) {
 		})
 	}
 }
+
+// TestStepHeadersNamedLikeProvenance: only the headers tributary writes (by
+// exact name) and the schema-id headers escape header rules; a producer's
+// header that merely starts with "tributary-" is data like any other.
+func TestStepHeadersNamedLikeProvenance(t *testing.T) {
+	set, err := policy.Parse("h.yaml", []byte(`policy: h
+version: 1
+rules:
+  - {match: {header: "tributary-*"}, action: hash}
+  - {match: {header: x-ssn}, action: block}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := NewMasking(MaskingOptions{HashKey: hashKey})
+	g.Activate(set)
+	js := newStep(t, g, StepConfig{Pipeline: "p", Format: "json", PubSub: true})
+	const secret = "PII-customer-4711"
+	rec := &Record{SourceTopic: "sub", Value: []byte(`{"a":1}`), Headers: []kafka.Header{
+		{Key: "tributary-customer", Value: []byte(secret)},
+		{Key: HeaderOrigin, Value: []byte("fleet")},
+		{Key: HeaderOriginTopic, Value: []byte("payments")},
+	}}
+	if err := js.Transform(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, h := range rec.Headers {
+		got[h.Key] = string(h.Value)
+	}
+	if v := got["tributary-customer"]; v == secret || len(v) != 64 {
+		t.Errorf("tributary-customer = %q, want its pseudonym", v)
+	}
+	if got[HeaderOrigin] != "fleet" || got[HeaderOriginTopic] != "payments" {
+		t.Errorf("provenance headers changed: %v", got)
+	}
+	if !strings.Contains(got[HeaderPolicy], "h@1") {
+		t.Errorf("tributary-policy = %q", got[HeaderPolicy])
+	}
+}
