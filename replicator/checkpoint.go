@@ -18,10 +18,60 @@ import (
 // contain '/', pipeline names are [A-Za-z0-9._-]), so the checkpoint of a partition
 // survives a change of the pipeline's task count, and compaction keeps one per key.
 // The value is JSON so operators can read it with any console consumer.
+//
+// TopicID is the source topic's id (Kafka's topic UUID, base64 as Kafka's tools
+// print it) when the task knew it. A topic deleted and re-created under the same
+// name gets a new id, and its offsets start again at 0: a checkpoint of the old
+// topic must not be applied to the new one, or its first records would be
+// skipped. Checkpoints written before the field existed (or where the source
+// gave no id) decode with an empty TopicID and are trusted as before. The field
+// is additive, so "v" stays 1 and older nodes read these values unchanged.
 type checkpoint struct {
-	V      int    `json:"v"`
-	Offset int64  `json:"offset"` // next source offset to mirror
-	Task   string `json:"task"`   // which task wrote it, for humans
+	V       int    `json:"v"`
+	Offset  int64  `json:"offset"`             // next source offset to mirror
+	Task    string `json:"task"`               // which task wrote it, for humans
+	TopicID string `json:"topic_id,omitempty"` // the source topic's id, when known
+}
+
+// decodeCheckpoint parses a checkpoint value, old (without topic_id) or new.
+func decodeCheckpoint(b []byte) (checkpoint, error) {
+	var cp checkpoint
+	if err := json.Unmarshal(b, &cp); err != nil {
+		return checkpoint{}, err
+	}
+	if cp.Offset < 0 {
+		return checkpoint{}, fmt.Errorf("negative offset %d", cp.Offset)
+	}
+	return cp, nil
+}
+
+// checkpointDecision is what a task does with a partition's checkpoint.
+type checkpointDecision int
+
+const (
+	// useCheckpoint: resume at the checkpoint.
+	useCheckpoint checkpointDecision = iota
+	// noCheckpoint: there is none; the partition starts where a new one does.
+	noCheckpoint
+	// staleCheckpoint: the checkpoint belongs to an earlier topic of the same
+	// name (its topic id differs from the topic's now): ignore it and read the
+	// new topic from its beginning.
+	staleCheckpoint
+)
+
+// decideCheckpoint compares a partition's checkpoint (ok: one exists) with the
+// source topic's current id ("" when unknown). Only two known, different ids
+// make a checkpoint stale: without an id on either side nothing tells the
+// topics apart, and the checkpoint is used as it always was (a checkpoint
+// beyond the new topic's end is then caught by the out-of-range handling).
+func decideCheckpoint(cp checkpoint, ok bool, currentID string) checkpointDecision {
+	switch {
+	case !ok:
+		return noCheckpoint
+	case cp.TopicID != "" && currentID != "" && cp.TopicID != currentID:
+		return staleCheckpoint
+	}
+	return useCheckpoint
 }
 
 func checkpointKey(pipeline string, p Partition) []byte {
@@ -46,12 +96,26 @@ func parseCheckpointKey(pipeline string, key []byte) (Partition, bool) {
 	return Partition{Topic: rest[:i], Partition: int32(n)}, true
 }
 
-func encodeCheckpoint(task string, offset int64) []byte {
-	b, _ := json.Marshal(checkpoint{V: 1, Offset: offset, Task: task})
+func encodeCheckpoint(task string, offset int64, topicID string) []byte {
+	b, _ := json.Marshal(checkpoint{V: 1, Offset: offset, Task: task, TopicID: topicID})
 	return b
 }
 
-// loadCheckpoints reads every committed checkpoint of a pipeline from the target.
+// loadCheckpoints reads every committed checkpoint offset of a pipeline from
+// the target (see loadCheckpointRecords).
+func loadCheckpoints(ctx context.Context, target *config.Kafka, targetName, pipeline string, timeout time.Duration, logs *kafkaclient.Logs) (map[Partition]int64, error) {
+	recs, err := loadCheckpointRecords(ctx, target, targetName, pipeline, timeout, logs)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[Partition]int64, len(recs))
+	for p, cp := range recs {
+		out[p] = cp.Offset
+	}
+	return out, nil
+}
+
+// loadCheckpointRecords reads every committed checkpoint of a pipeline from the target.
 //
 // A read_committed consumer stops at the last stable offset, which another task's
 // open transaction can hold back; reading only to there could miss this task's own
@@ -62,7 +126,7 @@ func encodeCheckpoint(task string, offset int64) []byte {
 //
 // logs receives the clients' log and override warnings; nil leaves librdkafka's
 // log on stderr and warns of nothing.
-func loadCheckpoints(ctx context.Context, target *config.Kafka, targetName, pipeline string, timeout time.Duration, logs *kafkaclient.Logs) (map[Partition]int64, error) {
+func loadCheckpointRecords(ctx context.Context, target *config.Kafka, targetName, pipeline string, timeout time.Duration, logs *kafkaclient.Logs) (map[Partition]checkpoint, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	clientID := "tributary-" + pipeline + "-checkpoints"
@@ -80,7 +144,7 @@ func loadCheckpoints(ctx context.Context, target *config.Kafka, targetName, pipe
 	}
 	tm, ok := md.Topics[CheckpointTopic]
 	if !ok || tm.Error.Code() == kafka.ErrUnknownTopicOrPart {
-		return map[Partition]int64{}, nil // nothing checkpointed yet
+		return map[Partition]checkpoint{}, nil // nothing checkpointed yet
 	}
 	if tm.Error.Code() != kafka.ErrNoError {
 		return nil, fmt.Errorf("reading metadata of %s: %w", CheckpointTopic, tm.Error)
@@ -102,7 +166,7 @@ func loadCheckpoints(ctx context.Context, target *config.Kafka, targetName, pipe
 			end[tp.Partition] = int64(info.Offset)
 		}
 	}
-	out := map[Partition]int64{}
+	out := map[Partition]checkpoint{}
 	if len(end) == 0 {
 		return out, nil
 	}
@@ -148,11 +212,11 @@ func loadCheckpoints(ctx context.Context, target *config.Kafka, targetName, pipe
 				if ev.Value == nil {
 					delete(out, pt)
 				} else {
-					var cp checkpoint
-					if err := json.Unmarshal(ev.Value, &cp); err != nil {
+					cp, err := decodeCheckpoint(ev.Value)
+					if err != nil {
 						return nil, fmt.Errorf("%s partition %d offset %d: bad checkpoint for %s: %w", CheckpointTopic, ev.TopicPartition.Partition, ev.TopicPartition.Offset, pt, err)
 					}
-					out[pt] = cp.Offset
+					out[pt] = cp
 				}
 			}
 			mark(ev.TopicPartition.Partition, int64(ev.TopicPartition.Offset)+1)

@@ -55,6 +55,20 @@ func (t *Task) lagPart(sp Partition) *lagPart {
 	return lp
 }
 
+// dropLagPart deletes the lag series of one partition: its source topic was
+// deleted (or created again, and its partitions start afresh).
+func (t *Task) dropLagPart(sp Partition) {
+	t.lagMu.Lock()
+	defer t.lagMu.Unlock()
+	if _, ok := t.lagParts[sp]; !ok {
+		return
+	}
+	delete(t.lagParts, sp)
+	part := strconv.Itoa(int(sp.Partition))
+	t.p.deps.Metrics.Lag.DeleteLabelValues(t.p.cfg.Name, sp.Topic, part)
+	t.p.deps.Metrics.LagSeconds.DeleteLabelValues(t.p.cfg.Name, sp.Topic, part)
+}
+
 // dropLag deletes the task's lag series: it no longer runs on this node.
 func (t *Task) dropLag() {
 	t.lagMu.Lock()

@@ -92,6 +92,7 @@ type Pipeline struct {
 
 	mu      sync.Mutex
 	topics  map[string]int  // selected source topic → partitions ready in the target
+	ids     map[string]string // selected source topic → its topic id, where known
 	changed chan struct{}   // closed and replaced whenever topics changes
 	ready   bool            // at least one refresh succeeded
 	initial map[string]bool // topics found by the first refresh: where start applies
@@ -121,7 +122,7 @@ func NewPipeline(cfg *config.Config, name string, deps Deps) (*Pipeline, error) 
 		deps: deps, log: deps.Logger.With("pipeline", name),
 		heartbeats:   pc.HasHeartbeats() && !src.ReadOnly,
 		hbPartitions: heartbeatPartitions(cfg, pc.Source.Kafka),
-		topics:       map[string]int{}, changed: make(chan struct{}),
+		topics:       map[string]int{}, ids: map[string]string{}, changed: make(chan struct{}),
 	}, nil
 }
 
@@ -170,6 +171,28 @@ func (p *Pipeline) firstPartitions(ctx context.Context, i int) (list []Partition
 			return nil, nil, false
 		}
 	}
+}
+
+// topicID returns the source topic's id as of the newest refresh, "" when
+// unknown (the source does not give ids, or describing the topic failed).
+func (p *Pipeline) topicID(topic string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ids[topic]
+}
+
+// noteTopicID records a source topic's new id that a task found (a topic
+// created again, caught by its offsets before a refresh saw it) and tells the
+// pipeline's tasks, so that each drops the old topic's partitions.
+func (p *Pipeline) noteTopicID(topic, id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.topics[topic]; !ok || id == "" || p.ids[topic] == id {
+		return
+	}
+	p.ids[topic] = id
+	close(p.changed)
+	p.changed = make(chan struct{})
 }
 
 // startsAtConfigured reports whether a partition without a checkpoint starts at
@@ -276,7 +299,14 @@ func (p *Pipeline) refresh(ctx context.Context, srcAdmin, tgtAdmin *kafka.AdminC
 		return false, fmt.Errorf("listing topics of source %s (%s): %w", p.sourceName, redactedBootstrap(p.source.Bootstrap), err)
 	}
 	want := map[string]int{}
+	// present: the topics the source still has. A topic missing from the
+	// listing (or reported unknown) was deleted; one with another error
+	// (leader not available, say) is only unavailable for now.
+	present := map[string]bool{}
 	for name, t := range md.Topics {
+		if t.Error.Code() != kafka.ErrUnknownTopicOrPart {
+			present[name] = true
+		}
 		if t.Error.Code() != kafka.ErrNoError || !p.cfg.Selects(name) || len(t.Partitions) == 0 {
 			continue
 		}
@@ -311,6 +341,13 @@ func (p *Pipeline) refresh(ctx context.Context, srcAdmin, tgtAdmin *kafka.AdminC
 		}
 	}
 
+	ids, err := describeTopicIDs(ctx, srcAdmin, want)
+	if err != nil {
+		// Without ids a re-created topic is only caught by its offsets (see
+		// Task.resetOffset); mirroring goes on.
+		errs = append(errs, fmt.Errorf("source %s: %w", p.sourceName, err))
+	}
+
 	ready := map[string]int{}
 	var create []string
 	for src, n := range want {
@@ -341,8 +378,46 @@ func (p *Pipeline) refresh(ctx context.Context, srcAdmin, tgtAdmin *kafka.AdminC
 			ready[t] = n
 		}
 	}
-	p.publish(ready)
+	p.publish(ready, present, ids)
 	return again, errors.Join(errs...)
+}
+
+// describeTopicIDs returns the topic ids of the named source topics; topics
+// the source gives no id for (a zero id, from brokers before Kafka 2.8) are
+// left out.
+func describeTopicIDs(ctx context.Context, admin *kafka.AdminClient, topics map[string]int) (map[string]string, error) {
+	if len(topics) == 0 {
+		return map[string]string{}, nil
+	}
+	names := make([]string, 0, len(topics))
+	for t := range topics {
+		names = append(names, t)
+	}
+	sort.Strings(names)
+	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	res, err := admin.DescribeTopics(dctx, kafka.NewTopicCollectionOfTopicNames(names))
+	if err != nil {
+		return nil, fmt.Errorf("describing %d topics for their ids: %w", len(names), err)
+	}
+	out := make(map[string]string, len(res.TopicDescriptions))
+	for _, d := range res.TopicDescriptions {
+		if d.Error.Code() != kafka.ErrNoError {
+			continue
+		}
+		if id := topicIDString(d.TopicID); id != "" {
+			out[d.Name] = id
+		}
+	}
+	return out, nil
+}
+
+// topicIDString is a topic id as Kafka's tools print it, "" for the zero id.
+func topicIDString(id kafka.UUID) string {
+	if id.GetMostSignificantBits() == 0 && id.GetLeastSignificantBits() == 0 {
+		return ""
+	}
+	return id.String()
 }
 
 // ensureHeartbeatTopic creates the heartbeat topic in the source, or grows it
@@ -424,8 +499,17 @@ func (p *Pipeline) createTargets(ctx context.Context, srcAdmin, tgtAdmin *kafka.
 		src := byTarget[r.Topic]
 		switch r.Error.Code() {
 		case kafka.ErrNoError:
-			p.log.Info("created target topic", "source_topic", src, "topic", r.Topic, "partitions", parts[src], "config", configs[src])
 			created[src] = parts[src]
+			if p.wasMirrored(src) {
+				// Someone deleted the target topic under a running pipeline:
+				// what it held is gone. Mirroring goes on from the checkpoints.
+				p.deps.Metrics.TargetRecreated.WithLabelValues(p.cfg.Name, r.Topic).Inc()
+				p.log.Error("target topic was deleted while mirrored; re-created it with the source's settings. "+
+					"The records mirrored before the deletion are gone from the target; mirroring continues from the checkpoints",
+					"topic", r.Topic, "source_topic", src, "partitions", parts[src], "config", configs[src])
+				continue
+			}
+			p.log.Info("created target topic", "source_topic", src, "topic", r.Topic, "partitions", parts[src], "config", configs[src])
 		case kafka.ErrTopicAlreadyExists:
 			// Another node (or task) was first; its next refresh checks partitions.
 			created[src] = parts[src]
@@ -434,6 +518,15 @@ func (p *Pipeline) createTargets(ctx context.Context, srcAdmin, tgtAdmin *kafka.
 		}
 	}
 	return created, errors.Join(errs...)
+}
+
+// wasMirrored reports whether the pipeline has published a source topic as
+// ready (its target topic existed) and still selects it.
+func (p *Pipeline) wasMirrored(src string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.topics[src]
+	return ok
 }
 
 func growPartitions(ctx context.Context, admin *kafka.AdminClient, topic string, n int) error {
@@ -486,7 +579,10 @@ func createTopic(ctx context.Context, admin *kafka.AdminClient, spec kafka.Topic
 	return nil
 }
 
-func (p *Pipeline) publish(ready map[string]int) {
+// publish makes ready the table of mirrored topics. present holds the topics
+// the source listing showed (nil: unknown, nothing is dropped); ids the source
+// topic ids found by this refresh (nil: none, the previous ones stay).
+func (p *Pipeline) publish(ready map[string]int, present map[string]bool, ids map[string]string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	// The first refresh always signals, even when it finds nothing: tasks wait
@@ -499,11 +595,58 @@ func (p *Pipeline) publish(ready map[string]int) {
 		}
 	}
 	p.ready = true
+
+	// Source topics deleted: their partitions are dropped (the tasks unassign
+	// them and remove their lag series); the others go on. Their checkpoints
+	// stay in the target, marked with the old topic's id, so a topic created
+	// again under the name is read from its own beginning.
+	var gone []string
+	if present != nil {
+		for t := range p.topics {
+			if !present[t] {
+				gone = append(gone, t)
+			}
+		}
+	}
+	slices.Sort(gone)
+	for _, t := range gone {
+		n := p.topics[t]
+		parts := make([]int32, n)
+		for i := range parts {
+			parts[i] = int32(i)
+		}
+		p.log.Warn("source topic deleted; its partitions are no longer mirrored (the pipeline's other topics go on)",
+			"topic", t, "partitions", parts, "topic_id", p.ids[t])
+		delete(p.topics, t)
+		delete(p.ids, t)
+		// A topic created again later is a new topic: read from its beginning.
+		delete(p.initial, t)
+		p.deps.Metrics.TargetRecreated.DeleteLabelValues(p.cfg.Name, p.cfg.TargetTopic(t))
+		same = false
+	}
+	// Source topics re-created between two refreshes: a new id. The tasks
+	// drop the old topic's partitions and read the new one from its beginning.
+	recreated := map[string]bool{}
+	for t, id := range ids {
+		if old := p.ids[t]; old != "" && old != id {
+			if _, ok := p.topics[t]; ok {
+				p.log.Warn("source topic was deleted and created again (new topic id); mirroring the new topic from its beginning",
+					"topic", t, "old_topic_id", old, "topic_id", id)
+				recreated[t] = true
+				same = false
+			}
+		}
+		if p.ids[t] != id {
+			same = false
+		}
+		p.ids[t] = id
+	}
+
 	for t, n := range ready {
 		if old, ok := p.topics[t]; !ok || old != n {
 			same = false
 		}
-		if old, ok := p.topics[t]; ok && old > n {
+		if old, ok := p.topics[t]; ok && old > n && !recreated[t] {
 			ready[t] = old // never shrink: partitions do not go away
 		}
 	}
@@ -520,13 +663,15 @@ func (p *Pipeline) publish(ready map[string]int) {
 		if _, ok := p.topics[t]; !ok {
 			added = append(added, t)
 		}
+		// At 0 from the start, so that an alert on its increase sees the first one.
+		p.deps.Metrics.TargetRecreated.WithLabelValues(p.cfg.Name, p.cfg.TargetTopic(t))
 	}
 	slices.Sort(added)
 	if len(added) > 0 {
 		p.log.Info("mirroring topics", "topics", added)
 	}
-	// Topics that vanished from the source stay in the table: their tasks keep
-	// their assignments and checkpoints, and librdkafka reports the error.
+	// Topics the source still has but whose target is not ready now (an
+	// error on the target) stay in the table: their tasks keep them.
 	for t, n := range p.topics {
 		if _, ok := ready[t]; !ok {
 			ready[t] = n

@@ -74,7 +74,7 @@ func TestOwner(t *testing.T) {
 
 	t.Run("adding topics and partitions never moves a partition already owned", func(t *testing.T) {
 		p := testPipeline(t, "eu", 3)
-		p.publish(map[string]int{"orders": 4, "payments.fuel": 6})
+		p.publish(map[string]int{"orders": 4, "payments.fuel": 6}, nil, nil)
 		before := owners(t, p)
 		if len(before) != 10 {
 			t.Fatalf("%d partitions assigned, want 10", len(before))
@@ -84,7 +84,7 @@ func TestOwner(t *testing.T) {
 		for i := range 40 {
 			grown[fmt.Sprintf("topic-%d", i)] = 1 + i%7
 		}
-		p.publish(grown)
+		p.publish(grown, nil, nil)
 		select {
 		case <-changed:
 		default:
@@ -107,8 +107,8 @@ func TestOwner(t *testing.T) {
 
 	t.Run("a shrinking partition count is ignored", func(t *testing.T) {
 		p := testPipeline(t, "eu", 2)
-		p.publish(map[string]int{"orders": 8})
-		p.publish(map[string]int{"orders": 3})
+		p.publish(map[string]int{"orders": 8}, nil, nil)
+		p.publish(map[string]int{"orders": 3}, nil, nil)
 		if got := p.Topics()["orders"]; got != 8 {
 			t.Errorf("orders has %d partitions after a smaller refresh, want 8", got)
 		}
@@ -177,7 +177,7 @@ func TestCheckpointKey(t *testing.T) {
 	})
 
 	t.Run("the checkpoint value is readable JSON", func(t *testing.T) {
-		if got, want := string(encodeCheckpoint("eu/1", 42)), `{"v":1,"offset":42,"task":"eu/1"}`; got != want {
+		if got, want := string(encodeCheckpoint("eu/1", 42, "")), `{"v":1,"offset":42,"task":"eu/1"}`; got != want {
 			t.Errorf("encodeCheckpoint = %s, want %s", got, want)
 		}
 	})

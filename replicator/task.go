@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -211,6 +212,7 @@ func (t *Task) Run(ctx context.Context) error {
 // partState is the task's view of one assigned source partition.
 type partState struct {
 	src         Partition
+	topicID     string  // the source topic's id when assigned, "" if unknown
 	target      *string // target topic
 	topicHdr    []byte
 	partHdr     []byte
@@ -250,6 +252,10 @@ func (t *Task) session(ctx context.Context) (err error) {
 		preq["transactional.id"] = txnID(p.cfg.Name, t.id.Index)
 		preq["transaction.timeout.ms"] = int(transactionTimeout / time.Millisecond)
 	}
+	// A target topic deleted while mirrored must not come back with the
+	// broker's defaults: the pipeline creates it again with the source's
+	// settings, and counts it.
+	preq["allow.auto.create.topics"] = false
 	pconf, over := kafkaclient.Config(p.target, prole, preq, kafkaclient.Tuning{
 		"client.id":                          txnID(p.cfg.Name, t.id.Index),
 		"linger.ms":                          20,
@@ -294,7 +300,7 @@ func (t *Task) session(ctx context.Context) (err error) {
 			return t.classify(fmt.Errorf("initialising transactions (transactional.id %s) on target %s: %w", txnID(p.cfg.Name, t.id.Index), p.targetName, err))
 		}
 	}
-	ckpts, err := loadCheckpoints(ctx, p.target, p.targetName, p.cfg.Name, checkpointReadTimeout, logs)
+	ckpts, err := loadCheckpointRecords(ctx, p.target, p.targetName, p.cfg.Name, checkpointReadTimeout, logs)
 	if err != nil {
 		return fmt.Errorf("reading checkpoints: %w", err)
 	}
@@ -324,6 +330,47 @@ func (t *Task) session(ctx context.Context) (err error) {
 	// The lag series outlive the session (see lagPart).
 	defer t.partitions.Store(0)
 	assign := func(list []Partition) error {
+		// Partitions no longer listed (their source topic was deleted) or
+		// whose topic has a new id (deleted and created again) are dropped
+		// first; the latter are added back below as a new topic.
+		want := make(map[Partition]bool, len(list))
+		for _, sp := range list {
+			want[sp] = true
+		}
+		var drop []kafka.TopicPartition
+		dropped := map[string][]int32{}
+		for sp, ps := range parts {
+			id := p.topicID(sp.Topic)
+			if want[sp] && (ps.topicID == "" || id == "" || ps.topicID == id) {
+				if ps.topicID == "" && id != "" {
+					ps.topicID = id // learnt late; the next checkpoint carries it
+				}
+				continue
+			}
+			// Between transactions: ps.next is committed. Keep it as the
+			// partition's checkpoint for this session, with the topic's id,
+			// so that the same topic resumes there and a new one does not.
+			ckpts[sp] = checkpoint{Offset: ps.next, TopicID: ps.topicID}
+			if ps.next < 0 {
+				delete(ckpts, sp)
+			}
+			topic := sp.Topic
+			drop = append(drop, kafka.TopicPartition{Topic: &topic, Partition: sp.Partition})
+			dropped[sp.Topic] = append(dropped[sp.Topic], sp.Partition)
+			delete(parts, sp)
+			if ps.lp != nil {
+				t.dropLagPart(sp)
+			}
+		}
+		if len(drop) > 0 {
+			for topic, ps := range dropped {
+				slices.Sort(ps)
+				t.log.Warn("dropping the partitions of a deleted source topic", "topic", topic, "partitions", ps, "remaining", len(parts))
+			}
+			if err := cons.IncrementalUnassign(drop); err != nil {
+				return fmt.Errorf("unassigning the partitions of deleted source topics: %w", err)
+			}
+		}
 		var add []kafka.TopicPartition
 		for _, sp := range list {
 			if _, ok := parts[sp]; ok {
@@ -331,7 +378,7 @@ func (t *Task) session(ctx context.Context) (err error) {
 			}
 			target := p.cfg.TargetTopic(sp.Topic)
 			ps := &partState{
-				src: sp, target: &target, topicHdr: []byte(sp.Topic),
+				src: sp, topicID: p.topicID(sp.Topic), target: &target, topicHdr: []byte(sp.Topic),
 				partHdr:   []byte(strconv.Itoa(int(sp.Partition))),
 				heartbeat: sp.Topic == HeartbeatTopic,
 			}
@@ -339,12 +386,24 @@ func (t *Task) session(ctx context.Context) (err error) {
 				ps.lp = t.lagPart(sp)
 			}
 			start := kafka.OffsetBeginning
-			if off, ok := ckpts[sp]; ok {
-				start = kafka.Offset(off)
-				ps.next, ps.pending, ps.lastWritten = off, off, off
-			} else if ps.heartbeat || (p.cfg.Start == "latest" && p.startsAtConfigured(sp.Topic)) {
-				// Heartbeats written before the pipeline first ran say nothing.
-				start = kafka.OffsetEnd
+			cp, ok := ckpts[sp]
+			switch decideCheckpoint(cp, ok, ps.topicID) {
+			case useCheckpoint:
+				start = kafka.Offset(cp.Offset)
+				ps.next, ps.pending, ps.lastWritten = cp.Offset, cp.Offset, cp.Offset
+				if cp.TopicID == "" && ps.topicID != "" {
+					// An old checkpoint: write it again with the topic's id.
+					ps.lastWritten = -1
+				}
+			case staleCheckpoint:
+				t.log.Warn("ignoring the checkpoint of an earlier source topic of the same name (deleted and created again); mirroring the new topic from its beginning",
+					"partition", sp.String(), "checkpoint", cp.Offset, "checkpoint_topic_id", cp.TopicID, "topic_id", ps.topicID)
+				delete(ckpts, sp)
+			case noCheckpoint:
+				if ps.heartbeat || (p.cfg.Start == "latest" && p.startsAtConfigured(sp.Topic)) {
+					// Heartbeats written before the pipeline first ran say nothing.
+					start = kafka.OffsetEnd
+				}
 			}
 			if start < 0 {
 				ps.next, ps.pending, ps.lastWritten = -1, -1, -1 // learnt from the first record or EOF
@@ -356,10 +415,6 @@ func (t *Task) session(ctx context.Context) (err error) {
 			topic := sp.Topic
 			add = append(add, kafka.TopicPartition{Topic: &topic, Partition: sp.Partition, Offset: start})
 		}
-		if len(add) == 0 {
-			return nil
-		}
-		t.log.Info("assigning source partitions", "count", len(add), "total", len(parts))
 		data := 0
 		for _, ps := range parts {
 			if !ps.heartbeat {
@@ -367,6 +422,10 @@ func (t *Task) session(ctx context.Context) (err error) {
 			}
 		}
 		t.partitions.Store(int64(data))
+		if len(add) == 0 {
+			return nil
+		}
+		t.log.Info("assigning source partitions", "count", len(add), "total", len(parts))
 		if err := cons.IncrementalAssign(add); err != nil {
 			return fmt.Errorf("assigning source partitions: %w", err)
 		}
@@ -708,7 +767,7 @@ func (l *txLoop) writeCheckpoints(ctx context.Context, advanced []*partState, re
 		if err := l.produce(ctx, &kafka.Message{
 			TopicPartition: kafka.TopicPartition{Topic: strPtr(CheckpointTopic), Partition: kafka.PartitionAny},
 			Key:            checkpointKey(p.cfg.Name, ps.src),
-			Value:          encodeCheckpoint(task, ps.pending),
+			Value:          encodeCheckpoint(task, ps.pending, ps.topicID),
 		}, nil); err != nil {
 			return fmt.Errorf("writing checkpoint of %s: %w", ps.src, err)
 		}
@@ -938,9 +997,20 @@ func (l *txLoop) resetOffset(topic string, partition int32) error {
 		to = lo // nothing read yet: the log start is where it begins
 	}
 	if from > hi {
-		to = hi
-		l.t.log.Error("source partition ends before the checkpoint (topic recreated or truncated?); continuing from its end",
-			"partition", ps.src.String(), "checkpoint", from, "end", hi)
+		// A topic deleted and created again under the same name starts at
+		// offset 0: its id tells it from a truncated one. Its records are
+		// all new, so the new topic is read from its beginning.
+		if id := l.sourceTopicID(topic); id != "" && ps.topicID != "" && id != ps.topicID {
+			to = lo
+			l.t.log.Warn("source topic was deleted and created again (new topic id); mirroring the new topic from its beginning",
+				"partition", ps.src.String(), "checkpoint", from, "old_topic_id", ps.topicID, "topic_id", id, "log_start", lo, "end", hi)
+			ps.topicID = id
+			l.t.p.noteTopicID(topic, id)
+		} else {
+			to = hi
+			l.t.log.Error("source partition ends before the checkpoint (truncated?); continuing from its end",
+				"partition", ps.src.String(), "checkpoint", from, "end", hi)
+		}
 	} else if from >= 0 && lo > from {
 		to = lo
 		lost := lo - from
@@ -966,6 +1036,25 @@ func (l *txLoop) resetOffset(topic string, partition int32) error {
 	// loss again.
 	ps.pending = to
 	return nil
+}
+
+// sourceTopicID describes a source topic for its id, "" when that fails or the
+// source gives none.
+func (l *txLoop) sourceTopicID(topic string) string {
+	admin, err := kafka.NewAdminClientFromConsumer(l.cons)
+	if err != nil {
+		l.t.log.Warn("describing a source topic for its id failed", "topic", topic, "err", err)
+		return ""
+	}
+	defer admin.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := admin.DescribeTopics(ctx, kafka.NewTopicCollectionOfTopicNames([]string{topic}))
+	if err != nil || len(res.TopicDescriptions) != 1 || res.TopicDescriptions[0].Error.Code() != kafka.ErrNoError {
+		l.t.log.Warn("describing a source topic for its id failed", "topic", topic, "err", err)
+		return ""
+	}
+	return topicIDString(res.TopicDescriptions[0].TopicID)
 }
 
 // quarantineRecord sends a rejected record to the source region's quarantine.

@@ -51,6 +51,11 @@ type Set struct {
 	// scrape time, one series per pipeline with heartbeats of which this node
 	// runs at least one task.
 	HeartbeatAge *GaugeFuncs
+	// TargetRecreated is tributary_target_topics_recreated_total{pipeline,topic}:
+	// target topics deleted while mirrored and created again by the pipeline.
+	// Its series exist at 0 for every mirrored topic, so that an alert on
+	// increase() sees the first one.
+	TargetRecreated *prometheus.CounterVec
 }
 
 // LatencyBuckets run from 1 ms to 60 s.
@@ -113,11 +118,16 @@ func New(reg prometheus.Registerer) *Set {
 		"Age of the newest heartbeat of the pipeline's tasks on this node that reached the target (committed); "+
 			"before a task's first heartbeat arrives, the time since the task started. Grows when the pipeline stalls, with or without data traffic.",
 		"pipeline")
+	s.TargetRecreated = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tributary_target_topics_recreated_total",
+		Help: "Target topics deleted while mirrored and created again with the source's settings, by pipeline and target topic (what they held before is gone; alert on any increase).",
+	}, []string{"pipeline", "topic"})
 	for _, st := range TaskStates {
 		s.Tasks.WithLabelValues(st)
 	}
 	if reg != nil {
 		reg.MustRegister(s.Records, s.Bytes, s.Lag, s.Latency, s.Tasks, s.Transactions, s.TaskRestarts, s.TopicsMirror, s.Expired, s.SchemaTranslations, s.LagSeconds, s.Stalled, s.HeartbeatAge)
+		reg.MustRegister(s.TargetRecreated)
 	}
 	return s
 }
