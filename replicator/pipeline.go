@@ -89,13 +89,15 @@ type Pipeline struct {
 	// syncsReady is set once _tributary.offset-syncs exists in the target:
 	// tasks write offset syncs only then.
 	syncsReady atomic.Bool
+	// kick asks Run for a refresh now (see refreshSoon); buffered, never blocks.
+	kick chan struct{}
 
 	mu      sync.Mutex
-	topics  map[string]int  // selected source topic → partitions ready in the target
+	topics  map[string]int    // selected source topic → partitions ready in the target
 	ids     map[string]string // selected source topic → its topic id, where known
-	changed chan struct{}   // closed and replaced whenever topics changes
-	ready   bool            // at least one refresh succeeded
-	initial map[string]bool // topics found by the first refresh: where start applies
+	changed chan struct{}     // closed and replaced whenever topics changes
+	ready   bool              // at least one refresh succeeded
+	initial map[string]bool   // topics found by the first refresh: where start applies
 	lastErr error
 }
 
@@ -123,6 +125,7 @@ func NewPipeline(cfg *config.Config, name string, deps Deps) (*Pipeline, error) 
 		heartbeats:   pc.HasHeartbeats() && !src.ReadOnly,
 		hbPartitions: heartbeatPartitions(cfg, pc.Source.Kafka),
 		topics:       map[string]int{}, ids: map[string]string{}, changed: make(chan struct{}),
+		kick:         make(chan struct{}, 1),
 	}, nil
 }
 
@@ -179,6 +182,17 @@ func (p *Pipeline) topicID(topic string) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.ids[topic]
+}
+
+// refreshSoon asks for a topic refresh now rather than at the next
+// refresh_interval: a task failed or its source consumer reported a topic
+// missing, which a deleted target or source topic causes. Run honours it at
+// most once a second, and not while refreshes fail (their backoff holds).
+func (p *Pipeline) refreshSoon() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
 }
 
 // noteTopicID records a source topic's new id that a task found (a topic
@@ -282,10 +296,24 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		p.mu.Lock()
 		p.lastErr = err
 		p.mu.Unlock()
+		timer := time.NewTimer(wait)
+		kick := p.kick
+		if err != nil {
+			kick = nil // keep the backoff
+		}
 		select {
 		case <-ctx.Done():
+			timer.Stop()
 			return nil
-		case <-time.After(wait):
+		case <-timer.C:
+		case <-kick:
+			timer.Stop()
+			// At most one refresh a second, however often tasks ask.
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second):
+			}
 		}
 	}
 }

@@ -47,6 +47,9 @@ const (
 	// fencedBackoff is how long a fenced task stands by before it tries again,
 	// when the node still runs it: longer than an assignment change takes.
 	fencedBackoff = 5 * time.Second
+	// healthySession is how long a session must have lasted for its failure
+	// to restart the task's backoff from its minimum.
+	healthySession = time.Minute
 )
 
 // TaskID names a task: the pipeline and the index of the task within it.
@@ -171,6 +174,7 @@ func (t *Task) Run(ctx context.Context) error {
 	b := newBackoff(500*time.Millisecond, 30*time.Second)
 	for {
 		t.state.Store(metrics.TaskStarting)
+		started := time.Now()
 		err := t.session(ctx)
 		if ctx.Err() != nil {
 			return nil
@@ -199,6 +203,13 @@ func (t *Task) Run(ctx context.Context) error {
 		}
 		t.state.Store(metrics.TaskFailed)
 		t.p.deps.Metrics.TaskRestarts.WithLabelValues(t.id.Pipeline).Inc()
+		// A deleted target topic fails the session: the pipeline creates
+		// it again at its next refresh, which should not wait a whole
+		// refresh_interval.
+		t.p.refreshSoon()
+		if time.Since(started) >= healthySession {
+			b.reset() // a failure after a long healthy run starts the backoff afresh
+		}
 		wait := b.next()
 		t.log.Warn("task failed; restarting from checkpoints", "err", err, "retry_in", wait)
 		select {
@@ -365,7 +376,7 @@ func (t *Task) session(ctx context.Context) (err error) {
 		if len(drop) > 0 {
 			for topic, ps := range dropped {
 				slices.Sort(ps)
-				t.log.Warn("dropping the partitions of a deleted source topic", "topic", topic, "partitions", ps, "remaining", len(parts))
+				t.log.Warn("dropping the partitions of a source topic that was deleted (or created again)", "topic", topic, "partitions", ps, "remaining", len(parts))
 			}
 			if err := cons.IncrementalUnassign(drop); err != nil {
 				return fmt.Errorf("unassigning the partitions of deleted source topics: %w", err)
@@ -955,6 +966,11 @@ func inSlices(ctx context.Context, total, drain time.Duration, call func(context
 }
 
 func (l *txLoop) logConsumeErr(err error) {
+	switch kafkaCode(err) {
+	case kafka.ErrUnknownTopicOrPart, kafka.ErrUnknownTopic, kafka.ErrUnknownTopicID:
+		// A source topic deleted: the pipeline's refresh drops it.
+		l.t.p.refreshSoon()
+	}
 	if time.Since(l.errLogAt) < 10*time.Second {
 		return
 	}

@@ -18,6 +18,19 @@ import (
 // deleteTopic deletes a topic and waits until the cluster no longer lists it.
 func deleteTopic(t testing.TB, bootstrap, topic string) {
 	t.Helper()
+	deleteTopicAsync(t, bootstrap, topic)
+	harness.Eventually(t, 30*time.Second, "topic "+topic+" gone", func() error {
+		if _, err := partitionCount(bootstrap, topic); err == nil {
+			return fmt.Errorf("still listed")
+		}
+		return nil
+	})
+}
+
+// deleteTopicAsync deletes a topic without waiting for the metadata to show
+// it gone (tributary may create it again first).
+func deleteTopicAsync(t testing.TB, bootstrap, topic string) {
+	t.Helper()
 	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "enable.metrics.push": false})
 	if err != nil {
 		t.Fatal(err)
@@ -32,9 +45,30 @@ func deleteTopic(t testing.TB, bootstrap, topic string) {
 	if c := res[0].Error.Code(); c != kafka.ErrNoError {
 		t.Fatalf("deleting topic %s: %v", topic, res[0].Error)
 	}
-	harness.Eventually(t, 30*time.Second, "topic "+topic+" gone", func() error {
-		if _, err := partitionCount(bootstrap, topic); err == nil {
-			return fmt.Errorf("still listed")
+}
+
+// recreateTopicNow deletes a topic and creates it again as soon as the
+// cluster lets it, without waiting for either to show in the metadata.
+func recreateTopicNow(t testing.TB, bootstrap, topic string, partitions int) {
+	t.Helper()
+	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "enable.metrics.push": false})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := admin.DeleteTopics(ctx, []string{topic})
+	if err != nil || res[0].Error.Code() != kafka.ErrNoError {
+		t.Fatalf("deleting topic %s: %v %v", topic, err, res)
+	}
+	harness.Eventually(t, 30*time.Second, "topic "+topic+" created again", func() error {
+		res, err := admin.CreateTopics(ctx, []kafka.TopicSpecification{{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1}})
+		if err != nil {
+			return err
+		}
+		if c := res[0].Error.Code(); c != kafka.ErrNoError {
+			return res[0].Error // the deletion still in progress
 		}
 		return nil
 	})
@@ -160,7 +194,7 @@ func TestSourceTopicDeletedAndCreatedAgain(t *testing.T) {
 	deleteTopic(t, source, gone)
 	harness.Eventually(t, 30*time.Second, "the deletion noticed", func() error {
 		out := d.output()
-		for _, want := range []string{"source topic deleted", "dropping the partitions of a deleted source topic"} {
+		for _, want := range []string{"source topic deleted", "dropping the partitions of a source topic that was deleted"} {
 			if !strings.Contains(out, want) {
 				return fmt.Errorf("log lacks %q", want)
 			}
@@ -183,8 +217,7 @@ func TestSourceTopicDeletedAndCreatedAgain(t *testing.T) {
 	// Deleted and created again at once (within one refresh interval), 150
 	// records: the pipeline sees a new topic id, or the task an offset past
 	// the new end; either way the new topic is read from its beginning.
-	deleteTopic(t, source, gone)
-	createTopic(t, source, gone, 1, nil)
+	recreateTopicNow(t, source, gone, 1)
 	produceSeq(t, p, gone, 0, 0, 150, base.Add(2*time.Minute))
 	got = readAll(t, target, dstGone, 1450, time.Minute)
 	checkRuns(t, originOffsets(t, got[0]), 1000, 300, 150)
@@ -214,7 +247,7 @@ func TestTargetTopicDeletedWhileMirrored(t *testing.T) {
 	source, target := harness.Brokers(t)
 	topic := harness.UniqueName(t, "tgtgone")
 	const parts = 3
-	createTopic(t, source, topic, parts, map[string]string{"retention.ms": "259200000", "max.message.bytes": "500000"})
+	createTopic(t, source, topic, parts, map[string]string{"retention.ms": "259200000", "max.message.bytes": "2097152"})
 	name := harness.UniqueName(t, "tgtgone")
 	cfg, httpAddr := writeConfig(t, source, target, fmt.Sprintf(`  - name: %s
     source: {kafka: regional}
@@ -264,7 +297,7 @@ func TestTargetTopicDeletedWhileMirrored(t *testing.T) {
 	}()
 	readAll(t, target, dst, 300, time.Minute)
 
-	deleteTopic(t, target, dst)
+	deleteTopicAsync(t, target, dst)
 	harness.Eventually(t, 30*time.Second, "the target topic created again", func() error {
 		if v, ok := metricValue(d.metrics(), recreated); !ok || v != 1 {
 			return fmt.Errorf("%s = %v, want 1", recreated, v)
@@ -285,7 +318,7 @@ func TestTargetTopicDeletedWhileMirrored(t *testing.T) {
 		t.Errorf("re-created target has %d partitions (%v), want %d", n, err, parts)
 	}
 	tc := topicConfig(t, target, dst)
-	for k, v := range map[string]string{"retention.ms": "259200000", "max.message.bytes": "500000"} {
+	for k, v := range map[string]string{"retention.ms": "259200000", "max.message.bytes": "2097152"} {
 		if tc[k] != v {
 			t.Errorf("re-created target topic: %s = %q, want the source's %q", k, tc[k], v)
 		}
