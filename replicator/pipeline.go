@@ -125,7 +125,7 @@ func NewPipeline(cfg *config.Config, name string, deps Deps) (*Pipeline, error) 
 		heartbeats:   pc.HasHeartbeats() && !src.ReadOnly,
 		hbPartitions: heartbeatPartitions(cfg, pc.Source.Kafka),
 		topics:       map[string]int{}, ids: map[string]string{}, changed: make(chan struct{}),
-		kick:         make(chan struct{}, 1),
+		kick: make(chan struct{}, 1),
 	}, nil
 }
 
