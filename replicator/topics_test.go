@@ -1,8 +1,12 @@
 package replicator
 
 import (
+	"context"
 	"testing"
+	"time"
 
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tributary-dev/tributary/replicator/metrics"
@@ -192,4 +196,59 @@ func TestPublishFollowsDeletedAndRecreatedTopics(t *testing.T) {
 			t.Errorf("%d recreation series after a deletion, want 1", n)
 		}
 	})
+}
+
+// TestWorkerReadsASourceTopicCreatedAgainFromItsBeginning deletes the source
+// topic under a running task and creates it again with fewer records than the
+// checkpoint, on in-memory clusters and with a refresh_interval of an hour: the
+// task's own fetch meets the checkpoint past the new topic's end (or a refresh
+// that an unknown-topic error asked for sees the new id); either way all the
+// new records land, and the checkpoint carries the new topic's id.
+func TestWorkerReadsASourceTopicCreatedAgainFromItsBeginning(t *testing.T) {
+	t.Parallel()
+	src, dst := kfakePair(t, 1)
+	cfg := mirrorConfig(t, src, dst, "    tasks: 1\n    refresh_interval: 1h\n    heartbeats: false\n")
+	old := makeRecords(0, 100, 1, nil)
+	produce(t, src, old)
+	w, stop := startWorker(t, cfg, metrics.New(prometheus.NewRegistry()))
+	waitTasks(t, w, 100, 0)
+	ckpts, err := loadCheckpointRecords(context.Background(), cfg.Kafka[dstCluster], dstCluster, "eu", 10*time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldID := ckpts[Partition{srcTopic, 0}].TopicID
+	if cp := ckpts[Partition{srcTopic, 0}]; cp.Offset != 100 || oldID == "" {
+		t.Fatalf("checkpoint %+v, want offset 100 with the topic's id", cp)
+	}
+
+	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if res, err := admin.DeleteTopics(ctx, []string{srcTopic}); err != nil || res[0].Error.Code() != kafka.ErrNoError {
+		t.Fatalf("DeleteTopics: %v %v", err, res)
+	}
+	if res, err := admin.CreateTopics(ctx, []kafka.TopicSpecification{{Topic: srcTopic, NumPartitions: 1, ReplicationFactor: 1}}); err != nil || res[0].Error.Code() != kafka.ErrNoError {
+		t.Fatalf("CreateTopics: %v %v", err, res)
+	}
+	fresh := makeRecords(100, 30, 1, nil)
+	produce(t, src, fresh)
+	waitTasks(t, w, 130, 0)
+	stop()
+
+	got := readCommitted(t, dst, dstTopic, 1)
+	if len(got) != 130 {
+		t.Fatalf("%d records in the target, want 100 of the old topic and 30 of the new", len(got))
+	}
+	checkMirrored(t, fresh, got[100:], false)
+	ckpts, err = loadCheckpointRecords(context.Background(), cfg.Kafka[dstCluster], dstCluster, "eu", 10*time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp := ckpts[Partition{srcTopic, 0}]; cp.Offset != 30 || cp.TopicID == "" || cp.TopicID == oldID {
+		t.Errorf("checkpoint %+v, want offset 30 with the new topic's id (old %s)", cp, oldID)
+	}
 }

@@ -135,7 +135,8 @@ func checkRuns(t testing.TB, offs []int, runs ...int) {
 // other topic loses nothing. The topic is then created again with fewer
 // records (300) than the old one had (1,000): the old checkpoint (1,000) must
 // not apply to it, so all 300 land. Then once more, deleted and created again
-// at once with 150 records, before the pipeline's refresh could see it gone.
+// at once with 150 records, before the pipeline's refresh could see it gone;
+// and once more while the node is down (100 records).
 func TestSourceTopicDeletedAndCreatedAgain(t *testing.T) {
 	source, target := harness.Brokers(t)
 	gone := harness.UniqueName(t, "gone")
@@ -234,7 +235,26 @@ func TestSourceTopicDeletedAndCreatedAgain(t *testing.T) {
 		t.Errorf("task restarts = %v (found %v), want 0: a deleted source topic must not restart the task", v, ok)
 	}
 	if t.Failed() {
-		t.Logf("node log (tail):\n%s", d.tail(16384))
+		t.Fatalf("node log (tail):\n%s", d.tail(16384))
+	}
+
+	// Created again while the node is down, with fewer records (100) than
+	// the checkpoint (150): the checkpoint read at start-up carries the old
+	// topic's id, so the new topic is read from its beginning.
+	if err, _ := d.stop(); err != nil {
+		t.Fatal(err)
+	}
+	recreateTopicNow(t, source, gone, 1)
+	produceSeq(t, p, gone, 0, 0, 100, base.Add(3*time.Minute))
+	d2 := startDaemon(t, cfg, httpAddr)
+	d2.waitReady(60 * time.Second)
+	got = readAll(t, target, dstGone, 1550, time.Minute)
+	checkRuns(t, originOffsets(t, got[0]), 1000, 300, 150, 100)
+	if !strings.Contains(d2.output(), "ignoring the checkpoint of an earlier source topic") {
+		t.Errorf("the stale checkpoint was not reported after the restart")
+	}
+	if t.Failed() {
+		t.Logf("node log after the restart (tail):\n%s", d2.tail(16384))
 	}
 }
 
