@@ -643,7 +643,7 @@ func (p *Pipeline) publish(ready map[string]int, present map[string]bool, ids ma
 		for i := range parts {
 			parts[i] = int32(i)
 		}
-		p.log.Warn("source topic deleted; its partitions are no longer mirrored (the pipeline's other topics go on)",
+		p.log.Warn("source topic deleted (the source no longer lists it); its partitions are no longer mirrored, the pipeline's other topics go on",
 			"topic", t, "partitions", parts, "topic_id", p.ids[t])
 		delete(p.topics, t)
 		delete(p.ids, t)

@@ -262,7 +262,9 @@ func TestSourceTopicDeletedAndCreatedAgain(t *testing.T) {
 // running stream: the pipeline creates it again with the source's partitions
 // and settings, says so loudly (error log, metric), and the stream resumes
 // exactly once: every record produced after the re-creation is in the new
-// topic once, in order, after a contiguous run from the checkpoint.
+// topic once, in order, after a contiguous run from the checkpoint. The
+// refresh_interval is the default 30 s: the failing tasks ask for a refresh
+// sooner.
 func TestTargetTopicDeletedWhileMirrored(t *testing.T) {
 	source, target := harness.Brokers(t)
 	topic := harness.UniqueName(t, "tgtgone")
@@ -273,7 +275,7 @@ func TestTargetTopicDeletedWhileMirrored(t *testing.T) {
     source: {kafka: regional}
     topics: {include: ['%s']}
     tasks: 2
-    refresh_interval: 1s
+    refresh_interval: 30s
 `, name, topic))
 	base := recentBase()
 	d := startDaemon(t, cfg, httpAddr)
@@ -317,8 +319,9 @@ func TestTargetTopicDeletedWhileMirrored(t *testing.T) {
 	}()
 	readAll(t, target, dst, 300, time.Minute)
 
+	deletedAt := time.Now()
 	deleteTopicAsync(t, target, dst)
-	harness.Eventually(t, 30*time.Second, "the target topic created again", func() error {
+	harness.Eventually(t, 60*time.Second, "the target topic created again", func() error {
 		if v, ok := metricValue(d.metrics(), recreated); !ok || v != 1 {
 			return fmt.Errorf("%s = %v, want 1", recreated, v)
 		}
@@ -327,6 +330,7 @@ func TestTargetTopicDeletedWhileMirrored(t *testing.T) {
 		}
 		return nil
 	})
+	t.Logf("target topic created again %.1f s after its deletion", time.Since(deletedAt).Seconds())
 	// Records produced from here on were produced after the re-creation.
 	mu.Lock()
 	after := map[int32]int{}
