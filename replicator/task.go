@@ -50,6 +50,9 @@ const (
 	// healthySession is how long a session must have lasted for its failure
 	// to restart the task's backoff from its minimum.
 	healthySession = time.Minute
+	// slowCommit is how long a commit may take before the task asks its
+	// pipeline for a topic refresh (see commit).
+	slowCommit = 2 * time.Second
 )
 
 // TaskID names a task: the pipeline and the index of the task within it.
@@ -908,7 +911,12 @@ func (l *txLoop) commit(ctx context.Context) error {
 		l.t.committed.Inc()
 		return nil
 	}
+	// A commit that hangs may wait for a target topic that was deleted (its
+	// records wait for the topic's metadata until they time out): ask the
+	// pipeline to look now, so it is created again while the commit waits.
+	slow := time.AfterFunc(slowCommit, l.t.p.refreshSoon)
 	err := inSlices(ctx, commitTimeout, drainTimeout, l.prod.CommitTransaction)
+	slow.Stop()
 	if err == nil {
 		l.t.committed.Inc()
 		return nil

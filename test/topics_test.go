@@ -395,6 +395,8 @@ func TestTargetTopicDeletedWhileMirrored(t *testing.T) {
 		}
 		t.Logf("partition %d: re-created topic holds source offsets %d..%d (%d produced after the re-creation from %d)", part, first, offs[len(offs)-1], seq[part]-after[part], after[part])
 	}
+	restarts, _ := metricValue(d.metrics(), `tributary_task_restarts_total{pipeline="`+name+`"}`)
+	t.Logf("task restarts: %v", restarts)
 	if t.Failed() {
 		t.Logf("node log (tail):\n%s", d.tail(16384))
 	}
