@@ -91,6 +91,9 @@ type Pipeline struct {
 	syncsReady atomic.Bool
 	// kick asks Run for a refresh now (see refreshSoon); buffered, never blocks.
 	kick chan struct{}
+	// idErr is the last error describing the source topics for their ids,
+	// logged once; only Run's goroutine touches it.
+	idErr string
 
 	mu      sync.Mutex
 	topics  map[string]int    // selected source topic → partitions ready in the target
@@ -371,9 +374,16 @@ func (p *Pipeline) refresh(ctx context.Context, srcAdmin, tgtAdmin *kafka.AdminC
 
 	ids, err := describeTopicIDs(ctx, srcAdmin, want)
 	if err != nil {
-		// Without ids a re-created topic is only caught by its offsets (see
-		// Task.resetOffset); mirroring goes on.
-		errs = append(errs, fmt.Errorf("source %s: %w", p.sourceName, err))
+		// Not a failed refresh: without ids a re-created topic is only
+		// caught by its offsets (see Task.resetOffset), and mirroring goes
+		// on. Said once per distinct error, not every refresh.
+		if msg := err.Error(); msg != p.idErr {
+			p.idErr = msg
+			p.log.Warn("cannot read the source topics' ids; a topic deleted and created again is recognised only by its offsets",
+				"source", p.sourceName, "err", err)
+		}
+	} else {
+		p.idErr = ""
 	}
 
 	ready := map[string]int{}
