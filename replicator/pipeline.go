@@ -89,6 +89,8 @@ type Pipeline struct {
 	// syncsReady is set once _tributary.offset-syncs exists in the target:
 	// tasks write offset syncs only then.
 	syncsReady atomic.Bool
+	// limits are the target topics' max.message.bytes (see poison.go).
+	limits limitTable
 
 	mu      sync.Mutex
 	topics  map[string]int  // selected source topic → partitions ready in the target
@@ -122,6 +124,7 @@ func NewPipeline(cfg *config.Config, name string, deps Deps) (*Pipeline, error) 
 		heartbeats:   pc.HasHeartbeats() && !src.ReadOnly,
 		hbPartitions: heartbeatPartitions(cfg, pc.Source.Kafka),
 		topics:       map[string]int{}, changed: make(chan struct{}),
+		limits:       newLimitTable(),
 	}, nil
 }
 
@@ -263,6 +266,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(wait):
+		case <-p.limits.poke: // a task met a size error: read the limits now
 		}
 	}
 }
@@ -341,6 +345,8 @@ func (p *Pipeline) refresh(ctx context.Context, srcAdmin, tgtAdmin *kafka.AdminC
 			ready[t] = n
 		}
 	}
+	// Before publishing: tasks size their batches by these limits.
+	errs = append(errs, p.readLimits(ctx, tgtAdmin, ready))
 	p.publish(ready)
 	return again, errors.Join(errs...)
 }

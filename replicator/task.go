@@ -109,6 +109,10 @@ type Task struct {
 	latency                   prometheus.Observer
 	committed, aborted        prometheus.Counter
 	expired                   prometheus.Counter
+
+	// poison is what the task learnt about records the target refuses
+	// (poison.go); only the Run goroutine touches it, and it outlives sessions.
+	poison *poison
 }
 
 // Task returns task i of the pipeline.
@@ -128,6 +132,8 @@ func (p *Pipeline) Task(i int) *Task {
 	// Series that exist at 0 from the start, so dashboards and alerts see them.
 	m.Records.WithLabelValues(p.cfg.Name, metrics.Quarantined)
 	m.Records.WithLabelValues(p.cfg.Name, metrics.Skipped)
+	m.Quarantined.WithLabelValues(p.cfg.Name, ReasonTooLarge)
+	m.Quarantined.WithLabelValues(p.cfg.Name, ReasonProduceRejected)
 	m.TaskRestarts.WithLabelValues(p.cfg.Name)
 	m.Expired.WithLabelValues(p.cfg.Name)
 	t.state.Store(metrics.TaskStarting)
@@ -241,9 +247,23 @@ func (t *Task) session(ctx context.Context) (err error) {
 	logs := kafkaclient.NewLogs(t.log)
 	defer logs.Close()
 
+	// start: latest applies to the topics of the first topic refresh, so wait
+	// for it; it also reads the target topics' limits, which size the
+	// producer's batches.
+	list, changed, ok := p.firstPartitions(ctx, t.id.Index)
+	if !ok {
+		return nil // cancelled
+	}
+	lim := p.limits.snapshot()
+	batchSize := producerBatchSize(lim.min(), userBatchSize(p.target.Properties))
+
 	prole, preq := kafkaclient.IdempotentProducer, kafkaclient.Required{
 		"go.delivery.reports":       !eos,
 		"go.delivery.report.fields": "none",
+		// Every batch fits the smallest max.message.bytes of the topics this
+		// producer writes to: librdkafka never splits a batch the broker
+		// refuses (poison.go).
+		"batch.size": batchSize,
 	}
 	if eos {
 		prole = kafkaclient.TransactionalProducer
@@ -372,11 +392,6 @@ func (t *Task) session(ctx context.Context) (err error) {
 		}
 		return nil
 	}
-	// start: latest applies to the topics of the first topic refresh, so wait for it.
-	list, changed, ok := p.firstPartitions(ctx, t.id.Index)
-	if !ok {
-		return nil // cancelled
-	}
 	if err := assign(list); err != nil {
 		return err
 	}
@@ -397,13 +412,13 @@ func (t *Task) session(ctx context.Context) (err error) {
 	}
 	t.state.Store(metrics.TaskRunning)
 	t.lastErr.Store("")
-	t.log.Info("task running", "partitions", t.partitions.Load(), "heartbeats", p.heartbeats, "exactly_once", eos)
+	t.log.Info("task running", "partitions", t.partitions.Load(), "heartbeats", p.heartbeats, "exactly_once", eos, "batch_size", batchSize)
 
 	loop := &txLoop{t: t, prod: prod, cons: cons, parts: parts, eos: eos,
 		deliveryFailures: &deliveryFailures, firstDeliveryErr: &firstDeliveryErr,
 		transform: p.deps.Transformers[p.cfg.Name], logs: logs,
 		quarantinedCtr: p.deps.Metrics.Records.WithLabelValues(p.cfg.Name, metrics.Quarantined),
-		sampler:        newSampler(p.cfg.OffsetSyncInterval.D())}
+		sampler:        newSampler(p.cfg.OffsetSyncInterval.D()), lim: lim}
 	defer func() {
 		if loop.quarantine != nil {
 			loop.quarantine.close()
@@ -419,10 +434,20 @@ func (t *Task) session(ctx context.Context) (err error) {
 		default:
 		}
 		if err := loop.runTransaction(ctx); err != nil {
+			loop.notePoison(err)
 			return t.classify(err)
 		}
 		if ctx.Err() != nil {
 			return nil
+		}
+		if nl := p.limits.snapshot(); nl.ver != loop.lim.ver {
+			loop.lim = nl
+			if b := producerBatchSize(nl.min(), userBatchSize(p.target.Properties)); b != batchSize {
+				// Between transactions nothing is open: a new session with a
+				// producer of the new batch.size resumes at the checkpoints.
+				t.log.Info("target topic limits changed; restarting the session with a new batch.size", "batch_size", b, "previous", batchSize)
+				return nil
+			}
 		}
 	}
 }
@@ -465,6 +490,13 @@ type txLoop struct {
 
 	sampler *sampler // offset syncs
 
+	// lim are the target topics' limits the session's producer was sized
+	// for; per-record checks use the newest.
+	lim topicLimits
+	// isolating is the suspect record produced alone in the open
+	// transaction (poison.go), nil otherwise.
+	isolating *isolated
+
 	// The open batch, reset by runTransaction.
 	counts      batchCounts
 	heartbeatTs int64  // newest heartbeat of this pipeline in the batch (ms)
@@ -478,6 +510,14 @@ type txLoop struct {
 // task's totals and metrics once the batch is committed.
 type batchCounts struct {
 	replicated, skipped, quarantined, bytes int
+	byReason                                map[string]int // quarantined, by reason
+}
+
+// isolated is a suspect record in a transaction of its own.
+type isolated struct {
+	src    Partition
+	offset int64
+	target string
 }
 
 // runTransaction is one turn of the loop: it polls records into the open
@@ -562,6 +602,14 @@ func (l *txLoop) record(ctx context.Context, e *kafka.Message) error {
 		return nil
 	}
 	off := int64(e.TopicPartition.Offset)
+	pz := l.t.poison
+	iso := pz != nil && pz.suspect(ps.src, off)
+	if iso && l.inTxn {
+		// A suspect goes alone: what was read before it commits first.
+		if err := l.commitNow(ctx); err != nil {
+			return err
+		}
+	}
 	if err := l.begin(); err != nil {
 		return err
 	}
@@ -582,6 +630,18 @@ func (l *txLoop) record(ctx context.Context, e *kafka.Message) error {
 		l.counts.skipped++
 		return nil
 	}
+	if iso {
+		if c, ok := pz.culprits[ps.src][off]; ok {
+			// It failed alone before: the target will not take it.
+			reject := &governance.RejectError{Reason: c.reason, Msg: c.msg}
+			if err := l.quarantineRecord(ctx, e, reject); err != nil {
+				return fmt.Errorf("quarantining %s offset %d (%s): %w", ps.src, off, reject.Reason, err)
+			}
+			return nil
+		}
+	}
+	// The record as read, for the quarantine should the target refuse it.
+	srcKey, srcValue, srcHeaders := e.Key, e.Value, e.Headers
 	if ps.heartbeat {
 		// Not user data: no transformer (schemas, policies) sees it.
 		if e.TimestampType != kafka.TimestampNotAvailable {
@@ -597,7 +657,6 @@ func (l *txLoop) record(ctx context.Context, e *kafka.Message) error {
 			if err := l.quarantineRecord(ctx, e, reject); err != nil {
 				return fmt.Errorf("quarantining %s offset %d (%s): %w", ps.src, off, reject.Reason, err)
 			}
-			l.counts.quarantined++
 			return nil
 		}
 		e.Key, e.Value, e.Headers = l.rec.Key, l.rec.Value, l.rec.Headers
@@ -618,6 +677,13 @@ func (l *txLoop) record(ctx context.Context, e *kafka.Message) error {
 			kafka.Header{Key: HeaderOriginPartition, Value: ps.partHdr},
 			kafka.Header{Key: HeaderOriginOffset, Value: l.offBuf[start:len(l.offBuf):len(l.offBuf)]})
 	}
+	if reject := l.refusal(ps, e); reject != nil {
+		e.Key, e.Value, e.Headers = srcKey, srcValue, srcHeaders
+		if err := l.quarantineRecord(ctx, e, reject); err != nil {
+			return fmt.Errorf("quarantining %s offset %d (%s): %w", ps.src, off, reject.Reason, err)
+		}
+		return nil
+	}
 	e.TopicPartition = kafka.TopicPartition{Topic: ps.target, Partition: ps.src.Partition}
 	e.Opaque = nil
 	var dr chan kafka.Event
@@ -632,13 +698,117 @@ func (l *txLoop) record(ctx context.Context, e *kafka.Message) error {
 		}
 	}
 	if err := l.produce(ctx, e, dr); err != nil {
+		if c := kafkaCode(err); permanentProduceErrors[c] {
+			// Refused by the client before it was queued (larger than
+			// message.max.bytes): nothing of it is in the transaction.
+			reject := culpritReason(*ps.target, err)
+			e.Key, e.Value, e.Headers = srcKey, srcValue, srcHeaders
+			e.TopicPartition = kafka.TopicPartition{Topic: &ps.src.Topic, Partition: ps.src.Partition, Offset: kafka.Offset(off)}
+			if err := l.quarantineRecord(ctx, e, &governance.RejectError{Reason: reject.reason, Msg: reject.msg}); err != nil {
+				return fmt.Errorf("quarantining %s offset %d (%s): %w", ps.src, off, reject.reason, err)
+			}
+			return nil
+		}
 		return fmt.Errorf("producing %s offset %d to %s: %w", ps.src, off, *ps.target, err)
 	}
 	if !ps.heartbeat {
 		l.counts.replicated++
 		l.counts.bytes += len(e.Key) + len(e.Value)
 	}
+	if iso {
+		// Commit it alone: if the target refuses it now, it is the culprit
+		// (notePoison), quarantined when read again.
+		l.isolating = &isolated{src: ps.src, offset: off, target: *ps.target}
+		if err := l.commitNow(ctx); err != nil {
+			return err
+		}
+		l.isolating = nil
+	}
 	return nil
+}
+
+// refusal returns why the target would refuse record m (ready to produce to
+// ps's target topic, headers added) for good, or nil: a batch of m alone is
+// larger than the topic's max.message.bytes, or the topic is compacted and m
+// has no key.
+func (l *txLoop) refusal(ps *partState, m *kafka.Message) *governance.RejectError {
+	if ps.heartbeat {
+		return nil
+	}
+	if limit := l.lim.of(*ps.target); limit > 0 {
+		if size := recordBatchSize(m); !fitsLimit(size, limit) {
+			return &governance.RejectError{Reason: ReasonTooLarge, Msg: fmt.Sprintf(
+				"%d bytes with the headers tributary adds (key %d, value %d, %d headers) and batch framing, over max.message.bytes %d of target topic %s",
+				size, len(m.Key), len(m.Value), len(m.Headers), limit, *ps.target)}
+		}
+	}
+	if m.Key == nil && l.lim.compacted[*ps.target] {
+		return &governance.RejectError{Reason: ReasonProduceRejected, Msg: fmt.Sprintf(
+			"target topic %s is compacted and the record has no key (the broker refuses it: INVALID_RECORD)", *ps.target)}
+	}
+	return nil
+}
+
+// commitNow commits the open batch in the middle of a poll and starts a new
+// one, for a suspect record that must be alone in its transaction.
+func (l *txLoop) commitNow(ctx context.Context) error {
+	if err := l.commitBatch(ctx); err != nil {
+		return err
+	}
+	l.counts = batchCounts{}
+	l.heartbeatTs = 0
+	l.ts = l.ts[:0]
+	l.offBuf = l.offBuf[:0]
+	return nil
+}
+
+// notePoison remembers, after a failed transaction, what a permanent produce
+// error says (see poison): the records of the failed batch become suspects,
+// or, when a suspect was alone in it, that record becomes a culprit. A size
+// error also asks the pipeline to read the target's limits again now.
+func (l *txLoop) notePoison(err error) {
+	code := kafkaCode(err)
+	if !permanentProduceErrors[code] {
+		return
+	}
+	t := l.t
+	if isSizeError(code) {
+		t.p.limits.ask()
+	}
+	if iso := l.isolating; iso != nil && t.poison != nil {
+		l.isolating = nil
+		c := culpritReason(iso.target, err)
+		if t.poison.culprits[iso.src] == nil {
+			t.poison.culprits[iso.src] = map[int64]culprit{}
+		}
+		t.poison.culprits[iso.src][iso.offset] = c
+		t.log.Warn("the target refused a record on its own; it is quarantined when read again",
+			"topic", iso.src.Topic, "partition", iso.src.Partition, "offset", iso.offset, "reason", c.reason, "err", err)
+		return
+	}
+	pz := t.poison
+	if pz == nil {
+		pz = &poison{suspects: map[Partition][2]int64{}, culprits: map[Partition]map[int64]culprit{}}
+	}
+	pz.code = code
+	n := 0
+	for sp, ps := range l.parts {
+		if ps.pending < 0 || ps.pending == ps.next {
+			continue
+		}
+		r := [2]int64{ps.next, ps.pending}
+		if old, ok := pz.suspects[sp]; ok {
+			r = [2]int64{min(old[0], r[0]), max(old[1], r[1])}
+		}
+		pz.suspects[sp] = r
+		n++
+	}
+	if len(pz.suspects) == 0 {
+		return
+	}
+	t.poison = pz
+	t.log.Warn("the target refused a batch with a permanent error; its records are produced one at a time to find the culprit",
+		"err", err, "partitions", n)
 }
 
 // originOf reports whether headers carry HeaderOrigin, and whether any of
@@ -758,6 +928,18 @@ func (l *txLoop) committed(advanced []*partState) {
 	t.skipped.Add(int64(c.skipped))
 	t.quarantined.Add(int64(c.quarantined))
 	l.quarantinedCtr.Add(float64(c.quarantined))
+	for reason, n := range c.byReason {
+		t.p.deps.Metrics.Quarantined.WithLabelValues(t.id.Pipeline, reason).Add(float64(n))
+	}
+	if pz := t.poison; pz != nil {
+		for _, ps := range advanced {
+			if pz.settled(ps.src, ps.next) {
+				t.poison = nil
+				t.log.Info("records the target refused are settled; batching again")
+				break
+			}
+		}
+	}
 	t.replicatedCtr.Add(float64(c.replicated))
 	t.skippedCtr.Add(float64(c.skipped))
 	t.bytesCtr.Add(float64(c.bytes))
@@ -984,5 +1166,13 @@ func (l *txLoop) quarantineRecord(ctx context.Context, m *kafka.Message, reject 
 	}
 	l.t.log.Log(ctx, level, "record quarantined", "topic", *m.TopicPartition.Topic, "partition", m.TopicPartition.Partition,
 		"offset", int64(m.TopicPartition.Offset), "reason", reject.Reason, "detail", reject.Msg)
-	return l.quarantine.add(ctx, m, reject)
+	if err := l.quarantine.add(ctx, m, reject); err != nil {
+		return err
+	}
+	l.counts.quarantined++
+	if l.counts.byReason == nil {
+		l.counts.byReason = map[string]int{}
+	}
+	l.counts.byReason[reject.Reason]++
+	return nil
 }
