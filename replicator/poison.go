@@ -2,6 +2,7 @@ package replicator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -204,8 +205,10 @@ func (p *Pipeline) readLimits(ctx context.Context, tgtAdmin *kafka.AdminClient, 
 		}
 		if e, ok := r.Config["max.message.bytes"]; ok {
 			if n, err := strconv.Atoi(e.Value); err == nil && n > 0 {
-				if was, ok := next.maxBytes[r.Name]; !ok || was != n {
-					p.log.Info("target topic limit", "topic", r.Name, "max_message_bytes", n, "previous", was)
+				if was, ok := next.maxBytes[r.Name]; !ok {
+					p.log.Debug("target topic limit", "topic", r.Name, "max_message_bytes", n)
+				} else if was != n {
+					p.log.Info("target topic limit changed", "topic", r.Name, "max_message_bytes", n, "previous", was)
 				}
 				next.maxBytes[r.Name] = n
 			}
@@ -274,6 +277,11 @@ func culpritReason(topic string, err error) culprit {
 	reason := ReasonProduceRejected
 	if isSizeError(kafkaCode(err)) {
 		reason = ReasonTooLarge
+	}
+	// The broker's words, without the task's wrapping.
+	var ke kafka.Error
+	if errors.As(err, &ke) {
+		err = ke
 	}
 	return culprit{reason: reason, msg: fmt.Sprintf("target topic %s refused the record: %v", topic, err)}
 }

@@ -434,6 +434,7 @@ func (t *Task) session(ctx context.Context) (err error) {
 		default:
 		}
 		if err := loop.runTransaction(ctx); err != nil {
+			err = loop.txnCause(err)
 			loop.notePoison(err)
 			return t.classify(err)
 		}
@@ -760,6 +761,27 @@ func (l *txLoop) commitNow(ctx context.Context) error {
 	l.ts = l.ts[:0]
 	l.offBuf = l.offBuf[:0]
 	return nil
+}
+
+// txnCause adds to err, when the open transaction failed before err, the
+// error that failed it. A record the target refuses puts the transaction in
+// an abortable state, and the next Produce then fails with only "Erroneous
+// state"; CommitTransaction says why (in that state it cannot commit).
+func (l *txLoop) txnCause(err error) error {
+	if !l.eos || !l.inTxn || kafkaCode(err) != kafka.ErrState {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(context.Background(), txnSlice)
+	cerr := l.prod.CommitTransaction(cctx)
+	cancel()
+	if cerr == nil {
+		// Not reached in librdkafka's state machine (Produce refuses only
+		// outside InTransaction); the records then landed without their
+		// checkpoints and are read again: say so.
+		l.t.log.Error("a transaction committed after a produce failed with an erroneous state; its records may be duplicated in the target", "err", err)
+		return err
+	}
+	return fmt.Errorf("the transaction failed: %w (then: %w)", cerr, err)
 }
 
 // notePoison remembers, after a failed transaction, what a permanent produce
