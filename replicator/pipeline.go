@@ -124,7 +124,7 @@ func NewPipeline(cfg *config.Config, name string, deps Deps) (*Pipeline, error) 
 		heartbeats:   pc.HasHeartbeats() && !src.ReadOnly,
 		hbPartitions: heartbeatPartitions(cfg, pc.Source.Kafka),
 		topics:       map[string]int{}, changed: make(chan struct{}),
-		limits:       newLimitTable(),
+		limits: newLimitTable(),
 	}, nil
 }
 
