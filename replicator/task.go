@@ -284,6 +284,10 @@ func (t *Task) session(ctx context.Context) (err error) {
 	}
 	var deliveryFailures atomic.Int64
 	var firstDeliveryErr atomic.Value
+	// delivered counts the delivery reports handled below (at-least-once):
+	// Producer.Flush returns once the reports are out of librdkafka, which
+	// can be before this goroutine has counted a failure among them.
+	var delivered atomic.Int64
 	var evWG sync.WaitGroup
 	evWG.Add(1)
 	go func() {
@@ -296,6 +300,7 @@ func (t *Task) session(ctx context.Context) (err error) {
 						firstDeliveryErr.Store(e.TopicPartition.Error)
 					}
 				}
+				delivered.Add(1)
 			case kafka.Error:
 				t.log.Warn("target producer error", "err", e, "fatal", e.IsFatal())
 			}
@@ -415,7 +420,7 @@ func (t *Task) session(ctx context.Context) (err error) {
 	t.log.Info("task running", "partitions", t.partitions.Load(), "heartbeats", p.heartbeats, "exactly_once", eos, "batch_size", batchSize)
 
 	loop := &txLoop{t: t, prod: prod, cons: cons, parts: parts, eos: eos,
-		deliveryFailures: &deliveryFailures, firstDeliveryErr: &firstDeliveryErr,
+		deliveryFailures: &deliveryFailures, firstDeliveryErr: &firstDeliveryErr, delivered: &delivered,
 		transform: p.deps.Transformers[p.cfg.Name], logs: logs,
 		quarantinedCtr: p.deps.Metrics.Records.WithLabelValues(p.cfg.Name, metrics.Quarantined),
 		sampler:        newSampler(p.cfg.OffsetSyncInterval.D()), lim: lim}
@@ -475,6 +480,11 @@ type txLoop struct {
 
 	deliveryFailures *atomic.Int64
 	firstDeliveryErr *atomic.Value
+	// At-least-once: records produced (each gets one delivery report, on the
+	// producer's events or, sampled, on the sampler's channel) and the
+	// reports the events goroutine has handled.
+	produced  int64
+	delivered *atomic.Int64
 
 	transform       governance.Transformer // nil: records pass unchanged
 	quarantine      *quarantine            // created at the first rejection
@@ -497,6 +507,7 @@ type txLoop struct {
 	// isolating is the suspect record produced alone in the open
 	// transaction (poison.go), nil otherwise.
 	isolating *isolated
+	isoCh     chan kafka.Event // at-least-once: the suspect's delivery report
 
 	// The open batch, reset by runTransaction.
 	counts      batchCounts
@@ -605,7 +616,7 @@ func (l *txLoop) record(ctx context.Context, e *kafka.Message) error {
 	off := int64(e.TopicPartition.Offset)
 	pz := l.t.poison
 	iso := pz != nil && pz.suspect(ps.src, off)
-	if iso && l.inTxn {
+	if iso && l.inTxn && l.eos {
 		// A suspect goes alone: what was read before it commits first.
 		if err := l.commitNow(ctx); err != nil {
 			return err
@@ -692,11 +703,19 @@ func (l *txLoop) record(ctx context.Context, e *kafka.Message) error {
 		// The first record of the transaction in this partition: the
 		// only kind that may be sampled (see syncSample).
 		ps.lastTxn = l.txn
-		if l.syncs && !ps.heartbeat {
+		if l.syncs && !ps.heartbeat && !(iso && !l.eos) {
 			if smp := l.sampler.take(ps, off, time.Now()); smp != nil {
 				e.Opaque, dr = smp, l.sampler.ch
 			}
 		}
+	}
+	if iso && !l.eos {
+		// At least once, a suspect's own delivery report says whether the
+		// target takes it (no transaction to fail with it).
+		if l.isoCh == nil {
+			l.isoCh = make(chan kafka.Event, 1)
+		}
+		dr = l.isoCh
 	}
 	if err := l.produce(ctx, e, dr); err != nil {
 		if c := kafkaCode(err); permanentProduceErrors[c] {
@@ -717,15 +736,39 @@ func (l *txLoop) record(ctx context.Context, e *kafka.Message) error {
 		l.counts.bytes += len(e.Key) + len(e.Value)
 	}
 	if iso {
-		// Commit it alone: if the target refuses it now, it is the culprit
-		// (notePoison), quarantined when read again.
+		// Commit it alone (at least once: wait for its report): if the
+		// target refuses it now, it is the culprit (notePoison),
+		// quarantined when read again.
 		l.isolating = &isolated{src: ps.src, offset: off, target: *ps.target}
-		if err := l.commitNow(ctx); err != nil {
-			return err
+		if l.eos {
+			if err := l.commitNow(ctx); err != nil {
+				return err
+			}
+		} else if err := l.awaitIsolated(ctx); err != nil {
+			return fmt.Errorf("producing %s offset %d to %s: %w", ps.src, off, *ps.target, err)
 		}
 		l.isolating = nil
 	}
 	return nil
+}
+
+// awaitIsolated waits for the delivery report of the suspect just produced
+// on isoCh (at-least-once mode).
+func (l *txLoop) awaitIsolated(ctx context.Context) error {
+	l.prod.Flush(0) // no linger for it
+	timer := time.NewTimer(commitTimeout)
+	defer timer.Stop()
+	select {
+	case ev := <-l.isoCh:
+		if m, ok := ev.(*kafka.Message); ok && m.TopicPartition.Error != nil {
+			return m.TopicPartition.Error
+		}
+		return nil
+	case <-timer.C:
+		return fmt.Errorf("no delivery report within %s", commitTimeout)
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for a delivery report: %w", ctx.Err())
+	}
 }
 
 // refusal returns why the target would refuse record m (ready to produce to
@@ -990,6 +1033,9 @@ func (l *txLoop) produce(ctx context.Context, m *kafka.Message, dr chan kafka.Ev
 	deadline := time.Time{}
 	for {
 		err := l.prod.Produce(m, dr)
+		if err == nil && !l.eos && (dr == nil || dr == l.sampler.ch) {
+			l.produced++
+		}
 		switch kafkaCode(err) {
 		case kafka.ErrQueueFull:
 			// Not past ctx: a task stopping (shutdown, hand-over) must not
@@ -1021,8 +1067,24 @@ func (l *txLoop) flush() error {
 			return fmt.Errorf("target producer: %w", err)
 		}
 	}
+	// Every report counted, failures included, before a checkpoint moves:
+	// Flush does not wait for the goroutines that read the reports.
+	deadline := time.Now().Add(commitTimeout)
+	for {
+		l.sampler.drain()
+		if l.delivered.Load()+l.sampler.reports >= l.produced {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("delivery reports of %d records not seen within %s after the flush", l.produced-l.delivered.Load()-l.sampler.reports, commitTimeout)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	if n := l.deliveryFailures.Swap(0); n > 0 {
 		err, _ := l.firstDeliveryErr.Load().(error)
+		return fmt.Errorf("%d records not delivered to the target: %w", n, err)
+	}
+	if n, err := l.sampler.takeFailures(); n > 0 {
 		return fmt.Errorf("%d records not delivered to the target: %w", n, err)
 	}
 	return nil
