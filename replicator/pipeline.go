@@ -345,8 +345,16 @@ func (p *Pipeline) refresh(ctx context.Context, srcAdmin, tgtAdmin *kafka.AdminC
 			ready[t] = n
 		}
 	}
-	// Before publishing: tasks size their batches by these limits.
-	errs = append(errs, p.readLimits(ctx, tgtAdmin, ready))
+	// Before publishing: tasks size their batches by these limits, so a
+	// new target topic whose limits are not known yet waits a refresh.
+	unknown, err := p.readLimits(ctx, tgtAdmin, ready)
+	errs = append(errs, err)
+	for src := range ready {
+		if unknown[p.cfg.TargetTopic(src)] {
+			delete(ready, src)
+			again = true
+		}
+	}
 	p.publish(ready)
 	return again, errors.Join(errs...)
 }

@@ -172,8 +172,10 @@ func (t *limitTable) ask() {
 // readLimits describes the target topics of ready (source topic → partitions)
 // and the internal topics the tasks write to in the same transactions, and
 // stores their limits. Topics the target does not describe keep their last
-// limits.
-func (p *Pipeline) readLimits(ctx context.Context, tgtAdmin *kafka.AdminClient, ready map[string]int) error {
+// limits. unknown are the target topics of ready that the target does not
+// know yet (just created, and its brokers not all told) and whose limits are
+// not known: not to be mirrored before they are.
+func (p *Pipeline) readLimits(ctx context.Context, tgtAdmin *kafka.AdminClient, ready map[string]int) (unknown map[string]bool, err error) {
 	topics := []string{CheckpointTopic}
 	if p.syncsReady.Load() {
 		topics = append(topics, OffsetSyncTopic)
@@ -190,7 +192,7 @@ func (p *Pipeline) readLimits(ctx context.Context, tgtAdmin *kafka.AdminClient, 
 	defer cancel()
 	described, err := tgtAdmin.DescribeConfigs(cctx, res)
 	if err != nil {
-		return fmt.Errorf("describing target topics of %s (max.message.bytes): %w", p.targetName, err)
+		return nil, fmt.Errorf("describing target topics of %s (max.message.bytes): %w", p.targetName, err)
 	}
 	old := p.limits.snapshot()
 	next := topicLimits{ver: old.ver, maxBytes: maps.Clone(old.maxBytes), compacted: maps.Clone(old.compacted)}
@@ -200,6 +202,13 @@ func (p *Pipeline) readLimits(ctx context.Context, tgtAdmin *kafka.AdminClient, 
 	var errs []string
 	for _, r := range described {
 		if r.Error.Code() != kafka.ErrNoError {
+			if _, known := next.maxBytes[r.Name]; !known && r.Error.Code() == kafka.ErrUnknownTopicOrPart {
+				if unknown == nil {
+					unknown = map[string]bool{}
+				}
+				unknown[r.Name] = true
+				continue
+			}
 			errs = append(errs, r.Name+": "+r.Error.Error())
 			continue
 		}
@@ -225,9 +234,9 @@ func (p *Pipeline) readLimits(ctx context.Context, tgtAdmin *kafka.AdminClient, 
 	}
 	if len(errs) > 0 {
 		slices.Sort(errs)
-		return fmt.Errorf("describing target topics of %s (max.message.bytes): %s", p.targetName, strings.Join(errs, "; "))
+		return unknown, fmt.Errorf("describing target topics of %s (max.message.bytes): %s", p.targetName, strings.Join(errs, "; "))
 	}
-	return nil
+	return unknown, nil
 }
 
 // poison is what a task remembers across its sessions about records the
