@@ -90,7 +90,7 @@ type Pipeline struct {
 	// tasks write offset syncs only then.
 	syncsReady atomic.Bool
 	// limits are the target topics' max.message.bytes (see poison.go).
-	limits limitTable
+	limits *limitTable
 
 	mu      sync.Mutex
 	topics  map[string]int  // selected source topic → partitions ready in the target

@@ -153,7 +153,7 @@ type limitTable struct {
 	poke chan struct{} // buffered: a task wants a refresh now
 }
 
-func newLimitTable() limitTable { return limitTable{poke: make(chan struct{}, 1)} }
+func newLimitTable() *limitTable { return &limitTable{poke: make(chan struct{}, 1)} }
 
 func (t *limitTable) snapshot() topicLimits {
 	t.mu.Lock()
