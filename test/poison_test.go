@@ -32,9 +32,10 @@ func poisonValue(part int32, seq, big int) []byte {
 
 // poisonSource writes n records per partition to topic with producer
 // settings props (batch.size for a topic with a small limit); record seq of
-// a partition has the size sizeOf(part, seq) returns (0: 200 bytes). It
-// returns the offsets of the records sizeOf made big.
-func poisonSource(t *testing.T, bootstrap, topic string, n int, base time.Time, props kafka.ConfigMap, sizeOf func(part int32, seq int) int) map[string]bool {
+// a partition has the size sizeOf(part, seq) returns (0: 200 bytes), and a
+// timestamp six hours old where stale (nil: none) says so. It returns the
+// offsets of the records sizeOf made big or stale made old.
+func poisonSource(t *testing.T, bootstrap, topic string, n int, base time.Time, props kafka.ConfigMap, sizeOf func(part int32, seq int) int, stale func(part int32, seq int) bool) map[string]bool {
 	t.Helper()
 	cm := kafka.ConfigMap{
 		"bootstrap.servers": bootstrap, "enable.idempotence": true, "linger.ms": 10,
@@ -75,6 +76,10 @@ func poisonSource(t *testing.T, bootstrap, topic string, n int, base time.Time, 
 				Value:          poisonValue(part, seq, size),
 				Timestamp:      base.Add(time.Duration(seq) * time.Millisecond),
 			}
+			if stale != nil && stale(part, seq) {
+				m.Timestamp = time.Now().Add(-6 * time.Hour)
+				big[fmt.Sprintf("%d/%d", part, seq)] = true
+			}
 			for {
 				err := p.Produce(m, nil)
 				if err == nil {
@@ -94,8 +99,8 @@ func poisonSource(t *testing.T, bootstrap, topic string, n int, base time.Time, 
 
 // verifyPoisonTarget checks that the target holds every record of the source
 // that is not in big exactly once, in order, byte-identical; and that the
-// source's quarantine holds every record of big with reason too-large.
-func verifyPoisonTarget(t *testing.T, source, target, srcTopic, dstTopic string, n int, big map[string]bool, sizeOf func(part int32, seq int) int) {
+// source's quarantine holds every record of big with the reason.
+func verifyPoisonTarget(t *testing.T, source, target, srcTopic, dstTopic string, n int, big map[string]bool, sizeOf func(part int32, seq int) int, reason string) {
 	t.Helper()
 	want := poisonPartitions*n - len(big)
 	got := readAll(t, target, dstTopic, want, 90*time.Second)
@@ -132,8 +137,8 @@ func verifyPoisonTarget(t *testing.T, source, target, srcTopic, dstTopic string,
 	}
 	q := quarantinedRecords(t, source, srcTopic)
 	for k := range big {
-		if !strings.HasPrefix(q[k], "too-large: ") {
-			t.Errorf("%s %s: quarantine reason %q, want too-large", srcTopic, k, q[k])
+		if !strings.HasPrefix(q[k], reason+": ") {
+			t.Errorf("%s %s: quarantine reason %q, want %s", srcTopic, k, q[k], reason)
 		}
 	}
 	if len(q) != len(big) {
@@ -177,21 +182,40 @@ func TestPoisonRecordsNeverStallAPartition(t *testing.T) {
 		createTopic(t, target, "regional."+topic, poisonPartitions, limit)
 	}
 	createTopic(t, source, small, poisonPartitions, limit)
-	bigEOS := poisonSource(t, source, eos, n, base, nil, oneInAThousand)
-	bigALO := poisonSource(t, source, alo, n, base, nil, oneInAThousand)
-	bigSmall := poisonSource(t, source, small, n, base, kafka.ConfigMap{"batch.size": 16384}, nearLimit)
-	if len(bigEOS) != 5 || len(bigSmall) != 1 {
-		t.Fatalf("workload: %d and %d big records", len(bigEOS), len(bigSmall))
+	// A target topic that refuses records older than 3 hours, and two such
+	// records: the broker refuses them (INVALID_TIMESTAMP, the rest of their
+	// batch INVALID_DIFFERENT_RECORD), which no limit predicts.
+	stale := harness.UniqueName(t, "stale")
+	createTopic(t, source, stale, poisonPartitions, nil)
+	createTopic(t, target, "regional."+stale, poisonPartitions, map[string]string{"message.timestamp.before.max.ms": "10800000"})
+	const nStale = 300
+	isStale := func(part int32, seq int) bool { return (part == 0 && seq == 100) || (part == 2 && seq == 250) }
+	noneBig := func(int32, int) int { return 0 }
+
+	bigEOS := poisonSource(t, source, eos, n, base, nil, oneInAThousand, nil)
+	bigALO := poisonSource(t, source, alo, n, base, nil, oneInAThousand, nil)
+	bigSmall := poisonSource(t, source, small, n, base, kafka.ConfigMap{"batch.size": 16384}, nearLimit, nil)
+	old := poisonSource(t, source, stale, nStale, base, nil, noneBig, isStale)
+	if len(bigEOS) != 5 || len(bigSmall) != 1 || len(old) != 2 {
+		t.Fatalf("workload: %d, %d and %d special records", len(bigEOS), len(bigSmall), len(old))
 	}
 
 	cfg, httpAddr := writeConfig(t, source, target,
-		pipelineYAML(eos, eos, "")+pipelineYAML(alo, alo, "    exactly_once: false\n")+pipelineYAML(small, small, ""))
+		pipelineYAML(eos, eos, "")+pipelineYAML(alo, alo, "    exactly_once: false\n")+pipelineYAML(small, small, "")+pipelineYAML(stale, stale, ""))
 	d := startDaemon(t, cfg, httpAddr)
 	d.waitReady(60 * time.Second)
 
-	verifyPoisonTarget(t, source, target, eos, "regional."+eos, n, bigEOS, oneInAThousand)
-	verifyPoisonTarget(t, source, target, alo, "regional."+alo, n, bigALO, oneInAThousand)
-	verifyPoisonTarget(t, source, target, small, "regional."+small, n, bigSmall, nearLimit)
+	verifyPoisonTarget(t, source, target, eos, "regional."+eos, n, bigEOS, oneInAThousand, "too-large")
+	verifyPoisonTarget(t, source, target, alo, "regional."+alo, n, bigALO, oneInAThousand, "too-large")
+	verifyPoisonTarget(t, source, target, small, "regional."+small, n, bigSmall, nearLimit, "too-large")
+	verifyPoisonTarget(t, source, target, stale, "regional."+stale, nStale, old, noneBig, "produce-rejected")
+	harness.Eventually(t, 10*time.Second, "the stale pipeline's metric", func() error {
+		want := fmt.Sprintf(`tributary_quarantined_total{pipeline="%s",reason="produce-rejected"} 2`, stale)
+		if !strings.Contains(d.metrics(), want) {
+			return fmt.Errorf("no %s", want)
+		}
+		return nil
+	})
 	if got := topicConfig(t, target, "regional."+small)["max.message.bytes"]; got != "100000" {
 		t.Errorf("target topic created by tributary: max.message.bytes %q, want the source's 100000", got)
 	}
