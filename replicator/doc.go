@@ -45,9 +45,17 @@
 // counting, while a task's sessions fail and restart (the target down) or wait in
 // a commit.
 //
+// Poison records (poison.go): the pipeline reads the target topics' effective
+// max.message.bytes on every refresh, before it publishes partitions; a task
+// sizes its producer's batch.size below the smallest, quarantines records that
+// cannot fit their topic before producing them, and finds a record the target
+// refuses for good by producing the records of the failed batch one per
+// transaction (Task.poison outlives the sessions).
+//
 // Locks: Pipeline.mu guards the topic table only and is never held while calling
 // Kafka. Pipeline.running.mu guards the set of running tasks (lag watcher,
-// heartbeat age); Task.lagMu guards a task's lagParts map. running.mu may be held
+// heartbeat age); Task.lagMu guards a task's lagParts map; Pipeline.limits.mu
+// guards the limit table and is taken alone. running.mu may be held
 // while taking Task.lagMu (heartbeat age does not; lag reads a snapshot first) and
 // while metrics.GaugeFuncs takes its lock (adding or removing the series), never
 // the reverse: GaugeFuncs calls the age function without its own lock held. No

@@ -94,6 +94,8 @@ type Pipeline struct {
 	// idErr is the last error describing the source topics for their ids,
 	// logged once; only Run's goroutine touches it.
 	idErr string
+	// limits are the target topics' max.message.bytes (see poison.go).
+	limits *limitTable
 
 	mu      sync.Mutex
 	topics  map[string]int    // selected source topic → partitions ready in the target
@@ -128,7 +130,8 @@ func NewPipeline(cfg *config.Config, name string, deps Deps) (*Pipeline, error) 
 		heartbeats:   pc.HasHeartbeats() && !src.ReadOnly,
 		hbPartitions: heartbeatPartitions(cfg, pc.Source.Kafka),
 		topics:       map[string]int{}, ids: map[string]string{}, changed: make(chan struct{}),
-		kick: make(chan struct{}, 1),
+		kick:   make(chan struct{}, 1),
+		limits: newLimitTable(),
 	}, nil
 }
 
@@ -317,6 +320,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 				return nil
 			case <-time.After(time.Second):
 			}
+		case <-p.limits.poke: // a task met a size error: read the limits now
+			timer.Stop()
 		}
 	}
 }
@@ -414,6 +419,16 @@ func (p *Pipeline) refresh(ctx context.Context, srcAdmin, tgtAdmin *kafka.AdminC
 		errs = append(errs, err)
 		for t, n := range created {
 			ready[t] = n
+		}
+	}
+	// Before publishing: tasks size their batches by these limits, so a
+	// new target topic whose limits are not known yet waits a refresh.
+	unknown, err := p.readLimits(ctx, tgtAdmin, ready)
+	errs = append(errs, err)
+	for src := range ready {
+		if unknown[p.cfg.TargetTopic(src)] {
+			delete(ready, src)
+			again = true
 		}
 	}
 	p.publish(ready, present, ids)

@@ -134,6 +134,9 @@ func TestRejectedRecordsAreQuarantinedInTheSourceAndNothingIsLost(t *testing.T) 
 	if len(byOffset) != 0 {
 		t.Errorf("%d rejected records missing from the quarantine", len(byOffset))
 	}
+	if got := counterValue(t, m.Quarantined.WithLabelValues("eu", "incompatible-schema")); int(got) != len(wantRejected) {
+		t.Errorf("tributary_quarantined_total{reason=incompatible-schema} = %v, want %d", got, len(wantRejected))
+	}
 	if got := counterValue(t, m.TaskRestarts.WithLabelValues("eu")); got < 1 {
 		t.Errorf("the transient transformer error did not pause the task (restarts = %v)", got)
 	}

@@ -116,6 +116,10 @@ type Task struct {
 	latency                   prometheus.Observer
 	committed, aborted        prometheus.Counter
 	expired                   prometheus.Counter
+
+	// poison is what the task learnt about records the target refuses
+	// (poison.go); only the Run goroutine touches it, and it outlives sessions.
+	poison *poison
 }
 
 // Task returns task i of the pipeline.
@@ -135,6 +139,8 @@ func (p *Pipeline) Task(i int) *Task {
 	// Series that exist at 0 from the start, so dashboards and alerts see them.
 	m.Records.WithLabelValues(p.cfg.Name, metrics.Quarantined)
 	m.Records.WithLabelValues(p.cfg.Name, metrics.Skipped)
+	m.Quarantined.WithLabelValues(p.cfg.Name, ReasonTooLarge)
+	m.Quarantined.WithLabelValues(p.cfg.Name, ReasonProduceRejected)
 	m.TaskRestarts.WithLabelValues(p.cfg.Name)
 	m.Expired.WithLabelValues(p.cfg.Name)
 	t.state.Store(metrics.TaskStarting)
@@ -257,9 +263,23 @@ func (t *Task) session(ctx context.Context) (err error) {
 	logs := kafkaclient.NewLogs(t.log)
 	defer logs.Close()
 
+	// start: latest applies to the topics of the first topic refresh, so wait
+	// for it; it also reads the target topics' limits, which size the
+	// producer's batches.
+	list, changed, ok := p.firstPartitions(ctx, t.id.Index)
+	if !ok {
+		return nil // cancelled
+	}
+	lim := p.limits.snapshot()
+	batchSize := producerBatchSize(lim.min(), userBatchSize(p.target.Properties))
+
 	prole, preq := kafkaclient.IdempotentProducer, kafkaclient.Required{
 		"go.delivery.reports":       !eos,
 		"go.delivery.report.fields": "none",
+		// Every batch fits the smallest max.message.bytes of the topics this
+		// producer writes to: librdkafka never splits a batch the broker
+		// refuses (poison.go).
+		"batch.size": batchSize,
 	}
 	if eos {
 		prole = kafkaclient.TransactionalProducer
@@ -284,6 +304,10 @@ func (t *Task) session(ctx context.Context) (err error) {
 	}
 	var deliveryFailures atomic.Int64
 	var firstDeliveryErr atomic.Value
+	// delivered counts the delivery reports handled below (at-least-once):
+	// Producer.Flush returns once the reports are out of librdkafka, which
+	// can be before this goroutine has counted a failure among them.
+	var delivered atomic.Int64
 	var evWG sync.WaitGroup
 	evWG.Add(1)
 	go func() {
@@ -296,6 +320,7 @@ func (t *Task) session(ctx context.Context) (err error) {
 						firstDeliveryErr.Store(e.TopicPartition.Error)
 					}
 				}
+				delivered.Add(1)
 			case kafka.Error:
 				t.log.Warn("target producer error", "err", e, "fatal", e.IsFatal())
 			}
@@ -445,11 +470,6 @@ func (t *Task) session(ctx context.Context) (err error) {
 		}
 		return nil
 	}
-	// start: latest applies to the topics of the first topic refresh, so wait for it.
-	list, changed, ok := p.firstPartitions(ctx, t.id.Index)
-	if !ok {
-		return nil // cancelled
-	}
 	if err := assign(list); err != nil {
 		return err
 	}
@@ -470,13 +490,13 @@ func (t *Task) session(ctx context.Context) (err error) {
 	}
 	t.state.Store(metrics.TaskRunning)
 	t.lastErr.Store("")
-	t.log.Info("task running", "partitions", t.partitions.Load(), "heartbeats", p.heartbeats, "exactly_once", eos)
+	t.log.Info("task running", "partitions", t.partitions.Load(), "heartbeats", p.heartbeats, "exactly_once", eos, "batch_size", batchSize)
 
 	loop := &txLoop{t: t, prod: prod, cons: cons, parts: parts, eos: eos,
-		deliveryFailures: &deliveryFailures, firstDeliveryErr: &firstDeliveryErr,
+		deliveryFailures: &deliveryFailures, firstDeliveryErr: &firstDeliveryErr, delivered: &delivered,
 		transform: p.deps.Transformers[p.cfg.Name], logs: logs,
 		quarantinedCtr: p.deps.Metrics.Records.WithLabelValues(p.cfg.Name, metrics.Quarantined),
-		sampler:        newSampler(p.cfg.OffsetSyncInterval.D())}
+		sampler:        newSampler(p.cfg.OffsetSyncInterval.D()), lim: lim}
 	defer func() {
 		if loop.quarantine != nil {
 			loop.quarantine.close()
@@ -492,10 +512,21 @@ func (t *Task) session(ctx context.Context) (err error) {
 		default:
 		}
 		if err := loop.runTransaction(ctx); err != nil {
+			err = loop.txnCause(err)
+			loop.notePoison(err)
 			return t.classify(err)
 		}
 		if ctx.Err() != nil {
 			return nil
+		}
+		if nl := p.limits.snapshot(); nl.ver != loop.lim.ver {
+			loop.lim = nl
+			if b := producerBatchSize(nl.min(), userBatchSize(p.target.Properties)); b != batchSize {
+				// Between transactions nothing is open: a new session with a
+				// producer of the new batch.size resumes at the checkpoints.
+				t.log.Info("target topic limits changed; restarting the session with a new batch.size", "batch_size", b, "previous", batchSize)
+				return nil
+			}
 		}
 	}
 }
@@ -522,6 +553,11 @@ type txLoop struct {
 
 	deliveryFailures *atomic.Int64
 	firstDeliveryErr *atomic.Value
+	// At-least-once: records produced (each gets one delivery report, on the
+	// producer's events or, sampled, on the sampler's channel) and the
+	// reports the events goroutine has handled.
+	produced  int64
+	delivered *atomic.Int64
 
 	transform       governance.Transformer // nil: records pass unchanged
 	quarantine      *quarantine            // created at the first rejection
@@ -538,6 +574,14 @@ type txLoop struct {
 
 	sampler *sampler // offset syncs
 
+	// lim are the target topics' limits the session's producer was sized
+	// for; per-record checks use the newest.
+	lim topicLimits
+	// isolating is the suspect record produced alone in the open
+	// transaction (poison.go), nil otherwise.
+	isolating *isolated
+	isoCh     chan kafka.Event // at-least-once: the suspect's delivery report
+
 	// The open batch, reset by runTransaction.
 	counts      batchCounts
 	heartbeatTs int64  // newest heartbeat of this pipeline in the batch (ms)
@@ -551,6 +595,14 @@ type txLoop struct {
 // task's totals and metrics once the batch is committed.
 type batchCounts struct {
 	replicated, skipped, quarantined, bytes int
+	byReason                                map[string]int // quarantined, by reason
+}
+
+// isolated is a suspect record in a transaction of its own.
+type isolated struct {
+	src    Partition
+	offset int64
+	target string
 }
 
 // runTransaction is one turn of the loop: it polls records into the open
@@ -635,6 +687,14 @@ func (l *txLoop) record(ctx context.Context, e *kafka.Message) error {
 		return nil
 	}
 	off := int64(e.TopicPartition.Offset)
+	pz := l.t.poison
+	iso := pz != nil && pz.suspect(ps.src, off)
+	if iso && l.inTxn && l.eos {
+		// A suspect goes alone: what was read before it commits first.
+		if err := l.commitNow(ctx); err != nil {
+			return err
+		}
+	}
 	if err := l.begin(); err != nil {
 		return err
 	}
@@ -655,6 +715,18 @@ func (l *txLoop) record(ctx context.Context, e *kafka.Message) error {
 		l.counts.skipped++
 		return nil
 	}
+	if iso {
+		if c, ok := pz.culprits[ps.src][off]; ok {
+			// It failed alone before: the target will not take it.
+			reject := &governance.RejectError{Reason: c.reason, Msg: c.msg}
+			if err := l.quarantineRecord(ctx, e, reject); err != nil {
+				return fmt.Errorf("quarantining %s offset %d (%s): %w", ps.src, off, reject.Reason, err)
+			}
+			return nil
+		}
+	}
+	// The record as read, for the quarantine should the target refuse it.
+	srcKey, srcValue, srcHeaders := e.Key, e.Value, e.Headers
 	if ps.heartbeat {
 		// Not user data: no transformer (schemas, policies) sees it.
 		if e.TimestampType != kafka.TimestampNotAvailable {
@@ -670,7 +742,6 @@ func (l *txLoop) record(ctx context.Context, e *kafka.Message) error {
 			if err := l.quarantineRecord(ctx, e, reject); err != nil {
 				return fmt.Errorf("quarantining %s offset %d (%s): %w", ps.src, off, reject.Reason, err)
 			}
-			l.counts.quarantined++
 			return nil
 		}
 		e.Key, e.Value, e.Headers = l.rec.Key, l.rec.Value, l.rec.Headers
@@ -691,6 +762,13 @@ func (l *txLoop) record(ctx context.Context, e *kafka.Message) error {
 			kafka.Header{Key: HeaderOriginPartition, Value: ps.partHdr},
 			kafka.Header{Key: HeaderOriginOffset, Value: l.offBuf[start:len(l.offBuf):len(l.offBuf)]})
 	}
+	if reject := l.refusal(ps, e); reject != nil {
+		e.Key, e.Value, e.Headers = srcKey, srcValue, srcHeaders
+		if err := l.quarantineRecord(ctx, e, reject); err != nil {
+			return fmt.Errorf("quarantining %s offset %d (%s): %w", ps.src, off, reject.Reason, err)
+		}
+		return nil
+	}
 	e.TopicPartition = kafka.TopicPartition{Topic: ps.target, Partition: ps.src.Partition}
 	e.Opaque = nil
 	var dr chan kafka.Event
@@ -698,20 +776,177 @@ func (l *txLoop) record(ctx context.Context, e *kafka.Message) error {
 		// The first record of the transaction in this partition: the
 		// only kind that may be sampled (see syncSample).
 		ps.lastTxn = l.txn
-		if l.syncs && !ps.heartbeat {
+		if l.syncs && !ps.heartbeat && !(iso && !l.eos) {
 			if smp := l.sampler.take(ps, off, time.Now()); smp != nil {
 				e.Opaque, dr = smp, l.sampler.ch
 			}
 		}
 	}
+	if iso && !l.eos {
+		// At least once, a suspect's own delivery report says whether the
+		// target takes it (no transaction to fail with it).
+		if l.isoCh == nil {
+			l.isoCh = make(chan kafka.Event, 1)
+		}
+		dr = l.isoCh
+	}
 	if err := l.produce(ctx, e, dr); err != nil {
+		if c := kafkaCode(err); permanentProduceErrors[c] {
+			// Refused by the client before it was queued (larger than
+			// message.max.bytes): nothing of it is in the transaction.
+			reject := culpritReason(*ps.target, err)
+			e.Key, e.Value, e.Headers = srcKey, srcValue, srcHeaders
+			e.TopicPartition = kafka.TopicPartition{Topic: &ps.src.Topic, Partition: ps.src.Partition, Offset: kafka.Offset(off)}
+			if err := l.quarantineRecord(ctx, e, &governance.RejectError{Reason: reject.reason, Msg: reject.msg}); err != nil {
+				return fmt.Errorf("quarantining %s offset %d (%s): %w", ps.src, off, reject.reason, err)
+			}
+			return nil
+		}
 		return fmt.Errorf("producing %s offset %d to %s: %w", ps.src, off, *ps.target, err)
 	}
 	if !ps.heartbeat {
 		l.counts.replicated++
 		l.counts.bytes += len(e.Key) + len(e.Value)
 	}
+	if iso {
+		// Commit it alone (at least once: wait for its report): if the
+		// target refuses it now, it is the culprit (notePoison),
+		// quarantined when read again.
+		l.isolating = &isolated{src: ps.src, offset: off, target: *ps.target}
+		if l.eos {
+			if err := l.commitNow(ctx); err != nil {
+				return err
+			}
+		} else if err := l.awaitIsolated(ctx); err != nil {
+			return fmt.Errorf("producing %s offset %d to %s: %w", ps.src, off, *ps.target, err)
+		}
+		l.isolating = nil
+	}
 	return nil
+}
+
+// awaitIsolated waits for the delivery report of the suspect just produced
+// on isoCh (at-least-once mode).
+func (l *txLoop) awaitIsolated(ctx context.Context) error {
+	l.prod.Flush(0) // no linger for it
+	timer := time.NewTimer(commitTimeout)
+	defer timer.Stop()
+	select {
+	case ev := <-l.isoCh:
+		if m, ok := ev.(*kafka.Message); ok && m.TopicPartition.Error != nil {
+			return m.TopicPartition.Error
+		}
+		return nil
+	case <-timer.C:
+		return fmt.Errorf("no delivery report within %s", commitTimeout)
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for a delivery report: %w", ctx.Err())
+	}
+}
+
+// refusal returns why the target would refuse record m (ready to produce to
+// ps's target topic, headers added) for good, or nil: a batch of m alone is
+// larger than the topic's max.message.bytes, or the topic is compacted and m
+// has no key.
+func (l *txLoop) refusal(ps *partState, m *kafka.Message) *governance.RejectError {
+	if ps.heartbeat {
+		return nil
+	}
+	if limit := l.lim.of(*ps.target); limit > 0 {
+		if size := recordBatchSize(m); !fitsLimit(size, limit) {
+			return &governance.RejectError{Reason: ReasonTooLarge, Msg: fmt.Sprintf(
+				"%d bytes with the headers tributary adds (key %d, value %d, %d headers) and batch framing, over max.message.bytes %d of target topic %s",
+				size, len(m.Key), len(m.Value), len(m.Headers), limit, *ps.target)}
+		}
+	}
+	if m.Key == nil && l.lim.compacted[*ps.target] {
+		return &governance.RejectError{Reason: ReasonProduceRejected, Msg: fmt.Sprintf(
+			"target topic %s is compacted and the record has no key (the broker refuses it: INVALID_RECORD)", *ps.target)}
+	}
+	return nil
+}
+
+// commitNow commits the open batch in the middle of a poll and starts a new
+// one, for a suspect record that must be alone in its transaction.
+func (l *txLoop) commitNow(ctx context.Context) error {
+	if err := l.commitBatch(ctx); err != nil {
+		return err
+	}
+	l.counts = batchCounts{}
+	l.heartbeatTs = 0
+	l.ts = l.ts[:0]
+	l.offBuf = l.offBuf[:0]
+	return nil
+}
+
+// txnCause adds to err, when the open transaction failed before err, the
+// error that failed it. A record the target refuses puts the transaction in
+// an abortable state, and the next Produce then fails with only "Erroneous
+// state"; CommitTransaction says why (in that state it cannot commit).
+func (l *txLoop) txnCause(err error) error {
+	if !l.eos || !l.inTxn || kafkaCode(err) != kafka.ErrState {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(context.Background(), txnSlice)
+	cerr := l.prod.CommitTransaction(cctx)
+	cancel()
+	if cerr == nil {
+		// Not reached in librdkafka's state machine (Produce refuses only
+		// outside InTransaction); the records then landed without their
+		// checkpoints and are read again: say so.
+		l.t.log.Error("a transaction committed after a produce failed with an erroneous state; its records may be duplicated in the target", "err", err)
+		return err
+	}
+	return fmt.Errorf("the transaction failed: %w (then: %w)", cerr, err)
+}
+
+// notePoison remembers, after a failed transaction, what a permanent produce
+// error says (see poison): the records of the failed batch become suspects,
+// or, when a suspect was alone in it, that record becomes a culprit. A size
+// error also asks the pipeline to read the target's limits again now.
+func (l *txLoop) notePoison(err error) {
+	code := kafkaCode(err)
+	if !permanentProduceErrors[code] {
+		return
+	}
+	t := l.t
+	if isSizeError(code) {
+		t.p.limits.ask()
+	}
+	if iso := l.isolating; iso != nil && t.poison != nil {
+		l.isolating = nil
+		c := culpritReason(iso.target, err)
+		if t.poison.culprits[iso.src] == nil {
+			t.poison.culprits[iso.src] = map[int64]culprit{}
+		}
+		t.poison.culprits[iso.src][iso.offset] = c
+		t.log.Warn("the target refused a record on its own; it is quarantined when read again",
+			"topic", iso.src.Topic, "partition", iso.src.Partition, "offset", iso.offset, "reason", c.reason, "err", err)
+		return
+	}
+	pz := t.poison
+	if pz == nil {
+		pz = &poison{suspects: map[Partition][2]int64{}, culprits: map[Partition]map[int64]culprit{}}
+	}
+	pz.code = code
+	n := 0
+	for sp, ps := range l.parts {
+		if ps.pending < 0 || ps.pending == ps.next {
+			continue
+		}
+		r := [2]int64{ps.next, ps.pending}
+		if old, ok := pz.suspects[sp]; ok {
+			r = [2]int64{min(old[0], r[0]), max(old[1], r[1])}
+		}
+		pz.suspects[sp] = r
+		n++
+	}
+	if len(pz.suspects) == 0 {
+		return
+	}
+	t.poison = pz
+	t.log.Warn("the target refused a batch with a permanent error; its records are produced one at a time to find the culprit",
+		"err", err, "partitions", n)
 }
 
 // originOf reports whether headers carry HeaderOrigin, and whether any of
@@ -831,6 +1066,18 @@ func (l *txLoop) committed(advanced []*partState) {
 	t.skipped.Add(int64(c.skipped))
 	t.quarantined.Add(int64(c.quarantined))
 	l.quarantinedCtr.Add(float64(c.quarantined))
+	for reason, n := range c.byReason {
+		t.p.deps.Metrics.Quarantined.WithLabelValues(t.id.Pipeline, reason).Add(float64(n))
+	}
+	if pz := t.poison; pz != nil {
+		for _, ps := range advanced {
+			if pz.settled(ps.src, ps.next) {
+				t.poison = nil
+				t.log.Info("records the target refused are settled; batching again")
+				break
+			}
+		}
+	}
 	t.replicatedCtr.Add(float64(c.replicated))
 	t.skippedCtr.Add(float64(c.skipped))
 	t.bytesCtr.Add(float64(c.bytes))
@@ -859,6 +1106,9 @@ func (l *txLoop) produce(ctx context.Context, m *kafka.Message, dr chan kafka.Ev
 	deadline := time.Time{}
 	for {
 		err := l.prod.Produce(m, dr)
+		if err == nil && !l.eos && (dr == nil || dr == l.sampler.ch) {
+			l.produced++
+		}
 		switch kafkaCode(err) {
 		case kafka.ErrQueueFull:
 			// Not past ctx: a task stopping (shutdown, hand-over) must not
@@ -890,8 +1140,24 @@ func (l *txLoop) flush() error {
 			return fmt.Errorf("target producer: %w", err)
 		}
 	}
+	// Every report counted, failures included, before a checkpoint moves:
+	// Flush does not wait for the goroutines that read the reports.
+	deadline := time.Now().Add(commitTimeout)
+	for {
+		l.sampler.drain()
+		if l.delivered.Load()+l.sampler.reports >= l.produced {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("delivery reports of %d records not seen within %s after the flush", l.produced-l.delivered.Load()-l.sampler.reports, commitTimeout)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	if n := l.deliveryFailures.Swap(0); n > 0 {
 		err, _ := l.firstDeliveryErr.Load().(error)
+		return fmt.Errorf("%d records not delivered to the target: %w", n, err)
+	}
+	if n, err := l.sampler.takeFailures(); n > 0 {
 		return fmt.Errorf("%d records not delivered to the target: %w", n, err)
 	}
 	return nil
@@ -1097,5 +1363,13 @@ func (l *txLoop) quarantineRecord(ctx context.Context, m *kafka.Message, reject 
 	}
 	l.t.log.Log(ctx, level, "record quarantined", "topic", *m.TopicPartition.Topic, "partition", m.TopicPartition.Partition,
 		"offset", int64(m.TopicPartition.Offset), "reason", reject.Reason, "detail", reject.Msg)
-	return l.quarantine.add(ctx, m, reject)
+	if err := l.quarantine.add(ctx, m, reject); err != nil {
+		return err
+	}
+	l.counts.quarantined++
+	if l.counts.byReason == nil {
+		l.counts.byReason = map[string]int{}
+	}
+	l.counts.byReason[reject.Reason]++
+	return nil
 }

@@ -44,6 +44,11 @@ type Set struct {
 	TaskRestarts *prometheus.CounterVec   // pipeline
 	TopicsMirror *prometheus.GaugeVec     // pipeline
 	Expired      *prometheus.CounterVec   // pipeline
+	// Quarantined is tributary_quarantined_total{pipeline,reason}: records of
+	// Kafka pipelines quarantined, by reason (the governance reasons,
+	// too-large, produce-rejected). Pub/Sub pipelines count theirs in
+	// tributary_pubsub_quarantined_total.
+	Quarantined *prometheus.CounterVec
 	// SchemaTranslations counts schema-id translations by pipeline and result:
 	// translated, registry-unavailable, or a quarantine reason code.
 	SchemaTranslations *prometheus.CounterVec
@@ -110,6 +115,10 @@ func New(reg prometheus.Registerer) *Set {
 		Name: "tributary_source_records_expired_total",
 		Help: "Source records deleted by the source's retention before they were mirrored (unrecoverable; alert on any increase).",
 	}, []string{"pipeline"})
+	s.Quarantined = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tributary_quarantined_total",
+		Help: "Source records of Kafka pipelines quarantined in the source region, by pipeline and reason (a schema or policy reason, too-large, produce-rejected).",
+	}, []string{"pipeline", "reason"})
 	s.SchemaTranslations = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tributary_schema_translations_total",
 		Help: "Schema-id translations by pipeline and result: translated, registry-unavailable, or the quarantine reason (not-wire-format, unknown-schema-id, incompatible-schema, bad-schema-reference).",
@@ -126,7 +135,7 @@ func New(reg prometheus.Registerer) *Set {
 		s.Tasks.WithLabelValues(st)
 	}
 	if reg != nil {
-		reg.MustRegister(s.Records, s.Bytes, s.Lag, s.Latency, s.Tasks, s.Transactions, s.TaskRestarts, s.TopicsMirror, s.Expired, s.SchemaTranslations, s.LagSeconds, s.Stalled, s.HeartbeatAge)
+		reg.MustRegister(s.Records, s.Bytes, s.Lag, s.Latency, s.Tasks, s.Transactions, s.TaskRestarts, s.TopicsMirror, s.Expired, s.SchemaTranslations, s.LagSeconds, s.Stalled, s.HeartbeatAge, s.Quarantined)
 		reg.MustRegister(s.TargetRecreated)
 	}
 	return s
