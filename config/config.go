@@ -59,10 +59,10 @@ type Node struct {
 	// The Raft address the other nodes dial when it is not node.raft_addr
 	// (NAT, a Kubernetes Service, a proxy); node.raft_addr is then only bound
 	// and may be a wildcard.
-	RaftAdvertiseAddr string `yaml:"raft_advertise_addr"`
+	RaftAdvertiseAddr string `yaml:"raft_advertise_addr,omitempty"`
 	// HTTPAdvertiseAddr: node.http_advertise_addr, optional, restart required.
 	// The HTTP address the other nodes use when it is not node.http_addr.
-	HTTPAdvertiseAddr string `yaml:"http_advertise_addr"`
+	HTTPAdvertiseAddr string `yaml:"http_advertise_addr,omitempty"`
 }
 
 // Cluster holds the Raft settings shared by all nodes.

@@ -235,7 +235,7 @@ func (c Config) validate() error {
 		case seen[p.ID]:
 			bad("cluster.bootstrap[%d]: duplicate id %q", i, p.ID)
 		case p.ID == c.NodeID && p.Addr != c.raftAdvertised():
-			bad("cluster.bootstrap[%d]: lists %s at %s but the node advertises %s (%s)", i, p.ID, p.Addr, c.raftAdvertised(), c.raftAdvertisedKey())
+			bad("cluster.bootstrap[%d]: lists %s at %s but %s is %s", i, p.ID, p.Addr, c.raftAdvertisedKey(), c.raftAdvertised())
 		}
 		seen[p.ID] = true
 	}
