@@ -554,6 +554,8 @@ type chaosStream struct {
 	// next, once set, is the schema id of chaosSchemaB: records from then on
 	// use it.
 	next atomic.Int32
+	// err is what ended the stream early, reported by stop.
+	err atomic.Value
 }
 
 func startChaosStream(t *testing.T, source, topic string, valID int32, perTick int) *chaosStream {
@@ -580,7 +582,8 @@ func startChaosStream(t *testing.T, source, topic string, valID int32, perTick i
 					body, err = avro.Marshal(schema, order)
 				}
 				if err != nil {
-					panic(err) // fixed schemas and structs: cannot fail
+					s.err.Store(fmt.Errorf("encoding record %d: %w", i, err))
+					return
 				}
 				m := &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: part},
 					Key:       []byte("order-" + strconv.Itoa(i)),
@@ -599,7 +602,8 @@ func startChaosStream(t *testing.T, source, topic string, valID int32, perTick i
 						s.p.Flush(100)
 						continue
 					}
-					panic(fmt.Sprintf("producing to the source: %v", err))
+					s.err.Store(fmt.Errorf("producing record %d to the source: %w", i, err))
+					return
 				}
 				// One producer, idempotent, in order: the n-th record of a
 				// partition is at source offset n.
@@ -623,6 +627,9 @@ func (s *chaosStream) stop(t *testing.T) {
 	t.Helper()
 	s.stopped.Store(true)
 	<-s.done
+	if err, _ := s.err.Load().(error); err != nil {
+		t.Errorf("the stream ended early: %v", err)
+	}
 	flush(t, s.p)
 }
 
