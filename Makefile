@@ -4,6 +4,8 @@
 #                    them; PKGS=./foo/... and GOTEST_FLAGS='-run X -v' narrow it down)
 #   make test-short  go test without brokers (tests needing them skip)
 #   make bench       benchmarks, with the brokers running (BENCH=regexp)
+#   make chaos       the chaos suite (test/chaos_test.go) long: longer streams, 3 rounds each;
+#                    CHAOS_REPORT=path writes its measurements as JSON; CHAOS_LONG=0 the short form
 #   make vet         gofmt check + go vet
 #   make build       bin/tributary
 
@@ -14,7 +16,7 @@ BENCH ?= .
 
 export PKGS GOTEST_FLAGS BENCH
 
-.PHONY: test test-short bench vet build kafka-fetch
+.PHONY: test test-short bench chaos vet build kafka-fetch
 
 test:
 	bash test/run.sh test
@@ -24,6 +26,11 @@ test-short:
 
 bench:
 	bash test/run.sh bench
+
+CHAOS_REPORT ?=
+CHAOS_LONG ?= 1
+chaos:
+	TRIBUTARY_CHAOS_LONG=$(CHAOS_LONG) TRIBUTARY_CHAOS_REPORT="$(CHAOS_REPORT)" bash test/run.sh chaos
 
 vet:
 	@out="$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go'))"; \

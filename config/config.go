@@ -55,6 +55,14 @@ type Node struct {
 	RaftAddr string `yaml:"raft_addr"`
 	// HTTPAddr: node.http_addr, default "127.0.0.1:7480", restart required.
 	HTTPAddr string `yaml:"http_addr"`
+	// RaftAdvertiseAddr: node.raft_advertise_addr, optional, restart required.
+	// The Raft address the other nodes dial when it is not node.raft_addr
+	// (NAT, a Kubernetes Service, a proxy); node.raft_addr is then only bound
+	// and may be a wildcard.
+	RaftAdvertiseAddr string `yaml:"raft_advertise_addr,omitempty"`
+	// HTTPAdvertiseAddr: node.http_advertise_addr, optional, restart required.
+	// The HTTP address the other nodes use when it is not node.http_addr.
+	HTTPAdvertiseAddr string `yaml:"http_advertise_addr,omitempty"`
 }
 
 // Cluster holds the Raft settings shared by all nodes.

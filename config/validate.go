@@ -92,6 +92,16 @@ func (v *validator) node() {
 	if addr := n.HTTPAddr; !validListenAddr(addr) {
 		v.errorf("node.http_addr", "want host:port or :port, got %q", n.HTTPAddr)
 	}
+	// Advertised addresses are what peers dial: a reachable host, a fixed port.
+	for _, a := range []struct{ key, addr string }{{"node.raft_advertise_addr", n.RaftAdvertiseAddr}, {"node.http_advertise_addr", n.HTTPAdvertiseAddr}} {
+		if a.addr == "" {
+			continue
+		}
+		host, _, _ := net.SplitHostPort(a.addr)
+		if ip := net.ParseIP(host); !validHostPort(a.addr) || ip != nil && ip.IsUnspecified() {
+			v.errorf(a.key, "want host:port with a host the other nodes can reach and a fixed port, got %q", a.addr)
+		}
+	}
 }
 
 func (v *validator) cluster() {

@@ -55,7 +55,14 @@ type clusterOpts struct {
 	scheme string
 	client *http.Client
 	token  string
+	// addrs, when set, gives a node's bound and advertised addresses (the
+	// test reaches the node on the bound ones; peers and cluster.bootstrap use
+	// the advertised ones). Unset: free ports on 127.0.0.1, advertised as bound.
+	addrs func(s nodeSpec) nodeAddrs
 }
+
+// nodeAddrs are a node's addresses; empty advertised ones are the bound ones.
+type nodeAddrs struct{ raft, http, raftAdvertise, httpAdvertise string }
 
 // newClusterWith is newCluster with opts.
 func newClusterWith(t *testing.T, specs []nodeSpec, clusters, pipelines string, opts clusterOpts) *testCluster {
@@ -68,10 +75,22 @@ func newClusterWith(t *testing.T, specs []nodeSpec, clusters, pipelines string, 
 	}
 	c := &testCluster{t: t, specs: specs, cfgs: map[string]string{}, http: map[string]string{}, raft: map[string]string{}, nodes: map[string]*daemon{}, opts: opts}
 	var boot []string
+	advertise := map[string]string{}
 	for _, s := range specs {
-		c.raft[s.id] = freeAddr(t)
-		c.http[s.id] = freeAddr(t)
-		boot = append(boot, s.id+"@"+c.raft[s.id])
+		a := nodeAddrs{raft: freeAddr(t), http: freeAddr(t)}
+		if opts.addrs != nil {
+			a = opts.addrs(s)
+		}
+		c.raft[s.id], c.http[s.id] = a.raft, a.http
+		if a.raftAdvertise != "" {
+			advertise[s.id] += "\n  raft_advertise_addr: " + a.raftAdvertise
+			boot = append(boot, s.id+"@"+a.raftAdvertise)
+		} else {
+			boot = append(boot, s.id+"@"+a.raft)
+		}
+		if a.httpAdvertise != "" {
+			advertise[s.id] += "\n  http_advertise_addr: " + a.httpAdvertise
+		}
 	}
 	for _, s := range specs {
 		dir := t.TempDir()
@@ -80,7 +99,7 @@ func newClusterWith(t *testing.T, specs []nodeSpec, clusters, pipelines string, 
   region: %s
   data_dir: %s/data
   raft_addr: %s
-  http_addr: %s
+  http_addr: %s%s
 cluster:
   bootstrap: [%s]
   heartbeat_timeout: %s
@@ -90,7 +109,7 @@ kafka:
 %s
 target: central
 pipelines:
-%s`, s.id, s.region, dir, c.raft[s.id], c.http[s.id], strings.Join(boot, ", "), opts.timeout, opts.timeout, clusters, pipelines)
+%s`, s.id, s.region, dir, c.raft[s.id], c.http[s.id], advertise[s.id], strings.Join(boot, ", "), opts.timeout, opts.timeout, clusters, pipelines)
 		if opts.extra != nil {
 			text += "\n" + opts.extra(s)
 		}

@@ -3,6 +3,8 @@
 #
 #   test/run.sh test    go test -race -shuffle=on -timeout 25m -p 1 $GOTEST_FLAGS $PKGS
 #   test/run.sh bench   go test -run '^$' -bench "$BENCH" -benchmem $GOTEST_FLAGS $PKGS
+#   test/run.sh chaos   go test -run '^TestChaos$' -v -timeout 90m -p 1 $GOTEST_FLAGS ./test/
+#                       (make chaos sets TRIBUTARY_CHAOS_LONG=1 for the long variant)
 #
 # PKGS defaults to ./...; GOTEST_FLAGS adds go test flags (e.g. GOTEST_FLAGS='-run TestX -v').
 # The brokers (test/harness/kafka.sh) run in a temporary directory that is removed afterwards
@@ -19,9 +21,9 @@ GOTEST_FLAGS="${GOTEST_FLAGS:-}"
 BENCH="${BENCH:-.}"
 
 case "$MODE" in
-test | bench) ;;
+test | bench | chaos) ;;
 *)
-	echo "usage: test/run.sh test|bench" >&2
+	echo "usage: test/run.sh test|bench|chaos" >&2
 	exit 2
 	;;
 esac
@@ -98,6 +100,8 @@ flags=($GOTEST_FLAGS)
 pkgs=($PKGS)
 if [[ "$MODE" == test ]]; then
 	cmd=(go test -race -shuffle=on -timeout 25m -p 1 ${flags[@]+"${flags[@]}"} "${pkgs[@]}")
+elif [[ "$MODE" == chaos ]]; then
+	cmd=(go test -run '^TestChaos$' -v -count=1 -timeout 90m -p 1 ${flags[@]+"${flags[@]}"} ./test/)
 else
 	cmd=(go test -run '^$' -bench "$BENCH" -benchmem -timeout 60m -p 1 ${flags[@]+"${flags[@]}"} "${pkgs[@]}")
 fi

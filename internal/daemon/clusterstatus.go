@@ -55,8 +55,8 @@ type peerClient struct {
 	scheme string
 }
 
-func newPeerClient(b *nodecert.Bundle, nodeID string, timeout time.Duration) peerClient {
-	c := peerClient{Client: &http.Client{Timeout: timeout, Transport: auth.NodeTransport(nodeTransport(b), nodeID)}, scheme: "http"}
+func newPeerClient(b *nodecert.Bundle, nodeID, raftAddr string, timeout time.Duration) peerClient {
+	c := peerClient{Client: &http.Client{Timeout: timeout, Transport: auth.NodeTransport(nodeTransport(b, raftAddr), nodeID)}, scheme: "http"}
 	if b != nil {
 		c.scheme = "https"
 	}

@@ -109,7 +109,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (err error) {
 	}
 	defer br.Close()
 	n := &node{cfg: cfg, version: opts.Version, log: log, worker: worker, metrics: m, policy: pol, bridges: br,
-		peers: newPeerClient(certs, cfg.Node.ID, memberStatusTimeout), security: securityMode(cfg, certs, log)}
+		peers: newPeerClient(certs, cfg.Node.ID, cfg.Node.RaftAddr, memberStatusTimeout), security: securityMode(cfg, certs, log)}
 	n.srv, err = replicator.NewServer(cfg.Node.HTTPAddr, reg, n.status, n.ready, log)
 	if err != nil {
 		return err
@@ -223,12 +223,16 @@ func coordConfig(cfg *config.Config, httpAddr string, certs *nodecert.Bundle) (c
 	if err != nil {
 		return coord.Config{}, err
 	}
+	raftAdvertised := cfg.Node.RaftAddr
+	if cfg.Node.RaftAdvertiseAddr != "" {
+		raftAdvertised = cfg.Node.RaftAdvertiseAddr
+	}
 	if len(peers) == 0 && len(cfg.Cluster.Join) == 0 {
-		peers = []coord.Peer{{ID: cfg.Node.ID, Addr: cfg.Node.RaftAddr}}
+		peers = []coord.Peer{{ID: cfg.Node.ID, Addr: raftAdvertised}}
 	}
 	return coord.Config{
-		NodeID: cfg.Node.ID, Region: cfg.Node.Region, RaftAddr: cfg.Node.RaftAddr,
-		HTTPAddr: advertisedHTTP(httpAddr, cfg.Node.RaftAddr), DataDir: cfg.Node.DataDir,
+		NodeID: cfg.Node.ID, Region: cfg.Node.Region, RaftAddr: cfg.Node.RaftAddr, RaftAdvertise: cfg.Node.RaftAdvertiseAddr,
+		HTTPAddr: advertisedHTTP(httpAddr, cfg.Node.HTTPAdvertiseAddr, raftAdvertised), DataDir: cfg.Node.DataDir,
 		Bootstrap: peers, Join: cfg.Cluster.Join,
 		HeartbeatTimeout: cfg.Cluster.HeartbeatTimeout.D(), ElectionTimeout: cfg.Cluster.ElectionTimeout.D(),
 		FailureTimeout: cfg.Cluster.FailureTimeout.D(), RebalanceMargin: cfg.Cluster.RebalanceMargin,
@@ -238,10 +242,14 @@ func coordConfig(cfg *config.Config, httpAddr string, certs *nodecert.Bundle) (c
 	}, nil
 }
 
-// advertisedHTTP is the HTTP address other nodes use to reach this one: the
-// bound address, with an unspecified host (0.0.0.0, ::) replaced by the host of
-// the Raft address, which peers already reach.
-func advertisedHTTP(bound, raftAddr string) string {
+// advertisedHTTP is the HTTP address other nodes use to reach this one:
+// node.http_advertise_addr when set, else the bound address with an
+// unspecified host (0.0.0.0, ::) replaced by the host of the advertised Raft
+// address, which peers already reach.
+func advertisedHTTP(bound, advertise, raftAddr string) string {
+	if advertise != "" {
+		return advertise
+	}
 	host, port, err := net.SplitHostPort(bound)
 	if err != nil {
 		return bound

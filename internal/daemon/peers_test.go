@@ -49,7 +49,7 @@ func TestClusterStatusOverTLS(t *testing.T) {
 		replicator.TaskStatus{ID: "us-payments/0", Pipeline: "us-payments", State: "running", Lag: 42}))
 	cloudAddr, _ := tlsMember(t, other.Node("cloud", "cloud-1"), memberPlain("cloud-1"))
 
-	peers := newPeerClient(ca.Node("eu", "eu-1").Bundle(t), "eu-1", memberStatusTimeout)
+	peers := newPeerClient(ca.Node("eu", "eu-1").Bundle(t), "eu-1", "127.0.0.1:7400", memberStatusTimeout)
 	st := clusterStatus(context.Background(), peers, selfStatus(usAddr, cloudAddr), demoSources)
 
 	t.Run("the fan-out presents this node's certificate over https", func(t *testing.T) {

@@ -90,18 +90,19 @@ func securityMode(cfg *config.Config, certs *nodecert.Bundle, log *slog.Logger) 
 // when the request comes from loopback (or, with TLS, from a node
 // certificate).
 func nodeClient(cfg *config.Config, certs *nodecert.Bundle, timeout time.Duration) *http.Client {
-	return &http.Client{Timeout: timeout, Transport: auth.NodeTransport(nodeTransport(certs), cfg.Node.ID)}
+	return &http.Client{Timeout: timeout, Transport: auth.NodeTransport(nodeTransport(certs, cfg.Node.RaftAddr), cfg.Node.ID)}
 }
 
 // nodeTransport is the base transport of this node's requests to the other
 // members: with TLS it presents the node certificate and trusts only node
-// certificates of the cluster CA; nil (the default transport) without.
-func nodeTransport(certs *nodecert.Bundle) http.RoundTripper {
-	if certs == nil {
-		return nil
-	}
+// certificates of the cluster CA. Its connections originate from the IP of
+// node.raft_addr when that is a specific address (coord.SourceIP), as Raft's.
+func nodeTransport(certs *nodecert.Bundle, raftAddr string) http.RoundTripper {
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.TLSClientConfig = certs.ClientConfig()
+	t.DialContext = coord.SourceDialer(raftAddr).DialContext
+	if certs != nil {
+		t.TLSClientConfig = certs.ClientConfig()
+	}
 	return t
 }
 

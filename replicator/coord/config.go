@@ -21,9 +21,16 @@ type Config struct {
 	NodeID string
 	// Region: node.region. Tasks of a source in region R run only on nodes of R.
 	Region string
-	// RaftAddr: node.raft_addr. Bound and advertised for Raft traffic, so it must
-	// be an address the other nodes can reach (not 0.0.0.0).
+	// RaftAddr: node.raft_addr. Bound for Raft traffic, and advertised unless
+	// RaftAdvertise is set, in which case it may be a wildcard (0.0.0.0:7400).
+	// When its host is a specific IP, the node's outgoing Raft and node-to-node
+	// HTTP connections originate from that IP (multi-homed hosts).
 	RaftAddr string
+	// RaftAdvertise: node.raft_advertise_addr, optional. The address the other
+	// nodes dial for Raft when it differs from the bound one (NAT, a Kubernetes
+	// Service, a proxy); it is the member's address in the Raft configuration
+	// and in cluster.bootstrap.
+	RaftAdvertise string
 	// HTTPAddr: node.http_addr as the other nodes reach it. Joins, removals and
 	// load reports are forwarded to the leader's HTTPAddr.
 	HTTPAddr string
@@ -205,8 +212,17 @@ func (c Config) validate() error {
 	if c.Voters < 0 || c.Voters > 0 && c.Voters%2 == 0 {
 		bad("cluster.voters (%d): want an odd number, or 0 for 3 or 5 by member count", c.Voters)
 	}
-	if err := advertisable(c.RaftAddr); err != nil {
-		bad("node.raft_addr (%q): %v", c.RaftAddr, err)
+	if c.RaftAdvertise == "" {
+		if err := advertisable(c.RaftAddr); err != nil {
+			bad("node.raft_addr (%q): %v", c.RaftAddr, err)
+		}
+	} else {
+		if err := advertisable(c.RaftAdvertise); err != nil {
+			bad("node.raft_advertise_addr (%q): %v", c.RaftAdvertise, err)
+		}
+		if _, port, err := net.SplitHostPort(c.RaftAddr); err != nil || port == "" || port == "0" {
+			bad("node.raft_addr (%q): want host:port with a fixed port", c.RaftAddr)
+		}
 	}
 	if _, _, err := net.SplitHostPort(trimScheme(c.HTTPAddr)); err != nil {
 		bad("node.http_addr (%q): want host:port", c.HTTPAddr)
@@ -218,8 +234,8 @@ func (c Config) validate() error {
 			bad("cluster.bootstrap[%d]: id and address are required", i)
 		case seen[p.ID]:
 			bad("cluster.bootstrap[%d]: duplicate id %q", i, p.ID)
-		case p.ID == c.NodeID && p.Addr != c.RaftAddr:
-			bad("cluster.bootstrap[%d]: lists %s at %s but node.raft_addr is %s", i, p.ID, p.Addr, c.RaftAddr)
+		case p.ID == c.NodeID && p.Addr != c.raftAdvertised():
+			bad("cluster.bootstrap[%d]: lists %s at %s but %s is %s", i, p.ID, p.Addr, c.raftAdvertisedKey(), c.raftAdvertised())
 		}
 		seen[p.ID] = true
 	}
@@ -285,6 +301,47 @@ func advertisable(addr string) error {
 		return errors.New("must be an address other nodes can reach, not a wildcard")
 	}
 	return nil
+}
+
+// raftAdvertised is the Raft address other nodes dial: RaftAdvertise when
+// set, else RaftAddr.
+func (c Config) raftAdvertised() string {
+	if c.RaftAdvertise != "" {
+		return c.RaftAdvertise
+	}
+	return c.RaftAddr
+}
+
+func (c Config) raftAdvertisedKey() string {
+	if c.RaftAdvertise != "" {
+		return "node.raft_advertise_addr"
+	}
+	return "node.raft_addr"
+}
+
+// SourceIP is the IP a node's outgoing node-to-node connections (Raft, HTTP)
+// originate from: the host of node.raft_addr when it is a specific IP
+// address, nil (the kernel's choice) for a hostname or a wildcard.
+func SourceIP(raftAddr string) net.IP {
+	host, _, err := net.SplitHostPort(raftAddr)
+	if err != nil {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || ip.IsUnspecified() {
+		return nil
+	}
+	return ip
+}
+
+// SourceDialer dials from SourceIP(raftAddr) when there is one, with
+// http.DefaultTransport's timeouts.
+func SourceDialer(raftAddr string) *net.Dialer {
+	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	if ip := SourceIP(raftAddr); ip != nil {
+		d.LocalAddr = &net.TCPAddr{IP: ip}
+	}
+	return d
 }
 
 func trimScheme(addr string) string {

@@ -36,6 +36,17 @@ func TestConfigValidate(t *testing.T) {
 			[]string{`node.http_addr ("nope")`}},
 		{"a bootstrap entry must match this node's raft address", func(c *Config) { c.Bootstrap[0].Addr = "127.0.0.1:9999" },
 			[]string{"cluster.bootstrap[0]: lists eu-1 at 127.0.0.1:9999 but node.raft_addr is 127.0.0.1:7400"}},
+		{"with an advertised address the bound one may be a wildcard", func(c *Config) {
+			c.RaftAddr, c.RaftAdvertise = "0.0.0.0:7400", "eu-1.svc:7400"
+			c.Bootstrap[0].Addr = "eu-1.svc:7400"
+		}, nil},
+		{"the bootstrap entry names the advertised address", func(c *Config) { c.RaftAdvertise = "127.0.0.1:8400" },
+			[]string{"cluster.bootstrap[0]: lists eu-1 at 127.0.0.1:7400 but node.raft_advertise_addr is 127.0.0.1:8400"}},
+		{"a wildcard advertised address is refused", func(c *Config) { c.RaftAdvertise = "0.0.0.0:7400"; c.Bootstrap[0].Addr = c.RaftAdvertise },
+			[]string{`node.raft_advertise_addr ("0.0.0.0:7400"): must be an address other nodes can reach`}},
+		{"with an advertised address the bound one needs a fixed port", func(c *Config) {
+			c.RaftAddr, c.RaftAdvertise = "0.0.0.0:0", "127.0.0.1:7400"
+		}, []string{`node.raft_addr ("0.0.0.0:0"): want host:port with a fixed port`}},
 		{"duplicate bootstrap ids are refused", func(c *Config) { c.Bootstrap[1].ID = "eu-1" },
 			[]string{`cluster.bootstrap[1]: duplicate id "eu-1"`}},
 		{"a bad join address is refused", func(c *Config) { c.Join = []string{"http://10.0.0.1:7480", "::"} },

@@ -305,9 +305,9 @@ func (n *Node) join(ctx context.Context, req joinRequest) (uint64, error) {
 		return 0, fmt.Errorf("joining %s: %w", req.ID, ErrNotLeader)
 	}
 	if req.ID == n.cfg.NodeID {
-		if req.RaftAddr != n.cfg.RaftAddr || req.HTTPAddr != n.cfg.HTTPAddr || req.Region != n.cfg.Region {
+		if req.RaftAddr != n.cfg.raftAdvertised() || req.HTTPAddr != n.cfg.HTTPAddr || req.Region != n.cfg.Region {
 			return 0, &badRequestError{fmt.Errorf("joining %s: that is the leader's id, with raft address %s, http address %s, region %s",
-				req.ID, n.cfg.RaftAddr, n.cfg.HTTPAddr, n.cfg.Region)}
+				req.ID, n.cfg.raftAdvertised(), n.cfg.HTTPAddr, n.cfg.Region)}
 		}
 	} else {
 		f := n.raft.GetConfiguration()
@@ -440,7 +440,7 @@ func (n *Node) needsRegistration() (joinRequest, bool) {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	req := joinRequest{ID: n.cfg.NodeID, Region: n.cfg.Region, RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.cfg.HTTPAddr, Session: n.session, Policies: n.cfg.HasPolicies}
+	req := joinRequest{ID: n.cfg.NodeID, Region: n.cfg.Region, RaftAddr: n.cfg.raftAdvertised(), HTTPAddr: n.cfg.HTTPAddr, Session: n.session, Policies: n.cfg.HasPolicies}
 	// An isolated voter waits for the leader's contact: the leader cannot reach
 	// it, so admitting it again would only make it flap.
 	return req, !n.registered && !n.removed && !n.leaving && (!n.isolated || !inConfig || !n.contacted)

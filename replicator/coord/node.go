@@ -86,7 +86,7 @@ func New(cfg Config, deps Deps) (*Node, error) {
 	}
 	if deps.Client == nil && cfg.TLS != nil {
 		// Calls to the other members present this node's certificate.
-		deps.Client = newHTTPClient(cfg.TLS)
+		deps.Client = newHTTPClient(cfg.TLS, cfg.RaftAddr)
 	}
 	deps = deps.withDefaults()
 	m, err := newMetrics(deps.Registerer)

@@ -27,9 +27,11 @@ type tlsStream struct {
 	// handshake bounds a TLS handshake on either side, so a peer that connects
 	// and says nothing holds no goroutine for long.
 	handshake time.Duration
+	// dialer is copied for each Dial (its LocalAddr is the source IP).
+	dialer *net.Dialer
 }
 
-func newTLSStream(ln net.Listener, advertise net.Addr, b *nodecert.Bundle, handshake time.Duration) *tlsStream {
+func newTLSStream(ln net.Listener, advertise net.Addr, b *nodecert.Bundle, handshake time.Duration, dialer *net.Dialer) *tlsStream {
 	server := b.ServerConfig(true)
 	pool := b.Pool
 	server.VerifyConnection = func(cs tls.ConnectionState) error {
@@ -38,7 +40,10 @@ func newTLSStream(ln net.Listener, advertise net.Addr, b *nodecert.Bundle, hands
 		_, _, err := nodecert.VerifyPeer(cs, pool, x509.ExtKeyUsageClientAuth)
 		return err
 	}
-	return &tlsStream{Listener: ln, advertise: advertise, server: server, client: b.ClientConfig(), handshake: handshake}
+	if dialer == nil {
+		dialer = &net.Dialer{}
+	}
+	return &tlsStream{Listener: ln, advertise: advertise, server: server, client: b.ClientConfig(), handshake: handshake, dialer: dialer}
 }
 
 // Accept returns the next connection without handshaking: raft's accept loop
@@ -58,7 +63,9 @@ func (s *tlsStream) Addr() net.Addr { return s.advertise }
 // Dial connects to a peer's Raft address and completes the handshake within
 // timeout; the peer must present a node certificate of the cluster CA.
 func (s *tlsStream) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout}, Config: s.client}
+	nd := *s.dialer
+	nd.Timeout = timeout
+	d := &tls.Dialer{NetDialer: &nd, Config: s.client}
 	c, err := d.Dial("tcp", string(addr))
 	if err != nil {
 		return nil, fmt.Errorf("dialing raft peer %s over tls: %w", addr, err)
@@ -103,37 +110,63 @@ func (c *lazyTLS) Write(p []byte) (int, error) {
 }
 
 // newTransport makes Raft's network transport: mutual TLS when the node has a
-// certificate, plain TCP otherwise (loopback and insecure setups).
+// certificate, plain TCP otherwise (loopback and insecure setups). It listens
+// on RaftAddr, advertises raftAdvertised() and dials peers from
+// SourceIP(RaftAddr).
 func newTransport(cfg Config, tc *raft.NetworkTransportConfig) (*raft.NetworkTransport, error) {
-	advertise, err := net.ResolveTCPAddr("tcp", cfg.RaftAddr)
+	key := cfg.raftAdvertisedKey()
+	advertise, err := net.ResolveTCPAddr("tcp", cfg.raftAdvertised())
 	if err != nil {
-		return nil, fmt.Errorf("node.raft_addr (%q): %w", cfg.RaftAddr, err)
+		return nil, fmt.Errorf("%s (%q): %w", key, cfg.raftAdvertised(), err)
 	}
-	if cfg.TLS == nil {
-		trans, err := raft.NewTCPTransportWithConfig(cfg.RaftAddr, advertise, tc)
-		if err != nil {
-			return nil, fmt.Errorf("listening for raft on %s: %w", cfg.RaftAddr, err)
-		}
-		return trans, nil
+	if advertise.IP == nil || advertise.IP.IsUnspecified() {
+		return nil, fmt.Errorf("%s (%q): not an address other nodes can reach", key, cfg.raftAdvertised())
 	}
 	ln, err := net.Listen("tcp", cfg.RaftAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listening for raft on %s: %w", cfg.RaftAddr, err)
 	}
-	tc.Stream = newTLSStream(ln, advertise, cfg.TLS, tc.Timeout)
+	dialer := SourceDialer(cfg.RaftAddr)
+	if cfg.TLS == nil {
+		tc.Stream = &tcpStream{Listener: ln, advertise: advertise, dialer: dialer}
+	} else {
+		tc.Stream = newTLSStream(ln, advertise, cfg.TLS, tc.Timeout, dialer)
+	}
 	return raft.NewNetworkTransportWithConfig(tc), nil
+}
+
+// tcpStream is raft's StreamLayer over plain TCP, as raft.NewTCPTransport's,
+// except that it advertises an address of its own and dials from the bound IP.
+type tcpStream struct {
+	net.Listener
+	advertise net.Addr
+	dialer    *net.Dialer
+}
+
+// Addr is the advertised address (the listener may be bound to another).
+func (s *tcpStream) Addr() net.Addr { return s.advertise }
+
+// Dial connects to a peer's Raft address within timeout.
+func (s *tcpStream) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	d := *s.dialer
+	d.Timeout = timeout
+	c, err := d.Dial("tcp", string(addr))
+	if err != nil {
+		return nil, fmt.Errorf("dialing raft peer %s: %w", addr, err)
+	}
+	return c, nil
 }
 
 // newHTTPClient is the client of node-to-node calls: it presents the node
 // certificate and trusts only servers with one when TLS is configured.
-func newHTTPClient(b *nodecert.Bundle) *http.Client {
-	c := &http.Client{Timeout: 10 * time.Second}
+// Its connections originate from SourceIP(raftAddr).
+func newHTTPClient(b *nodecert.Bundle, raftAddr string) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = SourceDialer(raftAddr).DialContext
 	if b != nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.TLSClientConfig = b.ClientConfig()
-		c.Transport = t
 	}
-	return c
+	return &http.Client{Timeout: 10 * time.Second, Transport: t}
 }
 
 // PeerIdentity returns the node (region and id) named by the verified
