@@ -4,6 +4,8 @@
 #                    them; PKGS=./foo/... and GOTEST_FLAGS='-run X -v' narrow it down)
 #   make test-short  go test without brokers (tests needing them skip)
 #   make bench       benchmarks, with the brokers running (BENCH=regexp)
+#   make outage      the target down for OUTAGE (default 5m) under 10k rec/s: peak RSS and
+#                    catch-up time of one node (README, "Sizing"); ~8 min
 #   make vet         gofmt check + go vet
 #   make build       bin/tributary
 
@@ -14,7 +16,7 @@ BENCH ?= .
 
 export PKGS GOTEST_FLAGS BENCH
 
-.PHONY: test test-short bench vet build kafka-fetch
+.PHONY: test test-short bench outage vet build kafka-fetch
 
 test:
 	bash test/run.sh test
@@ -24,6 +26,10 @@ test-short:
 
 bench:
 	bash test/run.sh bench
+
+OUTAGE ?= 5m
+outage:
+	TRIBUTARY_OUTAGE=$(OUTAGE) PKGS=./test/ GOTEST_FLAGS='-run ^TestTargetOutageBoundedMemory$$ -v -count=1 -timeout 40m' bash test/run.sh test
 
 vet:
 	@out="$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go'))"; \
