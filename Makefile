@@ -5,7 +5,7 @@
 #   make test-short  go test without brokers (tests needing them skip)
 #   make bench       benchmarks, with the brokers running (BENCH=regexp)
 #   make outage      the target down for OUTAGE (default 5m) under 10k rec/s: peak RSS and
-#                    catch-up time of one node (README, "Sizing"); ~8 min
+#                    catch-up time of one node (README, "Sizing"); ~11 min
 #   make vet         gofmt check + go vet
 #   make build       bin/tributary
 

@@ -213,8 +213,8 @@ func TestTargetOutageBoundedMemory(t *testing.T) {
 	}
 	mu.Unlock()
 
-	t.Logf("offered %d records/s (%d during the %v outage, %d in all, 200-byte values), %d tasks, buffer_bytes %s",
-		rate, offeredDuring, outage, total, tasks, mib(config.DefaultBufferBytes))
+	t.Logf("offered %d records/s, achieved %.0f/s (%d during the %v outage, %d in all, 200-byte values), %d tasks, buffer_bytes %s",
+		rate, float64(offeredDuring)/outage.Seconds(), offeredDuring, outage, total, tasks, mib(config.DefaultBufferBytes))
 	t.Logf("RSS: steady %s; outage peak %s, at the end of the outage %s; peak overall %s (VmHWM %s)",
 		mib(baseline), mib(outagePeak), mib(atEnd), mib(overallPeak), mib(hwm))
 	t.Logf("caught up (lag < 1 s of load) %v after the target was started again", caughtUp.Round(time.Second))
