@@ -146,6 +146,16 @@ func TestDataDirFullNodeDeclinesTasks(t *testing.T) {
 		t.Errorf("n3's log has no line naming data_dir and its free space")
 	}
 
+	// While the disk stays full, n3 keeps declining: no flapping, no exit.
+	for end := time.Now().Add(8 * time.Second); time.Now().Before(end); time.Sleep(time.Second) {
+		if !c.alive("n3") {
+			t.Fatalf("n3 exited with its disk full: %v", c.nodes["n3"].err)
+		}
+		if r := c.running(); len(r["n3"]) > 0 {
+			t.Fatalf("n3 runs %v again while its disk is still full", r["n3"])
+		}
+	}
+
 	// Space returns: n3 takes tasks again (it is eligible again, so the
 	// leader rebalances at once).
 	if err := os.Remove(filler); err != nil {
