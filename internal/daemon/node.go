@@ -139,7 +139,10 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (err error) {
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tributary_data_dir_free_bytes",
 		Help: "Free bytes of the file system of node.data_dir, as last read (every 2 s); below node.min_free_bytes the node declines tasks.",
-	}, n.disk.freeBytes))
+	}, n.disk.freeBytes), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tributary_data_dir_min_free_bytes",
+		Help: "node.min_free_bytes: below this free space on data_dir the node declines tasks.",
+	}, func() float64 { return float64(cfg.Node.MinFree()) }))
 	if err := n.coord.SetTasks(taskSpecs(cfg)); err != nil {
 		n.coord.Close()
 		return err
