@@ -142,6 +142,9 @@ func TestDataDirFullNodeDeclinesTasks(t *testing.T) {
 		}
 		return fmt.Errorf("n3 not a member: %+v", st.Cluster.Members)
 	})
+	if out, err := exec.Command(binPath, "status", "--addr", c.http["n1"]).CombinedOutput(); err != nil || !strings.Contains(string(out), "n3 declines tasks: data_dir "+mnt+"/data has ") {
+		t.Errorf("tributary status (%v) does not say why n3 declines tasks:\n%s", err, out)
+	}
 	if out := c.nodes["n3"].output(); !strings.Contains(out, "data_dir is short of free space") || !strings.Contains(out, "data_dir="+mnt+"/data") || !strings.Contains(out, "free_bytes=") {
 		t.Errorf("n3's log has no line naming data_dir and its free space")
 	}
