@@ -6,6 +6,8 @@
 #   make bench       benchmarks, with the brokers running (BENCH=regexp)
 #   make chaos       the chaos suite (test/chaos_test.go) long: longer streams, 3 rounds each;
 #                    CHAOS_REPORT=path writes its measurements as JSON; CHAOS_LONG=0 the short form
+#   make outage      the target down for OUTAGE (default 5m) under 10k rec/s: peak RSS and
+#                    catch-up time of one node (README, "Sizing"); ~11 min
 #   make vet         gofmt check + go vet
 #   make build       bin/tributary
 
@@ -16,7 +18,7 @@ BENCH ?= .
 
 export PKGS GOTEST_FLAGS BENCH
 
-.PHONY: test test-short bench chaos vet build kafka-fetch
+.PHONY: test test-short bench chaos outage vet build kafka-fetch
 
 test:
 	bash test/run.sh test
@@ -31,6 +33,10 @@ CHAOS_REPORT ?=
 CHAOS_LONG ?= 1
 chaos:
 	TRIBUTARY_CHAOS_LONG=$(CHAOS_LONG) TRIBUTARY_CHAOS_REPORT="$(CHAOS_REPORT)" bash test/run.sh chaos
+
+OUTAGE ?= 5m
+outage:
+	TRIBUTARY_OUTAGE=$(OUTAGE) PKGS=./test/ GOTEST_FLAGS='-run ^TestTargetOutageBoundedMemory$$ -v -count=1 -timeout 40m' bash test/run.sh test
 
 vet:
 	@out="$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go'))"; \

@@ -63,6 +63,23 @@ type Node struct {
 	// HTTPAdvertiseAddr: node.http_advertise_addr, optional, restart required.
 	// The HTTP address the other nodes use when it is not node.http_addr.
 	HTTPAdvertiseAddr string `yaml:"http_advertise_addr,omitempty"`
+	// MinFreeBytes: node.min_free_bytes, default 0 = DefaultMinFreeBytes
+	// (256 MiB). While the file system of data_dir has less free space than
+	// this (or a write to it failed with ENOSPC), the node reports itself
+	// unhealthy: it gives up its tasks and /readyz fails, until space returns.
+	MinFreeBytes int `yaml:"min_free_bytes,omitempty"`
+}
+
+// DefaultMinFreeBytes is node.min_free_bytes when unset: room for Raft log
+// growth, a snapshot and the checkpoint files of a node.
+const DefaultMinFreeBytes = 256 << 20
+
+// MinFree returns node.min_free_bytes with its default applied.
+func (n *Node) MinFree() int64 {
+	if n.MinFreeBytes == 0 {
+		return DefaultMinFreeBytes
+	}
+	return int64(n.MinFreeBytes)
 }
 
 // Cluster holds the Raft settings shared by all nodes.
@@ -207,6 +224,12 @@ type Pipeline struct {
 	// CommitInterval: pipelines[].commit_interval, default 100ms. How long one
 	// transaction (or checkpoint batch) collects records.
 	CommitInterval Duration `yaml:"commit_interval"`
+	// BufferBytes: pipelines[].buffer_bytes, Kafka sources, default 0 =
+	// DefaultBufferBytes (64 MiB), 4 MiB..4 GiB, restart of the tasks required.
+	// What the Kafka clients of one task may hold in memory: half for the
+	// source consumer's prefetch queue, half for the target producer's queue.
+	// It bounds a node's memory while the target is down (README, "Sizing").
+	BufferBytes int `yaml:"buffer_bytes,omitempty"`
 	// Heartbeats: pipelines[].heartbeats, Kafka sources, default true unless the
 	// source is read_only. Each task writes a heartbeat record to the source's
 	// _tributary.heartbeats every HeartbeatInterval and mirrors it like data, so
@@ -222,6 +245,17 @@ type Pipeline struct {
 	PubSub *PubSubReceive `yaml:"pubsub,omitempty"`
 
 	include, exclude []*regexp.Regexp
+}
+
+// DefaultBufferBytes is pipelines[].buffer_bytes when unset.
+const DefaultBufferBytes = 64 << 20
+
+// Buffer returns pipelines[].buffer_bytes with its default applied.
+func (p *Pipeline) Buffer() int64 {
+	if p.BufferBytes == 0 {
+		return DefaultBufferBytes
+	}
+	return int64(p.BufferBytes)
 }
 
 // PubSubReceive tunes how a Pub/Sub pipeline receives. Unset fields take the

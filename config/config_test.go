@@ -201,6 +201,12 @@ func TestBadFiles(t *testing.T) {
 			`pubsub-quarantine.bad.yaml:41:14: pipelines[7].pubsub.dead_letter_topic: "goog-dlq" is not a Pub/Sub topic id`,
 			`pubsub-quarantine.bad.yaml:45:14: pipelines[8].pubsub.dead_letter_topic: "projects/acme-eu/subscriptions/dlq" is neither a topic id nor projects/<project>/topics/<id>`,
 		}},
+		{"memory and disk limits are in range, and buffer_bytes is for kafka sources", "buffers.bad.yaml", []string{
+			`buffers.bad.yaml:2:30: node.min_free_bytes: must be >= 1, got 0`,
+			`buffers.bad.yaml:13:5: pipelines[0].buffer_bytes: 1048576 is not in 4194304..4294967296 (4 MiB..4 GiB)`,
+			`buffers.bad.yaml:17:5: pipelines[1].buffer_bytes: 0 is not in 4194304..4294967296 (4 MiB..4 GiB)`,
+			`buffers.bad.yaml:21:5: pipelines[2].buffer_bytes: only for kafka sources (pubsub sources use pubsub.max_outstanding_bytes)`,
+		}},
 		{"zeros written in the file are not replaced by defaults", "explicit-zero.bad.yaml", []string{
 			`explicit-zero.bad.yaml:2:30: node.data_dir: required`,
 			`explicit-zero.bad.yaml:2:44: node.raft_addr: want host:port, got ":7400"`,

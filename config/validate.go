@@ -27,6 +27,15 @@ const maxNameLen = 100
 // that long, and read_committed consumers of the target wait for it.
 const maxCommitInterval = 10 * time.Second
 
+// minBufferBytes and maxBufferBytes bound pipelines[].buffer_bytes: below 4
+// MiB a fetch of one partition (1 MiB) no longer fits the consumer's share;
+// above 4 GiB the consumer's quarter shares approach librdkafka's limits on
+// queued.max.messages.kbytes and fetch.max.bytes (2 GiB).
+const (
+	minBufferBytes = 4 << 20
+	maxBufferBytes = 4 << 30
+)
+
 // defaultMaxExtension is pubsubbridge.DefaultMaxExtension (which imports this
 // package), for checking pipelines[].pubsub.retry_timeout against it.
 const defaultMaxExtension = 60 * time.Minute
@@ -82,6 +91,9 @@ func (v *validator) node() {
 	}
 	if n.DataDir == "" {
 		v.errorf("node.data_dir", "required")
+	}
+	if n.MinFreeBytes < 0 || n.MinFreeBytes == 0 && !v.c.unset("node.min_free_bytes") {
+		v.errorf("node.min_free_bytes", "must be >= 1, got %d", n.MinFreeBytes)
 	}
 	if !validHostPort(n.RaftAddr) {
 		v.errorf("node.raft_addr", "want host:port, got %q", n.RaftAddr)
@@ -272,6 +284,11 @@ func (v *validator) pipelines() {
 		v.positive(path+".commit_interval", p.CommitInterval)
 		if p.CommitInterval.D() > maxCommitInterval {
 			v.errorf(path+".commit_interval", "%s is more than %s (a transaction stays open that long)", p.CommitInterval, maxCommitInterval)
+		}
+		if b := p.BufferBytes; (b != 0 || !c.unset(path+".buffer_bytes")) && (b < minBufferBytes || b > maxBufferBytes) {
+			v.errorf(path+".buffer_bytes", "%d is not in %d..%d (4 MiB..4 GiB)", b, minBufferBytes, maxBufferBytes)
+		} else if b != 0 && p.Source.Kafka == "" {
+			v.errorf(path+".buffer_bytes", "only for kafka sources (pubsub sources use pubsub.max_outstanding_bytes)")
 		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/tributary-dev/tributary/internal/kafkaclient"
 )
 
 // kafkaCode returns the librdkafka error code of err, or ErrNoError.
@@ -29,4 +31,38 @@ func redactedBootstrap(s string) string {
 		return s[i+1:]
 	}
 	return s
+}
+
+// Queue sizing. librdkafka's defaults let one task's clients hold about 1 GiB
+// in the producer queue (queue.buffering.max.kbytes) and 64 MiB plus a 50 MB
+// fetch per broker in the consumer: while the target is down, a node with a
+// few tasks would grow until the kernel killed it. Each task's clients are
+// instead sized from pipelines[].buffer_bytes (B): half for the producer
+// queue, a quarter for the consumer's prefetch queue and a quarter for the
+// fetch responses in flight. Counts are capped as well, at one record per KiB
+// of the share: librdkafka counts only key and value bytes against the kbytes
+// limits, and a small record costs a few hundred bytes of bookkeeping more.
+// These are tuning defaults: a cluster's properties override them.
+
+// producerQueues adds the producer queue limits for buffer bytes to t. A
+// record larger than the queue would never fit in it (librdkafka answers
+// "queue full" for ever), so message.max.bytes stays within the share: such a
+// record fails at once as too large.
+func producerQueues(buffer int64, t kafkaclient.Tuning) kafkaclient.Tuning {
+	share := buffer / 2
+	if m, ok := t["message.max.bytes"].(int); !ok || int64(m) > share {
+		t["message.max.bytes"] = int(share)
+	}
+	t["queue.buffering.max.kbytes"] = int(share >> 10)
+	t["queue.buffering.max.messages"] = int(max(share>>10, 1000))
+	return t
+}
+
+// consumerQueues adds the consumer queue limits for buffer bytes to t.
+func consumerQueues(buffer int64, t kafkaclient.Tuning) kafkaclient.Tuning {
+	share := buffer / 4
+	t["queued.max.messages.kbytes"] = int(share >> 10)
+	t["queued.min.messages"] = int(max(share>>10, 1000))
+	t["fetch.max.bytes"] = int(share)
+	return t
 }

@@ -290,13 +290,13 @@ func (t *Task) session(ctx context.Context) (err error) {
 	// broker's defaults: the pipeline creates it again with the source's
 	// settings, and counts it.
 	preq["allow.auto.create.topics"] = false
-	pconf, over := kafkaclient.Config(p.target, prole, preq, kafkaclient.Tuning{
+	pconf, over := kafkaclient.Config(p.target, prole, preq, producerQueues(p.cfg.Buffer(), kafkaclient.Tuning{
 		"client.id":                          txnID(p.cfg.Name, t.id.Index),
 		"linger.ms":                          20,
 		"message.max.bytes":                  64 << 20,
 		"reconnect.backoff.max.ms":           5000,
 		"socket.connection.setup.timeout.ms": 10000,
-	})
+	}))
 	logs.WarnOverridden(p.targetName, prole, over)
 	prod, err := kafka.NewProducer(logs.Attach(pconf))
 	if err != nil {
@@ -353,11 +353,11 @@ func (t *Task) session(ctx context.Context) (err error) {
 		// silently, and the task counts and logs the loss (resetOffset).
 		"auto.offset.reset":        "error",
 		"allow.auto.create.topics": false,
-	}, kafkaclient.Tuning{
+	}, consumerQueues(p.cfg.Buffer(), kafkaclient.Tuning{
 		"client.id":                "tributary-" + p.cfg.Name + "-" + strconv.Itoa(t.id.Index),
 		"fetch.queue.backoff.ms":   10,
 		"reconnect.backoff.max.ms": 5000,
-	})
+	}))
 	logs.WarnOverridden(p.sourceName, kafkaclient.Consumer, over)
 	cons, err := kafka.NewConsumer(logs.Attach(cconf))
 	if err != nil {

@@ -59,6 +59,11 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%v\n", m.ID, m.Region, m.RaftAddr, m.HTTPAddr, m.Alive)
 	}
 	w.Flush()
+	for _, m := range st.Cluster.Members {
+		if m.Unhealthy != "" {
+			fmt.Fprintf(stdout, "%s declines tasks: %s\n", m.ID, m.Unhealthy)
+		}
+	}
 	fmt.Fprintln(stdout)
 	w = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "TASK\tREGION\tNODE\tSTATE\tPARTITIONS\tLAG\tREPLICATED\tERROR")

@@ -126,11 +126,23 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (err error) {
 	if err != nil {
 		return &ConfigError{Err: err}
 	}
+	n.disk = newDiskGuard(cfg.Node.DataDir, cfg.Node.MinFree(), log)
 	n.coord, err = coord.New(ccfg, coord.Deps{Logger: log, Registerer: reg,
-		Client: nodeClient(cfg, certs, 10*time.Second), Guard: clusterGuard(guard)})
+		Client: nodeClient(cfg, certs, 10*time.Second), Guard: clusterGuard(guard), DiskFull: n.disk.writeFailed})
 	if err != nil {
 		return fmt.Errorf("starting raft: %w", err)
 	}
+	// Checked once before the node registers, so that a node starting on a
+	// full data_dir never takes tasks.
+	n.disk.set = n.coord.SetUnhealthy
+	n.disk.check(time.Now(), diskCheckInterval)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tributary_data_dir_free_bytes",
+		Help: "Free bytes of the file system of node.data_dir, as last read (every 2 s); below node.min_free_bytes the node declines tasks.",
+	}, n.disk.freeBytes), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tributary_data_dir_min_free_bytes",
+		Help: "node.min_free_bytes: below this free space on data_dir the node declines tasks.",
+	}, func() float64 { return float64(cfg.Node.MinFree()) }))
 	if err := n.coord.SetTasks(taskSpecs(cfg)); err != nil {
 		n.coord.Close()
 		return err
@@ -159,6 +171,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (err error) {
 	workerDone := make(chan error, 1)
 	go func() { workerDone <- worker.Run(wctx) }()
 	g.Go(func() error { return n.coord.Run(gctx) })
+	g.Go(func() error { n.disk.run(gctx, diskCheckInterval); return nil })
 	g.Go(func() error { return n.follow(gctx) })
 	g.Go(func() error { pol.follow(gctx, n.coord.Policy()); return nil })
 	g.Go(func() error { pol.awaitBundle(gctx, n.coord, 200*time.Millisecond); return nil })
@@ -194,6 +207,7 @@ type node struct {
 	policy  *rollout
 	bridges *bridges
 	peers   peerClient // asks the other members for the cluster status
+	disk    *diskGuard
 	// security is Status.Security.
 	security string
 }
@@ -361,6 +375,7 @@ func (n *node) localStatus() Status {
 		Security: n.security,
 		Cluster:  cs, Local: local, Policy: n.policy.status(),
 		Pipelines: n.pipelineInfo(),
+		Disk:      n.disk.status(),
 	}
 	for _, t := range cs.Tasks {
 		v := TaskView{TaskStatus: t}
@@ -374,6 +389,9 @@ func (n *node) localStatus() Status {
 }
 
 func (n *node) ready() error {
+	if reason := n.disk.unhealthy(); reason != "" {
+		return errors.New(reason + "; this node declines tasks until space returns")
+	}
 	if !n.coord.Ready() {
 		return errors.New("no contact with a Raft leader")
 	}

@@ -22,6 +22,9 @@ type Status struct {
 	// Pipelines are the configured pipelines with their governance: "none"
 	// marks a pipeline whose records are never masked (shown as ungoverned).
 	Pipelines []PipelineInfo `json:"pipelines"`
+	// Disk is the free space of data_dir and, when the node declines tasks
+	// for want of it, why.
+	Disk DiskStatus `json:"disk"`
 	// Scope is "cluster" in the cluster view, empty in the plain one.
 	Scope string `json:"scope,omitempty"`
 	// Unreachable lists the alive members that did not answer for the

@@ -56,6 +56,10 @@ type memberCmd struct {
 	// Policies: the node has a policy folder (absent in entries written before
 	// it existed, which reads as false).
 	Policies bool `json:"policies,omitempty"`
+	// Unhealthy: why the node declines tasks, empty when it takes them.
+	// Added without a version change: a node that does not know the field
+	// ignores it (and keeps assigning tasks to the member), as before.
+	Unhealthy string `json:"unhealthy,omitempty"`
 }
 
 type policyCmd struct {

@@ -122,6 +122,10 @@ type Deps struct {
 	Client *http.Client
 	// Guard, when set, wraps each route of Handler with its access check.
 	Guard Guard
+	// DiskFull, when set, is called (from Raft's goroutines; it must not
+	// block) with each write error of the Raft log or stable store that says
+	// the file system is full (IsDiskFull).
+	DiskFull func(error)
 }
 
 // Routes of the cluster API, as Handler names them to its Guard.

@@ -35,6 +35,18 @@
 // applied. A member marked dead loses its session, so the leader places tasks
 // on it only after it has registered again (Member.eligible).
 //
+// # Declining tasks
+//
+// A node that should not run tasks although it is alive (its data_dir is
+// short of space: cmd's disk guard calls SetUnhealthy) stops them at once and
+// registers again, with the same session and the reason (Member.Unhealthy).
+// The leader treats it as not eligible and moves its tasks as it would a dead
+// member's; it stays a Raft member and voter. Its own replica may not show the
+// change (a follower whose log store cannot write learns nothing new), so the
+// node does not wait for it: one registration accepted by the leader per
+// change, repeated every healthResend while the replica disagrees. Raft store
+// writes that fail with ENOSPC or EDQUOT reach Deps.DiskFull (diskstore.go).
+//
 // # Liveness
 //
 // The leader registers a raft Observer and feeds FailedHeartbeatObservation,

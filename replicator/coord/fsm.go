@@ -28,12 +28,17 @@ type Member struct {
 	Session string `json:"session,omitempty"`
 	// Policies: the member has a policy folder (so the cluster uses policies).
 	Policies bool `json:"policies,omitempty"`
+	// Unhealthy is why the member declines tasks (its data_dir is short of
+	// space, say), empty while it takes them. The member sets it by
+	// registering again; it stays a Raft member and voter meanwhile.
+	Unhealthy string `json:"unhealthy,omitempty"`
 }
 
-// eligible reports whether the member may run tasks: alive and registered since
+// eligible reports whether the member may run tasks: alive, registered since
 // it was last marked dead (a node recovering from a crash or an isolation runs
-// nothing until its registration is applied, so the leader waits for it too).
-func (m Member) eligible() bool { return m.Alive && m.Session != "" }
+// nothing until its registration is applied, so the leader waits for it too),
+// and not declining tasks as unhealthy.
+func (m Member) eligible() bool { return m.Alive && m.Session != "" && m.Unhealthy == "" }
 
 // TaskSpec is one task of the desired task list.
 type TaskSpec struct {
@@ -159,6 +164,7 @@ func (s *state) apply(c command, index uint64) (*PolicyBundle, error) {
 		}
 		m.ID, m.Region, m.RaftAddr, m.HTTPAddr = c.Member.ID, c.Member.Region, c.Member.RaftAddr, c.Member.HTTPAddr
 		m.Session, m.Alive, m.Policies = c.Member.Session, true, c.Member.Policies
+		m.Unhealthy = c.Member.Unhealthy
 		s.Members[m.ID] = m
 	case opUpdate:
 		if c.Member == nil {

@@ -271,6 +271,8 @@ type joinRequest struct {
 	// Policies says the node has a policy folder: once such a member is
 	// registered, no node governs records without the cluster's bundle.
 	Policies bool `json:"policies,omitempty"`
+	// Unhealthy says why the node declines tasks (see Node.SetUnhealthy).
+	Unhealthy string `json:"unhealthy,omitempty"`
 }
 
 func (r joinRequest) validate() error {
@@ -334,6 +336,7 @@ func (n *Node) join(ctx context.Context, req joinRequest) (uint64, error) {
 	}
 	idx, err := n.propose(ctx, command{Op: opJoin, At: n.now().UTC(), Member: &memberCmd{
 		ID: req.ID, Region: req.Region, RaftAddr: req.RaftAddr, HTTPAddr: req.HTTPAddr, Session: req.Session, Policies: req.Policies,
+		Unhealthy: req.Unhealthy,
 	}})
 	if err != nil {
 		return 0, fmt.Errorf("joining %s: %w", req.ID, err)
@@ -410,6 +413,9 @@ func (n *Node) registerLoop(ctx context.Context) {
 			switch {
 			case err == nil:
 				lastOK, wait = time.Now(), minWait
+				n.mu.Lock()
+				n.healthSent, n.healthSentAt = req.Unhealthy, lastOK
+				n.mu.Unlock()
 			case ctx.Err() != nil:
 				return
 			default:
@@ -438,12 +444,22 @@ func (n *Node) needsRegistration() (joinRequest, bool) {
 	if f := n.raft.GetConfiguration(); f.Error() == nil {
 		inConfig = slices.ContainsFunc(f.Configuration().Servers, func(s raft.Server) bool { return string(s.ID) == n.cfg.NodeID })
 	}
+	var recorded string
+	n.fsm.view(func(s *state) { recorded = s.Members[n.cfg.NodeID].Unhealthy })
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	req := joinRequest{ID: n.cfg.NodeID, Region: n.cfg.Region, RaftAddr: n.cfg.raftAdvertised(), HTTPAddr: n.cfg.HTTPAddr, Session: n.session, Policies: n.cfg.HasPolicies}
+	req := joinRequest{ID: n.cfg.NodeID, Region: n.cfg.Region, RaftAddr: n.cfg.raftAdvertised(), HTTPAddr: n.cfg.HTTPAddr, Session: n.session, Policies: n.cfg.HasPolicies,
+		Unhealthy: n.unhealthy}
+	// A registered node whose health changed registers again with the same
+	// session. Its own replica may not show the change (a follower whose log
+	// cannot be written to learns nothing new), so one accepted registration
+	// per change is enough; it is repeated every healthResend in case the
+	// leader changed before committing it.
+	healthChanged := n.registered && recorded != n.unhealthy &&
+		(n.healthSent != n.unhealthy || n.now().Sub(n.healthSentAt) > healthResend)
 	// An isolated voter waits for the leader's contact: the leader cannot reach
 	// it, so admitting it again would only make it flap.
-	return req, !n.registered && !n.removed && !n.leaving && (!n.isolated || !inConfig || !n.contacted)
+	return req, (!n.registered || healthChanged) && !n.removed && !n.leaving && (!n.isolated || !inConfig || !n.contacted)
 }
 
 func (n *Node) register(ctx context.Context, req joinRequest, try int) error {

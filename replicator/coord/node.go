@@ -66,6 +66,12 @@ type Node struct {
 	lastLeaderAt time.Time
 	leaderID     string
 	running      bool
+	// unhealthy is why this node declines tasks (SetUnhealthy), "" when it
+	// takes them; healthSent is the value of the last registration the
+	// leader accepted, at healthSentAt.
+	unhealthy    string
+	healthSent   string
+	healthSentAt time.Time
 
 	closing      chan struct{}
 	closeOnce    sync.Once
@@ -166,7 +172,8 @@ func New(cfg Config, deps Deps) (*Node, error) {
 		_ = trans.Close()
 		return fail(fmt.Errorf("raft config: %w", err))
 	}
-	r, err := raft.NewRaft(rc, n.fsm, wal, wal, snaps, trans)
+	store := &watchedStore{walStore: wal, full: deps.DiskFull}
+	r, err := raft.NewRaft(rc, n.fsm, store, store, snaps, trans)
 	if err != nil {
 		_ = trans.Close()
 		return fail(fmt.Errorf("starting raft: %w", err))
@@ -434,7 +441,7 @@ func (n *Node) step(ctx context.Context, lead **leaderRun) <-chan struct{} {
 		n.registered = true
 		n.log.Info("registered with the cluster", "region", n.cfg.Region)
 	}
-	run := !isolated && n.registered && !n.removed && !n.leaving && self.Alive
+	run := !isolated && n.registered && !n.removed && !n.leaving && self.Alive && n.unhealthy == ""
 	n.mu.Unlock()
 	if !run {
 		mine = []string{}
@@ -553,6 +560,27 @@ func (n *Node) ReportLoad(load map[string]float64) {
 	n.load = c
 	n.loadSeq++
 	n.mu.Unlock()
+}
+
+// healthResend is how often a health change is registered again while the
+// node's replica does not show it.
+const healthResend = 30 * time.Second
+
+// SetUnhealthy makes this node decline tasks (reason not empty) or take them
+// again (reason ""). A node that declines stops its tasks at once, whatever
+// its replica says, and registers the reason with the leader, which moves its
+// tasks to other members of its region as it would a dead member's; the node
+// stays a Raft member (and voter). The reason shows in /v1/cluster/status and
+// /v1/status. Safe for concurrent use.
+func (n *Node) SetUnhealthy(reason string) {
+	n.mu.Lock()
+	changed := n.unhealthy != reason
+	n.unhealthy = reason
+	n.mu.Unlock()
+	if changed {
+		notify(n.wake)
+		notify(n.rwake)
+	}
 }
 
 // Ready reports whether the node has a leader, is not isolated and is

@@ -33,6 +33,9 @@ type MemberStatus struct {
 	RaftAddr string `json:"raft_addr"`
 	HTTPAddr string `json:"http_addr"`
 	Alive    bool   `json:"alive"`
+	// Unhealthy is why the member declines tasks (data_dir short of space),
+	// empty when it takes them.
+	Unhealthy string `json:"unhealthy,omitempty"`
 }
 
 // TaskStatus is one task and where it runs.
@@ -75,7 +78,7 @@ func (n *Node) Status() Status {
 	n.fsm.view(func(s *state) {
 		for _, id := range sortedKeys(s.Members) {
 			m := s.Members[id]
-			st.Members = append(st.Members, MemberStatus{ID: m.ID, Region: m.Region, RaftAddr: m.RaftAddr, HTTPAddr: m.HTTPAddr, Alive: m.Alive})
+			st.Members = append(st.Members, MemberStatus{ID: m.ID, Region: m.Region, RaftAddr: m.RaftAddr, HTTPAddr: m.HTTPAddr, Alive: m.Alive, Unhealthy: m.Unhealthy})
 		}
 		for _, id := range sortedKeys(s.Tasks) {
 			t, a := s.Tasks[id], s.Assignments[id]
