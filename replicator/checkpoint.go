@@ -40,8 +40,8 @@ func parseCheckpointKey(pipeline string, key []byte) (Partition, bool) {
 		return Partition{}, false
 	}
 	n, err := strconv.ParseInt(rest[i+1:], 10, 32)
-	if err != nil || n < 0 {
-		return Partition{}, false
+	if err != nil || n < 0 || strconv.FormatInt(n, 10) != rest[i+1:] {
+		return Partition{}, false // only the form checkpointKey writes: not "+1" nor "01"
 	}
 	return Partition{Topic: rest[:i], Partition: int32(n)}, true
 }
@@ -49,6 +49,25 @@ func parseCheckpointKey(pipeline string, key []byte) (Partition, bool) {
 func encodeCheckpoint(task string, offset int64) []byte {
 	b, _ := json.Marshal(checkpoint{V: 1, Offset: offset, Task: task})
 	return b
+}
+
+// decodeCheckpoint returns the offset of a checkpoint value. A value no task
+// writes is an error, not an offset: JSON null or an object without "v" read
+// as offset 0 (the whole partition again), and a negative offset is one of
+// librdkafka's logical offsets (-1 is the end: everything not yet mirrored
+// skipped).
+func decodeCheckpoint(b []byte) (int64, error) {
+	var cp checkpoint
+	if err := json.Unmarshal(b, &cp); err != nil {
+		return 0, err
+	}
+	if cp.V < 1 {
+		return 0, fmt.Errorf("checkpoint %.100q has no format version (\"v\" from 1)", b)
+	}
+	if cp.Offset < 0 {
+		return 0, fmt.Errorf("checkpoint %.100q has a negative offset", b)
+	}
+	return cp.Offset, nil
 }
 
 // loadCheckpoints reads every committed checkpoint of a pipeline from the target.
@@ -148,11 +167,11 @@ func loadCheckpoints(ctx context.Context, target *config.Kafka, targetName, pipe
 				if ev.Value == nil {
 					delete(out, pt)
 				} else {
-					var cp checkpoint
-					if err := json.Unmarshal(ev.Value, &cp); err != nil {
+					off, err := decodeCheckpoint(ev.Value)
+					if err != nil {
 						return nil, fmt.Errorf("%s partition %d offset %d: bad checkpoint for %s: %w", CheckpointTopic, ev.TopicPartition.Partition, ev.TopicPartition.Offset, pt, err)
 					}
-					out[pt] = cp.Offset
+					out[pt] = off
 				}
 			}
 			mark(ev.TopicPartition.Partition, int64(ev.TopicPartition.Offset)+1)
