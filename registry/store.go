@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -251,14 +252,20 @@ func loadState(path string, level Level) (*state, error) {
 			return nil, fmt.Errorf("registry data file %s: %w", path, err)
 		}
 	}
-	for _, rec := range snap.Schemas {
-		if rec == nil || rec.ID <= 0 {
-			return nil, fmt.Errorf("registry data file %s: schema without a valid id", path)
+	for i, rec := range snap.Schemas {
+		if rec == nil || rec.ID <= 0 || rec.ID > math.MaxInt32 {
+			return nil, fmt.Errorf("registry data file %s: schema %d (of the schemas list) without a valid id (1 to 2^31-1)", path, i)
+		}
+		if st.Schemas[rec.ID] != nil {
+			return nil, fmt.Errorf("registry data file %s: schema id %d listed twice", path, rec.ID)
 		}
 		if rec.Type == "" {
 			rec.Type = Avro
 		}
 		st.Schemas[rec.ID] = rec
+	}
+	if snap.NextID > math.MaxInt32+1 {
+		return nil, fmt.Errorf("registry data file %s: next_id %d: schema ids end at 2^31-1", path, snap.NextID)
 	}
 	if snap.NextID > st.NextID {
 		st.NextID = snap.NextID
@@ -267,7 +274,15 @@ func loadState(path string, level Level) (*state, error) {
 		if sub == nil {
 			continue
 		}
-		for _, v := range sub.Versions {
+		seen := map[int]bool{}
+		for i, v := range sub.Versions {
+			if v == nil || v.Version < 1 || v.Version > math.MaxInt32 {
+				return nil, fmt.Errorf("registry data file %s: subject %q: version %d (of its list) is not a version from 1 to 2^31-1", path, name, i)
+			}
+			if seen[v.Version] {
+				return nil, fmt.Errorf("registry data file %s: subject %q: version %d listed twice", path, name, v.Version)
+			}
+			seen[v.Version] = true
 			if st.Schemas[v.ID] == nil {
 				return nil, fmt.Errorf("registry data file %s: subject %q version %d uses unknown schema id %d", path, name, v.Version, v.ID)
 			}
