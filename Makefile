@@ -6,6 +6,7 @@
 #   make bench       benchmarks, with the brokers running (BENCH=regexp)
 #   make vet         gofmt check + go vet
 #   make build       bin/tributary
+#   make fuzz        every Go fuzz target for FUZZTIME each (default 5m; FUZZ=regexp narrows)
 
 GO ?= go
 PKGS ?= ./...
@@ -14,7 +15,7 @@ BENCH ?= .
 
 export PKGS GOTEST_FLAGS BENCH
 
-.PHONY: test test-short bench vet build kafka-fetch
+.PHONY: test test-short bench vet build kafka-fetch fuzz
 
 test:
 	bash test/run.sh test
@@ -36,3 +37,10 @@ build:
 # Download Kafka's jars into the cache ahead of time (test does it when needed).
 kafka-fetch:
 	bash test/harness/kafka.sh fetch
+
+# Every fuzz target (func FuzzX in *_test.go), one go test -fuzz per target, FUZZTIME each.
+# test/run.sh test runs the same script with FUZZTIME=2s after go test.
+FUZZTIME ?= 5m
+FUZZ ?= .
+fuzz:
+	FUZZTIME='$(FUZZTIME)' FUZZ='$(FUZZ)' bash test/fuzz.sh
