@@ -108,11 +108,7 @@ func checkDataFile(t *testing.T, st *state) {
 	if err != nil {
 		t.Fatalf("encoding the state: %v", err)
 	}
-	path := filepath.Join(t.TempDir(), "registry.json")
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	back, err := loadState(path, Backward)
+	back, err := decodeState(b, "registry.json", Backward)
 	if err != nil {
 		t.Fatalf("the data file of a state does not load: %v\n%s", err, b)
 	}
@@ -134,11 +130,7 @@ func FuzzLoadState(f *testing.F) {
 	f.Add([]byte(`{"format":1,"subjects":{"a":{"versions":[null]}}}`))
 	f.Add([]byte(`{"format":1,"next_id":9223372036854775807,"schemas":[{"id":2147483648,"schema":"\"int\""}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		path := filepath.Join(t.TempDir(), "registry.json")
-		if err := os.WriteFile(path, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		st, err := loadState(path, Backward)
+		st, err := decodeState(data, "registry.json", Backward)
 		if err != nil {
 			return
 		}

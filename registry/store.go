@@ -227,16 +227,22 @@ func (st *state) marshal() ([]byte, error) {
 
 // loadState reads the data file; a missing file is an empty registry.
 func loadState(path string, level Level) (*state, error) {
-	st := newState(level)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return st, nil
+		return newState(level), nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading registry data file: %w", err)
 	}
+	return decodeState(b, path, level)
+}
+
+// decodeState reads the data file's bytes; path names the file in errors.
+func decodeState(b []byte, path string, level Level) (*state, error) {
+	st := newState(level)
 	var snap snapshot
-	if err := json.Unmarshal(b, &snap); err != nil {
+	var err error
+	if err = json.Unmarshal(b, &snap); err != nil {
 		return nil, fmt.Errorf("registry data file %s: %w", path, err)
 	}
 	if snap.Format != snapshotFormat {
