@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # Runs every Go native fuzz target (func FuzzX(f *testing.F)) of the module, one
-# target per go test invocation (go test -fuzz accepts a single target).
+# target per run (go fuzzes a single target at a time).
 #
 #   test/fuzz.sh                       every target for FUZZTIME (default 5m) each
-#   FUZZTIME=3s test/fuzz.sh           the short pass test/run.sh test runs after go test
+#   FUZZTIME=2s test/fuzz.sh           the short pass test/run.sh test runs after go test
 #   FUZZ='^FuzzApply$' test/fuzz.sh    only the targets whose name matches the regexp
 #   FUZZ_PKGS=./policy test/fuzz.sh    only these packages (default ./...)
 #   FUZZ_PARALLEL=1 test/fuzz.sh       fuzzing workers per target (default: GOMAXPROCS)
 #
-# Targets are found with `go test -list '^Fuzz'` in the packages that have a
-# fuzz function. A crash stops the run with go's report; the input that
-# crashed is saved under the package's testdata/fuzz/FuzzX/, where plain go
-# test replays it from then on: commit it with the fix. Prints the seconds
-# each target took (fuzzing plus building its instrumented test binary).
+# Each package with a fuzz function is built once, instrumented for fuzzing
+# (go test -c -fuzz), and its targets are listed by the binary itself (what
+# `go test -list '^Fuzz'` prints) and run one after the other, as
+# `go test -run '^$' -fuzz '^FuzzX$' -fuzztime $FUZZTIME` runs them but without
+# relinking per target, with go's corpus cache (`$(go env GOCACHE)/fuzz`). A
+# crash stops the run with go's report; the input that crashed is saved under
+# the package's testdata/fuzz/FuzzX/, where plain go test replays it from then
+# on: commit it with the fix. Prints the seconds each target took.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,49 +25,57 @@ FUZZTIME="${FUZZTIME:-5m}"
 FUZZ="${FUZZ:-.}"
 FUZZ_PKGS="${FUZZ_PKGS:-./...}"
 FUZZ_PARALLEL="${FUZZ_PARALLEL:-}"
+# A fuzz target that hangs on an input fails the run after this long.
+FUZZ_TIMEOUT="${FUZZ_TIMEOUT:-30m}"
 
-# Packages with a fuzz function in a test file, then the targets go lists
-# there (build tags and all).
-mapfile -t dirs < <(
+BIN="$(mktemp -d "${TMPDIR:-/tmp}/tributary-fuzz.XXXXXX")"
+trap 'rm -rf "$BIN"' EXIT
+CACHE="$($GO env GOCACHE)/fuzz"
+
+# The packages with a fuzz function in a test file: import path and directory.
+mapfile -t pkgs < <(
 	# shellcheck disable=SC2086
-	$GO list -f '{{.Dir}}' $FUZZ_PKGS |
-		while read -r d; do
-			if grep -lqs '^func Fuzz[A-Za-z0-9_]*(f \*testing\.F)' "$d"/*_test.go; then
-				echo "$d"
+	$GO list -f '{{.ImportPath}} {{.Dir}}' $FUZZ_PKGS |
+		while read -r path dir; do
+			if grep -qs '^func Fuzz[A-Za-z0-9_]*(f \*testing\.F)' "$dir"/*_test.go; then
+				echo "$path $dir"
 			fi
 		done
 )
-targets=()
-for d in ${dirs[@]+"${dirs[@]}"}; do
-	pkg="./${d#"$ROOT"/}"
-	while read -r name; do
-		if [[ "$name" =~ ^Fuzz && "$name" =~ $FUZZ ]]; then
-			targets+=("$pkg $name")
-		fi
-	done < <($GO test -list '^Fuzz' "$pkg" | grep -v '^ok ')
-done
-if ((${#targets[@]} == 0)); then
-	echo "fuzz.sh: no fuzz target matches FUZZ='$FUZZ' in $FUZZ_PKGS" >&2
-	exit 1
-fi
 
 par=()
 if [[ -n "$FUZZ_PARALLEL" ]]; then
-	par=(-parallel "$FUZZ_PARALLEL")
+	par=(-test.parallel "$FUZZ_PARALLEL")
 fi
-echo "fuzz.sh: ${#targets[@]} targets, $FUZZTIME each" >&2
 start=$SECONDS
-for t in "${targets[@]}"; do
-	read -r pkg name <<<"$t"
+n=0
+for p in ${pkgs[@]+"${pkgs[@]}"}; do
+	read -r path dir <<<"$p"
+	rel="./${dir#"$ROOT"/}"
+	bin="$BIN/$(basename "$dir").test"
 	t0=$SECONDS
-	if ! $GO test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" ${par[@]+"${par[@]}"} "$pkg" >"${TMPDIR:-/tmp}/fuzz.$$.out" 2>&1; then
-		cat "${TMPDIR:-/tmp}/fuzz.$$.out" >&2
-		rm -f "${TMPDIR:-/tmp}/fuzz.$$.out"
-		echo "fuzz.sh: FAIL $pkg $name (the failing input is under $pkg/testdata/fuzz/$name/ if the fuzzer found one)" >&2
-		exit 1
+	$GO test -c -fuzz '^Fuzz' -o "$bin" "$rel"
+	mapfile -t names < <(cd "$dir" && "$bin" -test.list '^Fuzz' | grep -E '^Fuzz' | grep -E -- "$FUZZ" || true)
+	if ((${#names[@]} == 0)); then
+		continue
 	fi
-	execs="$(grep -o 'execs: [0-9]*' "${TMPDIR:-/tmp}/fuzz.$$.out" | tail -1 || true)"
-	rm -f "${TMPDIR:-/tmp}/fuzz.$$.out"
-	printf 'fuzz.sh: ok %-28s %-22s %4ds %s\n' "$pkg" "$name" $((SECONDS - t0)) "$execs" >&2
+	echo "fuzz.sh: $rel built in $((SECONDS - t0))s: ${names[*]}" >&2
+	for name in "${names[@]}"; do
+		t0=$SECONDS
+		out="$BIN/$name.out"
+		if ! (cd "$dir" && "$bin" -test.run '^$' -test.fuzz "^${name}\$" -test.fuzztime "$FUZZTIME" \
+			-test.fuzzcachedir "$CACHE/$path" -test.timeout "$FUZZ_TIMEOUT" ${par[@]+"${par[@]}"}) >"$out" 2>&1; then
+			cat "$out" >&2
+			echo "fuzz.sh: FAIL $rel $name; replay with: go test -run '$name' $rel (the failing input is under $rel/testdata/fuzz/$name/ when the fuzzer found one)" >&2
+			exit 1
+		fi
+		execs="$(grep -o 'execs: [0-9]*' "$out" | tail -1 || true)"
+		printf 'fuzz.sh: ok %-24s %-24s %4ds %s\n' "$rel" "$name" $((SECONDS - t0)) "$execs" >&2
+		n=$((n + 1))
+	done
 done
-echo "fuzz.sh: ${#targets[@]} targets passed in $((SECONDS - start))s" >&2
+if ((n == 0)); then
+	echo "fuzz.sh: no fuzz target matches FUZZ='$FUZZ' in $FUZZ_PKGS" >&2
+	exit 1
+fi
+echo "fuzz.sh: $n targets passed, $FUZZTIME each, in $((SECONDS - start))s" >&2
