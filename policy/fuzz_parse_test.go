@@ -118,3 +118,21 @@ func TestDecodeRefusesTrailingData(t *testing.T) {
 		t.Fatalf("a bundle with a final newline: %v", err)
 	}
 }
+
+// TestParseCarriageReturns: found by FuzzParse (after 4 minutes). YAML ends
+// a line at a lone "\r", so a syntax error on line 32 of a file of "\r"s
+// indexed the 1 line split at "\n" and panicked; the unquoted-"*" hint must
+// also find its line in a file with "\r" or "\r\n" line ends.
+func TestParseCarriageReturns(t *testing.T) {
+	_, err := Parse("cr.yaml", []byte(strings.Repeat("\r", 31)+`"`))
+	if err == nil || !strings.Contains(err.Error(), "cr.yaml:32") {
+		t.Fatalf("Parse: %v, want a syntax error at cr.yaml:32", err)
+	}
+	for _, eol := range []string{"\r", "\r\n"} {
+		src := strings.Join([]string{"policy: p", "version: 1", "rules:", "  - match: {field: **.ssn}", "    action: block", ""}, eol)
+		_, err := Parse("star.yaml", []byte(src))
+		if err == nil || !strings.Contains(err.Error(), `must be quoted, as in field: "**.ssn"`) {
+			t.Errorf("line ends %q: %v, want the hint to quote **.ssn", eol, err)
+		}
+	}
+}
