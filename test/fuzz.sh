@@ -7,6 +7,9 @@
 #   FUZZ='^FuzzApply$' test/fuzz.sh    only the targets whose name matches the regexp
 #   FUZZ_PKGS=./policy test/fuzz.sh    only these packages (default ./...)
 #   FUZZ_PARALLEL=1 test/fuzz.sh       fuzzing workers per target (default: GOMAXPROCS)
+#   FUZZ_SHARDS=3 test/fuzz.sh         one third of the packages: those whose index modulo 3
+#                                      is FUZZ_SHARD (default: the day of the year modulo 3),
+#                                      so a short daily pass covers every package in 3 days
 #
 # Each package with a fuzz function is built once, instrumented for fuzzing
 # (go test -c -fuzz), and its targets are listed by the binary itself (what
@@ -42,6 +45,21 @@ mapfile -t pkgs < <(
 			fi
 		done
 )
+
+# Sharding by package: each package is built once for its targets, and building
+# dominates a short pass.
+FUZZ_SHARDS="${FUZZ_SHARDS:-1}"
+FUZZ_SHARD="${FUZZ_SHARD:-$((10#$(date -u +%j) % FUZZ_SHARDS))}"
+if ((FUZZ_SHARDS > 1)); then
+	kept=()
+	for i in "${!pkgs[@]}"; do
+		if ((i % FUZZ_SHARDS == FUZZ_SHARD)); then
+			kept+=("${pkgs[$i]}")
+		fi
+	done
+	echo "fuzz.sh: shard $FUZZ_SHARD of $FUZZ_SHARDS: ${#kept[@]} of ${#pkgs[@]} packages" >&2
+	pkgs=(${kept[@]+"${kept[@]}"})
+fi
 
 par=()
 if [[ -n "$FUZZ_PARALLEL" ]]; then
