@@ -1,6 +1,7 @@
 package protoschema
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -156,4 +157,22 @@ func FuzzLoad(f *testing.F) {
 			t.Fatalf("a round trip through base64 changed the canonical form:\n--- before\n%s--- after\n%s", canon, got)
 		}
 	})
+}
+
+// TestExtensionJSONNameDropped: found by FuzzDecode (its input is
+// testdata/fuzz/FuzzDecode/61b38b9f64fb9bb3). A descriptor giving an
+// extension a json_name kept it in the model and the canonical form, but
+// Descriptor writes none for extensions, so a round trip changed the
+// schema's canonical form.
+func TestExtensionJSONNameDropped(t *testing.T) {
+	// extend "00…0" { optional string A0000000 = 48 [json_name = "000000"]; }
+	in := []byte(":r\x180X0(\t2\b00000000R\x06000000Y00000000\n\bA00000002!000000000000000000000000000000000\x12\"0000000000000000000000000000000000")
+	got, err := Decode(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := got.Canonical(); strings.Contains(c, "json_name") {
+		t.Fatalf("the extension kept a json_name:\n%s", c)
+	}
+	roundTrip(t, got)
 }
