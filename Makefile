@@ -10,6 +10,7 @@
 #                    catch-up time of one node (README, "Sizing"); ~11 min
 #   make vet         gofmt check + go vet
 #   make build       bin/tributary
+#   make fuzz        every Go fuzz target for FUZZTIME each (default 5m; FUZZ=regexp narrows)
 
 GO ?= go
 PKGS ?= ./...
@@ -18,7 +19,7 @@ BENCH ?= .
 
 export PKGS GOTEST_FLAGS BENCH
 
-.PHONY: test test-short bench chaos outage vet build kafka-fetch
+.PHONY: test test-short bench chaos outage fuzz vet build kafka-fetch
 
 test:
 	bash test/run.sh test
@@ -49,3 +50,10 @@ build:
 # Download Kafka's jars into the cache ahead of time (test does it when needed).
 kafka-fetch:
 	bash test/harness/kafka.sh fetch
+
+# Every fuzz target (func FuzzX in *_test.go), one go test -fuzz per target, FUZZTIME each.
+# test/run.sh test runs the same script with FUZZTIME=2s after go test.
+FUZZTIME ?= 5m
+FUZZ ?= .
+fuzz:
+	FUZZTIME='$(FUZZTIME)' FUZZ='$(FUZZ)' bash test/fuzz.sh

@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -77,6 +79,9 @@ func Decode(data []byte) (*Set, error) {
 	if err := dec.Decode(&dto); err != nil {
 		return nil, fmt.Errorf("decoding policy set: %w", err)
 	}
+	if end := dec.InputOffset(); !atEOF(dec) {
+		return nil, fmt.Errorf("decoding policy set: data after the bundle's JSON object at byte %d", end)
+	}
 	if dto.Format != encodingFormat1 && dto.Format != encodingFormat {
 		return nil, fmt.Errorf("decoding policy set: format %d, this node understands %d and %d", dto.Format, encodingFormat1, encodingFormat)
 	}
@@ -95,6 +100,12 @@ func Decode(data []byte) (*Set, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// atEOF reports whether dec holds nothing but white space any more.
+func atEOF(dec *json.Decoder) bool {
+	_, err := dec.Token()
+	return errors.Is(err, io.EOF)
 }
 
 // digest hashes what a policy says, leaving out its version, file and

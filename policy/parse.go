@@ -140,8 +140,12 @@ func retireOnly(pos yamlerr.Positions) bool {
 // quoteHint adds to a syntax error near an unquoted "*" that a pattern like
 // **.ssn must be quoted: an unquoted * starts a YAML alias.
 func quoteHint(err *Error, data []byte) *Error {
-	lines := strings.Split(string(data), "\n")
-	for _, l := range lines[max(0, err.Line-2):min(len(lines), err.Line)] {
+	// Lines as YAML counts them: a lone "\r" ends one too, so splitting at
+	// "\n" only gave fewer lines than err.Line (and a slice out of range).
+	text := strings.ReplaceAll(strings.ReplaceAll(string(data), "\r\n", "\n"), "\r", "\n")
+	lines := strings.Split(text, "\n")
+	hi := min(len(lines), max(0, err.Line))
+	for _, l := range lines[max(0, min(hi, err.Line-2)):hi] {
 		if strings.Contains(l, ": *") || strings.Contains(l, "- *") {
 			err.Msg += ` (a value starting with "*" must be quoted, as in field: "**.ssn")`
 			break

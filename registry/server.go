@@ -661,6 +661,11 @@ func (s *Server) register(r *http.Request) (any, *APIError) {
 	key := schemaKey(cand.typ, cand.canonical, req.References)
 	sub := st.Subjects[subject]
 
+	if req.ID > math.MaxInt32 || req.Version > math.MaxInt32 {
+		// The wire format has 4 bytes for the id; Confluent's ids and
+		// versions are Java ints.
+		return nil, errBadRequest(fmt.Errorf("id %d or version %d out of range: both end at 2^31-1", req.ID, req.Version))
+	}
 	importing := mode == Import && (req.ID > 0 || req.Version > 0)
 	if !importing {
 		// Re-registering a schema a live version already has is idempotent.
@@ -722,6 +727,9 @@ func (s *Server) register(r *http.Request) (any, *APIError) {
 	if !known {
 		if id == 0 {
 			id = next.NextID
+		}
+		if id > math.MaxInt32 {
+			return nil, errNotPermitted("No schema id left: id %d does not fit the wire format's 4 bytes (an import took id 2^31-1)", id)
 		}
 		guid, err := newGUID()
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -226,16 +227,22 @@ func (st *state) marshal() ([]byte, error) {
 
 // loadState reads the data file; a missing file is an empty registry.
 func loadState(path string, level Level) (*state, error) {
-	st := newState(level)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return st, nil
+		return newState(level), nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading registry data file: %w", err)
 	}
+	return decodeState(b, path, level)
+}
+
+// decodeState reads the data file's bytes; path names the file in errors.
+func decodeState(b []byte, path string, level Level) (*state, error) {
+	st := newState(level)
 	var snap snapshot
-	if err := json.Unmarshal(b, &snap); err != nil {
+	var err error
+	if err = json.Unmarshal(b, &snap); err != nil {
 		return nil, fmt.Errorf("registry data file %s: %w", path, err)
 	}
 	if snap.Format != snapshotFormat {
@@ -251,14 +258,20 @@ func loadState(path string, level Level) (*state, error) {
 			return nil, fmt.Errorf("registry data file %s: %w", path, err)
 		}
 	}
-	for _, rec := range snap.Schemas {
-		if rec == nil || rec.ID <= 0 {
-			return nil, fmt.Errorf("registry data file %s: schema without a valid id", path)
+	for i, rec := range snap.Schemas {
+		if rec == nil || rec.ID <= 0 || rec.ID > math.MaxInt32 {
+			return nil, fmt.Errorf("registry data file %s: schema %d (of the schemas list) without a valid id (1 to 2^31-1)", path, i)
+		}
+		if st.Schemas[rec.ID] != nil {
+			return nil, fmt.Errorf("registry data file %s: schema id %d listed twice", path, rec.ID)
 		}
 		if rec.Type == "" {
 			rec.Type = Avro
 		}
 		st.Schemas[rec.ID] = rec
+	}
+	if snap.NextID > math.MaxInt32+1 {
+		return nil, fmt.Errorf("registry data file %s: next_id %d: schema ids end at 2^31-1", path, snap.NextID)
 	}
 	if snap.NextID > st.NextID {
 		st.NextID = snap.NextID
@@ -267,7 +280,15 @@ func loadState(path string, level Level) (*state, error) {
 		if sub == nil {
 			continue
 		}
-		for _, v := range sub.Versions {
+		seen := map[int]bool{}
+		for i, v := range sub.Versions {
+			if v == nil || v.Version < 1 || v.Version > math.MaxInt32 {
+				return nil, fmt.Errorf("registry data file %s: subject %q: version %d (of its list) is not a version from 1 to 2^31-1", path, name, i)
+			}
+			if seen[v.Version] {
+				return nil, fmt.Errorf("registry data file %s: subject %q: version %d listed twice", path, name, v.Version)
+			}
+			seen[v.Version] = true
 			if st.Schemas[v.ID] == nil {
 				return nil, fmt.Errorf("registry data file %s: subject %q version %d uses unknown schema id %d", path, name, v.Version, v.ID)
 			}

@@ -39,8 +39,11 @@ func decodeCheckpoint(b []byte) (checkpoint, error) {
 	if err := json.Unmarshal(b, &cp); err != nil {
 		return checkpoint{}, err
 	}
+	if cp.V < 1 {
+		return checkpoint{}, fmt.Errorf("checkpoint %.100q has no format version (\"v\" from 1)", b)
+	}
 	if cp.Offset < 0 {
-		return checkpoint{}, fmt.Errorf("negative offset %d", cp.Offset)
+		return checkpoint{}, fmt.Errorf("checkpoint %.100q has a negative offset", b)
 	}
 	return cp, nil
 }
@@ -90,8 +93,8 @@ func parseCheckpointKey(pipeline string, key []byte) (Partition, bool) {
 		return Partition{}, false
 	}
 	n, err := strconv.ParseInt(rest[i+1:], 10, 32)
-	if err != nil || n < 0 {
-		return Partition{}, false
+	if err != nil || n < 0 || strconv.FormatInt(n, 10) != rest[i+1:] {
+		return Partition{}, false // only the form checkpointKey writes: not "+1" nor "01"
 	}
 	return Partition{Topic: rest[:i], Partition: int32(n)}, true
 }

@@ -480,10 +480,12 @@ func lineageOf(m *kafka.Message, j *translateJob) (off int64, mine, ok bool) {
 		return 0, false, false
 	}
 	n, err := strconv.ParseInt(string(offset), 10, 64)
-	if err != nil {
+	if err != nil || n < 0 {
 		return 0, false, false
 	}
-	p, err := strconv.Atoi(string(part))
+	// ParseInt with 32 bits: Atoi and a conversion to int32 read partition
+	// 4294967296 as partition 0.
+	p, err := strconv.ParseInt(string(part), 10, 32)
 	if err != nil || string(topic) != j.src.Topic || int32(p) != j.src.Partition {
 		return n, false, true
 	}

@@ -6,6 +6,9 @@
 #   test/run.sh chaos   go test -run '^TestChaos$' -v -timeout 90m -p 1 $GOTEST_FLAGS ./test/
 #                       (make chaos sets TRIBUTARY_CHAOS_LONG=1 for the long variant)
 #
+# After a whole test run that passed, test/fuzz.sh runs every fuzz target for
+# FUZZTIME_SUITE (default 2s; 0 skips it).
+#
 # PKGS defaults to ./...; GOTEST_FLAGS adds go test flags (e.g. GOTEST_FLAGS='-run TestX -v').
 # The brokers (test/harness/kafka.sh) run in a temporary directory that is removed afterwards
 # unless KEEP_KAFKA_DIR=1; they are always stopped, and go test's exit code is returned.
@@ -116,5 +119,17 @@ GOPID=""
 if ((rc != 0)); then
 	echo "run.sh: go test exited with $rc; broker logs follow" >&2
 	bash "$KAFKA_SH" logs "$KAFKA_DIR" 60 >&2 || true
+fi
+
+# The short fuzz pass: every fuzz target for FUZZTIME_SUITE (default 2s) each, after a
+# whole run that passed (not when PKGS or GOTEST_FLAGS narrow it; FUZZTIME_SUITE=0 skips
+# it). `make fuzz` runs the same targets for longer.
+FUZZTIME_SUITE="${FUZZTIME_SUITE:-2s}"
+if [[ "$MODE" == test && $rc -eq 0 && "$PKGS" == ./... && -z "$GOTEST_FLAGS" && "$FUZZTIME_SUITE" != 0 ]]; then
+	echo "run.sh: short fuzz pass: FUZZTIME=$FUZZTIME_SUITE test/fuzz.sh" >&2
+	FUZZTIME="$FUZZTIME_SUITE" setsid -w bash "$ROOT/test/fuzz.sh" </dev/null &
+	GOPID=$!
+	wait "$GOPID" || rc=$?
+	GOPID=""
 fi
 exit "$rc"

@@ -503,6 +503,13 @@ func (d *descDecoder) fieldBody(b []byte) (*Field, error) {
 	if fd.TypeName != "" && fd.Kind == 255 {
 		fd.Kind = Named // type_name without type: resolution decides
 	}
+	if fd.Extendee != "" {
+		// An extension has no JSON name of its own (JSON writes it as
+		// "[full.name]"; protoc refuses json_name on one), and Descriptor
+		// writes none: one read from a descriptor did not survive a round
+		// trip (found by FuzzDecode).
+		fd.JSONName = ""
+	}
 	fd.Tags = metaTags(fd.Options, "(confluent.field_meta)")
 	for _, o := range fd.Options {
 		if o.Name == "packed" {

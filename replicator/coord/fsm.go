@@ -2,6 +2,7 @@ package coord
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -251,6 +252,11 @@ func (s *state) apply(c command, index uint64) (*PolicyBundle, error) {
 		if c.Policy == nil {
 			return nil, fmt.Errorf("%s: bundle missing", c.Op)
 		}
+		if c.Policy.Version < 1 {
+			// The leader refuses these (checkBundle); a snapshot holding one
+			// would not restore (check).
+			return nil, fmt.Errorf("policy bundle version %d: versions start at 1", c.Policy.Version)
+		}
 		if s.Policy != nil && c.Policy.Version <= s.Policy.Version {
 			return nil, fmt.Errorf("policy bundle version %d (active %d): %w", c.Policy.Version, s.Policy.Version, ErrStalePolicy)
 		}
@@ -335,13 +341,24 @@ func (f *fsm) Restore(r io.ReadCloser) error {
 	return nil
 }
 
+// readSnapshot reads a snapshot written by Persist. What Persist cannot have
+// written (trailing data, no state, a state no sequence of commands builds) is
+// an error: a damaged or forged snapshot must fail the restore rather than
+// replace the state with a corrupt one.
 func readSnapshot(r io.Reader) (*state, error) {
 	var sf snapshotFile
-	if err := json.NewDecoder(r).Decode(&sf); err != nil {
+	dec := json.NewDecoder(r)
+	if err := dec.Decode(&sf); err != nil {
 		return nil, fmt.Errorf("decoding snapshot: %w", err)
 	}
 	if sf.Version < 1 || sf.Version > snapshotVersion {
 		return nil, fmt.Errorf("snapshot has version %d; this node reads versions 1 to %d", sf.Version, snapshotVersion)
+	}
+	if end := dec.InputOffset(); !errors.Is(eof(dec), io.EOF) {
+		return nil, fmt.Errorf("decoding snapshot: data after the snapshot's JSON object at byte %d", end)
+	}
+	if sf.State == nil {
+		return nil, errors.New("decoding snapshot: no state")
 	}
 	st := newState()
 	if sf.State != nil {
@@ -360,7 +377,53 @@ func readSnapshot(r io.Reader) (*state, error) {
 		}
 		st.Policy = sf.State.Policy
 	}
+	if err := st.check(); err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
 	return st, nil
+}
+
+// eof returns io.EOF when dec holds nothing but white space any more.
+func eof(dec *json.Decoder) error {
+	_, err := dec.Token()
+	return err
+}
+
+// check returns the first inconsistency of a state: every state Apply builds
+// passes it (members and tasks under their own ids, assignments and load only
+// of listed tasks, assigned nodes are members, finite non-negative load,
+// bundle versions from 1).
+func (s *state) check() error {
+	for k, m := range s.Members {
+		if k == "" || m.ID != k {
+			return fmt.Errorf("member %q has id %q", k, m.ID)
+		}
+	}
+	for k, t := range s.Tasks {
+		if k == "" || t.ID != k {
+			return fmt.Errorf("task %q has id %q", k, t.ID)
+		}
+	}
+	for k, a := range s.Assignments {
+		if _, ok := s.Tasks[k]; !ok {
+			return fmt.Errorf("assignment of task %q: no such task", k)
+		}
+		if _, ok := s.Members[a.Node]; a.Node != "" && !ok {
+			return fmt.Errorf("assignment of task %q: node %q is not a member", k, a.Node)
+		}
+	}
+	for k, v := range s.Load {
+		if _, ok := s.Tasks[k]; !ok {
+			return fmt.Errorf("load of task %q: no such task", k)
+		}
+		if v < 0 || math.IsInf(v, 0) || math.IsNaN(v) {
+			return fmt.Errorf("load of task %q: %v records/s", k, v)
+		}
+	}
+	if s.Policy != nil && s.Policy.Version < 1 {
+		return fmt.Errorf("policy bundle version %d: versions start at 1", s.Policy.Version)
+	}
+	return nil
 }
 
 // view calls fn with the current state, which fn must not modify or keep.
