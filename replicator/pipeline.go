@@ -499,16 +499,21 @@ func (p *Pipeline) ensureHeartbeatTopic(ctx context.Context, srcAdmin *kafka.Adm
 	return len(t.Partitions), false, nil
 }
 
-// createTargets creates the target topics of new source topics with the source's
-// partition count and settings. It returns those that now exist.
-func (p *Pipeline) createTargets(ctx context.Context, srcAdmin, tgtAdmin *kafka.AdminClient, topics []string, parts map[string]int) (map[string]int, error) {
+// describeTopicConfigs reads the configuration of topics (15 s at most).
+func describeTopicConfigs(ctx context.Context, admin *kafka.AdminClient, topics []string) ([]kafka.ConfigResourceResult, error) {
 	res := make([]kafka.ConfigResource, len(topics))
 	for i, t := range topics {
 		res[i] = kafka.ConfigResource{Type: kafka.ResourceTopic, Name: t}
 	}
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	described, err := srcAdmin.DescribeConfigs(cctx, res)
+	return admin.DescribeConfigs(cctx, res)
+}
+
+// createTargets creates the target topics of new source topics with the source's
+// partition count and settings. It returns those that now exist.
+func (p *Pipeline) createTargets(ctx context.Context, srcAdmin, tgtAdmin *kafka.AdminClient, topics []string, parts map[string]int) (map[string]int, error) {
+	described, err := describeTopicConfigs(ctx, srcAdmin, topics)
 	if err != nil {
 		return nil, fmt.Errorf("describing source topics %v: %w", topics, err)
 	}
@@ -539,6 +544,8 @@ func (p *Pipeline) createTargets(ctx context.Context, srcAdmin, tgtAdmin *kafka.
 	if len(specs) == 0 {
 		return created, fmt.Errorf("describing source topics %v: no result", topics)
 	}
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
 	results, err := tgtAdmin.CreateTopics(cctx, specs)
 	if err != nil {
 		return created, fmt.Errorf("creating target topics: %w", err)

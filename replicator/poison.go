@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 )
@@ -184,13 +183,7 @@ func (p *Pipeline) readLimits(ctx context.Context, tgtAdmin *kafka.AdminClient, 
 		topics = append(topics, p.cfg.TargetTopic(src))
 	}
 	slices.Sort(topics)
-	res := make([]kafka.ConfigResource, len(topics))
-	for i, t := range topics {
-		res[i] = kafka.ConfigResource{Type: kafka.ResourceTopic, Name: t}
-	}
-	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	described, err := tgtAdmin.DescribeConfigs(cctx, res)
+	described, err := describeTopicConfigs(ctx, tgtAdmin, topics)
 	if err != nil {
 		return nil, fmt.Errorf("describing target topics of %s (max.message.bytes): %w", p.targetName, err)
 	}

@@ -125,10 +125,20 @@ type producer struct {
 
 func newProducer(t testing.TB, bootstrap string) *producer {
 	t.Helper()
-	p, err := kafka.NewProducer(&kafka.ConfigMap{
+	return newProducerWith(t, bootstrap, nil)
+}
+
+// newProducerWith is newProducer with props added to (or replacing) its settings.
+func newProducerWith(t testing.TB, bootstrap string, props kafka.ConfigMap) *producer {
+	t.Helper()
+	cm := kafka.ConfigMap{
 		"bootstrap.servers": bootstrap, "enable.idempotence": true, "linger.ms": 10,
 		"go.delivery.reports": true, "go.delivery.report.fields": "none", "enable.metrics.push": false,
-	})
+	}
+	for k, v := range props {
+		cm[k] = v
+	}
+	p, err := kafka.NewProducer(&cm)
 	if err != nil {
 		t.Fatal(err)
 	}

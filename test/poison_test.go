@@ -37,32 +37,7 @@ func poisonValue(part int32, seq, big int) []byte {
 // offsets of the records sizeOf made big or stale made old.
 func poisonSource(t *testing.T, bootstrap, topic string, n int, base time.Time, props kafka.ConfigMap, sizeOf func(part int32, seq int) int, stale func(part int32, seq int) bool) map[string]bool {
 	t.Helper()
-	cm := kafka.ConfigMap{
-		"bootstrap.servers": bootstrap, "enable.idempotence": true, "linger.ms": 10,
-		"go.delivery.reports": true, "go.delivery.report.fields": "none", "enable.metrics.push": false,
-	}
-	for k, v := range props {
-		cm[k] = v
-	}
-	p, err := kafka.NewProducer(&cm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tp := &producer{Producer: p, done: make(chan struct{})}
-	go func() {
-		defer close(tp.done)
-		for ev := range p.Events() {
-			if m, ok := ev.(*kafka.Message); ok && m.TopicPartition.Error != nil {
-				if tp.failed.Add(1) == 1 {
-					tp.first.Store(fmt.Sprintf("%s partition %d: %v", *m.TopicPartition.Topic, m.TopicPartition.Partition, m.TopicPartition.Error))
-				}
-			}
-		}
-	}()
-	defer func() {
-		p.Close()
-		<-tp.done
-	}()
+	tp := newProducerWith(t, bootstrap, props)
 	big := map[string]bool{}
 	for seq := 0; seq < n; seq++ {
 		for part := int32(0); part < poisonPartitions; part++ {
@@ -81,12 +56,12 @@ func poisonSource(t *testing.T, bootstrap, topic string, n int, base time.Time, 
 				big[fmt.Sprintf("%d/%d", part, seq)] = true
 			}
 			for {
-				err := p.Produce(m, nil)
+				err := tp.Produce(m, nil)
 				if err == nil {
 					break
 				}
 				if e, ok := err.(kafka.Error); ok && e.Code() == kafka.ErrQueueFull {
-					p.Flush(100)
+					tp.Flush(100)
 					continue
 				}
 				t.Fatalf("producing: %v", err)
