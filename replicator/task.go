@@ -582,8 +582,9 @@ type txLoop struct {
 	quarantinedCtr  prometheus.Counter
 	quarantineLogAt time.Time
 
-	ts       []int64 // source timestamps (ms) of the open batch, for latency
-	offBuf   []byte  // lineage offset header values of the open batch
+	ts       []int64        // source timestamps (ms) of the open batch, for latency
+	offBuf   []byte         // lineage offset header values of the open batch
+	hdrs     []kafka.Header // the headers of the record being produced, reused
 	inTxn    bool
 	txn      uint64 // counts transactions begun, for partState.lastTxn
 	errLogAt time.Time
@@ -771,17 +772,22 @@ func (l *txLoop) record(ctx context.Context, e *kafka.Message) error {
 	} else if !ps.heartbeat && l.eos {
 		l.ts = append(l.ts, e.Timestamp.UnixMilli())
 	}
+	// The headers go out in a buffer the loop reuses: Produce copies them
+	// (as it copies key and value), so nothing of them is allocated per
+	// record. The source's slice stays as read, for the quarantine.
+	hs := append(l.hdrs[:0], e.Headers...)
 	if !hasOrigin {
-		e.Headers = append(e.Headers, kafka.Header{Key: HeaderOrigin, Value: l.origin})
+		hs = append(hs, kafka.Header{Key: HeaderOrigin, Value: l.origin})
 	}
 	if l.lineage {
 		start := len(l.offBuf)
 		l.offBuf = strconv.AppendInt(l.offBuf, off, 10)
-		e.Headers = append(e.Headers,
+		hs = append(hs,
 			kafka.Header{Key: HeaderOriginTopic, Value: ps.topicHdr},
 			kafka.Header{Key: HeaderOriginPartition, Value: ps.partHdr},
 			kafka.Header{Key: HeaderOriginOffset, Value: l.offBuf[start:len(l.offBuf):len(l.offBuf)]})
 	}
+	e.Headers, l.hdrs = hs, hs[:0]
 	if reject := l.refusal(ps, e); reject != nil {
 		e.Key, e.Value, e.Headers = srcKey, srcValue, srcHeaders
 		if err := l.quarantineRecord(ctx, e, reject); err != nil {
