@@ -279,6 +279,9 @@ func (t *Task) session(ctx context.Context) (err error) {
 	prole, preq := kafkaclient.IdempotentProducer, kafkaclient.Required{
 		"go.delivery.reports":       !eos,
 		"go.delivery.report.fields": "none",
+		// At least once, checkpoints follow the reports of successful
+		// deliveries (acks.go): none may be left out.
+		"delivery.report.only.error": false,
 		// Every batch fits the smallest max.message.bytes of the topics this
 		// producer writes to: librdkafka never splits a batch the broker
 		// refuses (poison.go).
