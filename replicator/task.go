@@ -867,7 +867,6 @@ func (l *txLoop) record(ctx context.Context, e *kafka.Message) error {
 				return fmt.Errorf("producing %s offset %d to %s: %w", ps.src, off, *ps.target, err)
 			}
 			l.ackedRecord(ps, inflight{off: off, ts: ts, size: int32(len(e.Key) + len(e.Value))}, time.Now().UnixMilli())
-			l.publishAcked()
 		}
 		l.isolating = nil
 	}
@@ -1123,8 +1122,10 @@ func (l *txLoop) committed(advanced []*partState) {
 
 	c := l.counts
 	if !l.eos {
-		// Counted as the target acknowledges them (drainAcks).
+		// Counted as the target acknowledged them (drainAcks); every one
+		// of those is below the checkpoints just written.
 		c.replicated, c.bytes = 0, 0
+		l.publishAcked()
 	}
 	t.replicated.Add(int64(c.replicated))
 	t.skipped.Add(int64(c.skipped))
@@ -1239,14 +1240,15 @@ func (l *txLoop) drainAcks() error {
 		}
 		l.ackedRecord(ps, r, now)
 	}
-	l.publishAcked()
 	if failed > 0 {
 		return fmt.Errorf("%d records not delivered to the target: %w", failed, firstErr)
 	}
 	return nil
 }
 
-// ackedRecord counts a record the target acknowledged (at-least-once).
+// ackedRecord counts a record the target acknowledged (at-least-once); the
+// count is published with the checkpoint that covers it (committed), so a
+// session that fails before does not count again what it reads again.
 func (l *txLoop) ackedRecord(ps *partState, r inflight, now int64) {
 	if ps.heartbeat {
 		l.heartbeatTs = max(l.heartbeatTs, r.ts)
@@ -1259,7 +1261,8 @@ func (l *txLoop) ackedRecord(ps *partState, r inflight, now int64) {
 	}
 }
 
-// publishAcked adds the acknowledged records to the task's counters.
+// publishAcked adds the acknowledged records to the task's counters once
+// the checkpoints past them are written (at-least-once).
 func (l *txLoop) publishAcked() {
 	t := l.t
 	if l.heartbeatTs > 0 && l.heartbeatTs > t.heartbeatAt.Load() {
