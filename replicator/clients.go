@@ -11,8 +11,11 @@ import (
 
 // kafkaCode returns the librdkafka error code of err, or ErrNoError.
 func kafkaCode(err error) kafka.ErrorCode {
+	if err == nil {
+		return kafka.ErrNoError // without the escaping kafka.Error below: it is on every record's path
+	}
 	var ke kafka.Error
-	if err != nil && asKafkaError(err, &ke) {
+	if asKafkaError(err, &ke) {
 		return ke.Code()
 	}
 	return kafka.ErrNoError

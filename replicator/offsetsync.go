@@ -105,20 +105,6 @@ type sampler struct {
 	open  []*syncSample    // sampled in the open transaction
 	done  []*syncSample    // committed; waiting for their report, or to be written
 	out   int              // samples whose report has not arrived
-	// reports counts every delivery report received; failures those with
-	// an error since takeFailures (at-least-once checks them before a
-	// checkpoint, like the producer's other reports).
-	reports  int64
-	failures int
-	firstErr error
-}
-
-// takeFailures returns the failed deliveries of sampled records since the
-// last call, and the first one's error.
-func (s *sampler) takeFailures() (int, error) {
-	n, err := s.failures, s.firstErr
-	s.failures, s.firstErr = 0, nil
-	return n, err
 }
 
 func newSampler(every time.Duration) *sampler {
@@ -148,31 +134,29 @@ func (s *sampler) drain() {
 	for {
 		select {
 		case ev := <-s.ch:
-			m, ok := ev.(*kafka.Message)
-			if !ok {
-				continue
-			}
-			s.reports++
-			if err := m.TopicPartition.Error; err != nil {
-				if s.failures == 0 {
-					s.firstErr = err
-				}
-				s.failures++
-			}
-			smp, ok := m.Opaque.(*syncSample)
-			if !ok || smp.reported || smp.dropped {
-				continue
-			}
-			smp.reported = true
-			s.out--
-			if m.TopicPartition.Error != nil || m.TopicPartition.Offset < 0 {
-				smp.failed = true
-			} else {
-				smp.target = int64(m.TopicPartition.Offset)
+			if m, ok := ev.(*kafka.Message); ok {
+				s.handle(m)
 			}
 		default:
 			return
 		}
+	}
+}
+
+// handle takes the delivery report of a sampled record: from the sampler's
+// channel (exactly once) or from the transaction loop (at least once, where
+// the reports of sampled records come in order with the others).
+func (s *sampler) handle(m *kafka.Message) {
+	smp, ok := m.Opaque.(*syncSample)
+	if !ok || smp.reported || smp.dropped {
+		return
+	}
+	smp.reported = true
+	s.out--
+	if m.TopicPartition.Error != nil || m.TopicPartition.Offset < 0 {
+		smp.failed = true
+	} else {
+		smp.target = int64(m.TopicPartition.Offset)
 	}
 }
 

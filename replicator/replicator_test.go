@@ -14,7 +14,7 @@ import (
 
 // testPipeline returns a pipeline over source "src" into "central", built from
 // a config file like an operator would write; nothing is connected.
-func testPipeline(t *testing.T, name string, tasks int) *Pipeline {
+func testPipeline(t testing.TB, name string, tasks int) *Pipeline {
 	t.Helper()
 	cfg, err := config.Parse("test.yaml", fmt.Appendf(nil, `
 node: {id: n1, region: eu}

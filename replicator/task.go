@@ -239,6 +239,9 @@ type partState struct {
 	next        int64 // next source offset, as committed in the target
 	pending     int64 // next source offset after the open batch
 	lastWritten int64 // next offset of the last checkpoint written
+	ckpt        int64 // the checkpoint being written (commitBatch)
+	// acks are the partition's records in flight (at-least-once, acks.go).
+	acks ackQueue
 	// lp is the partition's progress for the lag gauges, nil for heartbeats.
 	lp *lagPart
 	// headTs is the timestamp (ms) of the first record of the open batch,
@@ -276,6 +279,9 @@ func (t *Task) session(ctx context.Context) (err error) {
 	prole, preq := kafkaclient.IdempotentProducer, kafkaclient.Required{
 		"go.delivery.reports":       !eos,
 		"go.delivery.report.fields": "none",
+		// At least once, checkpoints follow the reports of successful
+		// deliveries (acks.go): none may be left out.
+		"delivery.report.only.error": false,
 		// Every batch fits the smallest max.message.bytes of the topics this
 		// producer writes to: librdkafka never splits a batch the broker
 		// refuses (poison.go).
@@ -302,11 +308,10 @@ func (t *Task) session(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("creating producer for target %s: %w", p.targetName, err)
 	}
-	var deliveryFailures atomic.Int64
-	var firstDeliveryErr atomic.Value
-	// delivered counts the delivery reports handled below (at-least-once):
-	// Producer.Flush returns once the reports are out of librdkafka, which
-	// can be before this goroutine has counted a failure among them.
+	// At-least-once, the delivery reports go to the transaction loop
+	// through reports (acks.go), in the order they arrive; delivered
+	// counts them.
+	var reports inbox
 	var delivered atomic.Int64
 	var evWG sync.WaitGroup
 	evWG.Add(1)
@@ -315,11 +320,7 @@ func (t *Task) session(ctx context.Context) (err error) {
 		for ev := range prod.Events() {
 			switch e := ev.(type) {
 			case *kafka.Message:
-				if e.TopicPartition.Error != nil {
-					if deliveryFailures.Add(1) == 1 {
-						firstDeliveryErr.Store(e.TopicPartition.Error)
-					}
-				}
+				reports.add(e)
 				delivered.Add(1)
 			case kafka.Error:
 				t.log.Warn("target producer error", "err", e, "fatal", e.IsFatal())
@@ -493,10 +494,11 @@ func (t *Task) session(ctx context.Context) (err error) {
 	t.log.Info("task running", "partitions", t.partitions.Load(), "heartbeats", p.heartbeats, "exactly_once", eos, "batch_size", batchSize)
 
 	loop := &txLoop{t: t, prod: prod, cons: cons, parts: parts, eos: eos,
-		deliveryFailures: &deliveryFailures, firstDeliveryErr: &firstDeliveryErr, delivered: &delivered,
+		reports: &reports, delivered: &delivered,
 		transform: p.deps.Transformers[p.cfg.Name], logs: logs,
 		quarantinedCtr: p.deps.Metrics.Records.WithLabelValues(p.cfg.Name, metrics.Quarantined),
 		sampler:        newSampler(p.cfg.OffsetSyncInterval.D()), lim: lim}
+	loop.index()
 	defer func() {
 		if loop.quarantine != nil {
 			loop.quarantine.close()
@@ -506,9 +508,17 @@ func (t *Task) session(ctx context.Context) (err error) {
 		select {
 		case <-changed:
 			list, changed = p.Partitions(t.id.Index)
+			if !eos {
+				// Reports are matched to partitions: none may be in
+				// flight for a partition that is dropped or replaced.
+				if err := loop.settle(ctx); err != nil {
+					return t.classify(err)
+				}
+			}
 			if err := assign(list); err != nil {
 				return err
 			}
+			loop.index()
 		default:
 		}
 		if err := loop.runTransaction(ctx); err != nil {
@@ -524,6 +534,11 @@ func (t *Task) session(ctx context.Context) (err error) {
 			if b := producerBatchSize(nl.min(), userBatchSize(p.target.Properties)); b != batchSize {
 				// Between transactions nothing is open: a new session with a
 				// producer of the new batch.size resumes at the checkpoints.
+				if !eos {
+					if err := loop.settle(ctx); err != nil {
+						return t.classify(err)
+					}
+				}
 				t.log.Info("target topic limits changed; restarting the session with a new batch.size", "batch_size", b, "previous", batchSize)
 				return nil
 			}
@@ -551,13 +566,17 @@ type txLoop struct {
 	parts map[Partition]*partState
 	eos   bool
 
-	deliveryFailures *atomic.Int64
-	firstDeliveryErr *atomic.Value
-	// At-least-once: records produced (each gets one delivery report, on the
-	// producer's events or, sampled, on the sampler's channel) and the
-	// reports the events goroutine has handled.
+	// At-least-once: the delivery reports not yet taken (acks.go), records
+	// produced with a report on the producer's events, and the reports the
+	// events goroutine has handed on; byTarget finds a report's source
+	// partition.
+	reports   *inbox
 	produced  int64
 	delivered *atomic.Int64
+	byTarget  map[Partition]*partState
+	// acked counts the acknowledged records not yet added to the task's
+	// counters (at-least-once counts records when the target has them).
+	acked batchCounts
 
 	transform       governance.Transformer // nil: records pass unchanged
 	quarantine      *quarantine            // created at the first rejection
@@ -566,8 +585,9 @@ type txLoop struct {
 	quarantinedCtr  prometheus.Counter
 	quarantineLogAt time.Time
 
-	ts       []int64 // source timestamps (ms) of the open batch, for latency
-	offBuf   []byte  // lineage offset header values of the open batch
+	ts       []int64        // source timestamps (ms) of the open batch, for latency
+	offBuf   []byte         // lineage offset header values of the open batch
+	hdrs     []kafka.Header // the headers of the record being produced, reused
 	inTxn    bool
 	txn      uint64 // counts transactions begun, for partState.lastTxn
 	errLogAt time.Time
@@ -620,6 +640,9 @@ func (l *txLoop) runTransaction(ctx context.Context) error {
 	l.syncs = p.syncsReady.Load()
 	if err := l.poll(ctx, time.Now().Add(p.cfg.CommitInterval.D())); err != nil {
 		return err
+	}
+	if !l.eos && ctx.Err() != nil {
+		return l.settle(ctx)
 	}
 	return l.commitBatch(ctx)
 }
@@ -728,8 +751,9 @@ func (l *txLoop) record(ctx context.Context, e *kafka.Message) error {
 	// The record as read, for the quarantine should the target refuse it.
 	srcKey, srcValue, srcHeaders := e.Key, e.Value, e.Headers
 	if ps.heartbeat {
-		// Not user data: no transformer (schemas, policies) sees it.
-		if e.TimestampType != kafka.TimestampNotAvailable {
+		// Not user data: no transformer (schemas, policies) sees it. (At
+		// least once, it counts when acknowledged: ackedRecord.)
+		if l.eos && e.TimestampType != kafka.TimestampNotAvailable {
 			l.heartbeatTs = max(l.heartbeatTs, e.Timestamp.UnixMilli())
 		}
 	} else if l.transform != nil {
@@ -748,20 +772,25 @@ func (l *txLoop) record(ctx context.Context, e *kafka.Message) error {
 	}
 	if e.TimestampType == kafka.TimestampNotAvailable {
 		e.Timestamp = time.Time{}
-	} else if !ps.heartbeat {
+	} else if !ps.heartbeat && l.eos {
 		l.ts = append(l.ts, e.Timestamp.UnixMilli())
 	}
+	// The headers go out in a buffer the loop reuses: Produce copies them
+	// (as it copies key and value), so nothing of them is allocated per
+	// record. The source's slice stays as read, for the quarantine.
+	hs := append(l.hdrs[:0], e.Headers...)
 	if !hasOrigin {
-		e.Headers = append(e.Headers, kafka.Header{Key: HeaderOrigin, Value: l.origin})
+		hs = append(hs, kafka.Header{Key: HeaderOrigin, Value: l.origin})
 	}
 	if l.lineage {
 		start := len(l.offBuf)
 		l.offBuf = strconv.AppendInt(l.offBuf, off, 10)
-		e.Headers = append(e.Headers,
+		hs = append(hs,
 			kafka.Header{Key: HeaderOriginTopic, Value: ps.topicHdr},
 			kafka.Header{Key: HeaderOriginPartition, Value: ps.partHdr},
 			kafka.Header{Key: HeaderOriginOffset, Value: l.offBuf[start:len(l.offBuf):len(l.offBuf)]})
 	}
+	e.Headers, l.hdrs = hs, hs[:0]
 	if reject := l.refusal(ps, e); reject != nil {
 		e.Key, e.Value, e.Headers = srcKey, srcValue, srcHeaders
 		if err := l.quarantineRecord(ctx, e, reject); err != nil {
@@ -778,13 +807,22 @@ func (l *txLoop) record(ctx context.Context, e *kafka.Message) error {
 		ps.lastTxn = l.txn
 		if l.syncs && !ps.heartbeat && !(iso && !l.eos) {
 			if smp := l.sampler.take(ps, off, time.Now()); smp != nil {
-				e.Opaque, dr = smp, l.sampler.ch
+				e.Opaque = smp
+				if l.eos {
+					dr = l.sampler.ch
+				}
+				// At least once, its report comes with the others, in
+				// order (acks.go), and drainAcks hands it to the sampler.
 			}
 		}
 	}
 	if iso && !l.eos {
 		// At least once, a suspect's own delivery report says whether the
-		// target takes it (no transaction to fail with it).
+		// target takes it (no transaction to fail with it). It has its own
+		// channel, so nothing else may be in flight (acks.go).
+		if err := l.awaitAcks(commitTimeout); err != nil {
+			return err
+		}
 		if l.isoCh == nil {
 			l.isoCh = make(chan kafka.Event, 1)
 		}
@@ -808,6 +846,13 @@ func (l *txLoop) record(ctx context.Context, e *kafka.Message) error {
 		l.counts.replicated++
 		l.counts.bytes += len(e.Key) + len(e.Value)
 	}
+	var ts int64
+	if e.TimestampType != kafka.TimestampNotAvailable {
+		ts = e.Timestamp.UnixMilli()
+	}
+	if !l.eos && !iso {
+		ps.acks.push(inflight{off: off, ts: ts, size: int32(len(e.Key) + len(e.Value))})
+	}
 	if iso {
 		// Commit it alone (at least once: wait for its report): if the
 		// target refuses it now, it is the culprit (notePoison),
@@ -817,8 +862,11 @@ func (l *txLoop) record(ctx context.Context, e *kafka.Message) error {
 			if err := l.commitNow(ctx); err != nil {
 				return err
 			}
-		} else if err := l.awaitIsolated(ctx); err != nil {
-			return fmt.Errorf("producing %s offset %d to %s: %w", ps.src, off, *ps.target, err)
+		} else {
+			if err := l.awaitIsolated(ctx); err != nil {
+				return fmt.Errorf("producing %s offset %d to %s: %w", ps.src, off, *ps.target, err)
+			}
+			l.ackedRecord(ps, inflight{off: off, ts: ts, size: int32(len(e.Key) + len(e.Value))}, time.Now().UnixMilli())
 		}
 		l.isolating = nil
 	}
@@ -970,9 +1018,19 @@ func originOf(headers []kafka.Header, target []byte) (hasOrigin, cycle bool) {
 // before any checkpoint past them is written. With no transaction open and
 // nothing to write, it does nothing.
 func (l *txLoop) commitBatch(ctx context.Context) error {
+	if !l.eos {
+		if err := l.drainAcks(); err != nil {
+			return err
+		}
+	}
 	var advanced []*partState
 	for _, ps := range l.parts {
-		if ps.pending != ps.lastWritten && ps.pending >= 0 {
+		ps.ckpt = ps.pending
+		if !l.eos {
+			// At least once: not past a record in flight (acks.go).
+			ps.ckpt = ps.acks.safe(ps.pending)
+		}
+		if ps.ckpt != ps.lastWritten && ps.ckpt >= 0 {
 			advanced = append(advanced, ps)
 		}
 	}
@@ -989,11 +1047,6 @@ func (l *txLoop) commitBatch(ctx context.Context) error {
 	if l.quarantine != nil {
 		// Acknowledged before any checkpoint past the quarantined offsets is written.
 		if err := l.quarantine.flush(commitTimeout); err != nil {
-			return err
-		}
-	}
-	if !l.eos {
-		if err := l.flush(); err != nil {
 			return err
 		}
 	}
@@ -1016,7 +1069,7 @@ func (l *txLoop) writeCheckpoints(ctx context.Context, advanced []*partState, re
 		if err := l.produce(ctx, &kafka.Message{
 			TopicPartition: kafka.TopicPartition{Topic: strPtr(CheckpointTopic), Partition: kafka.PartitionAny},
 			Key:            checkpointKey(p.cfg.Name, ps.src),
-			Value:          encodeCheckpoint(task, ps.pending, ps.topicID),
+			Value:          encodeCheckpoint(task, ps.ckpt, ps.topicID),
 		}, nil); err != nil {
 			return fmt.Errorf("writing checkpoint of %s: %w", ps.src, err)
 		}
@@ -1047,21 +1100,33 @@ func (l *txLoop) committed(advanced []*partState) {
 	}
 	commitAt := time.Now().UnixNano()
 	for _, ps := range advanced {
+		// At least once, records may still be in flight: the oldest of
+		// them is the head of what is not committed.
+		var head int64
+		if ps.acks.len() > 0 {
+			head = ps.acks.front().ts
+		}
 		if lp := ps.lp; lp != nil {
-			if ps.pending != ps.next {
+			if ps.ckpt != ps.next {
 				lp.progressAt.Store(commitAt)
 			}
-			lp.next.Store(ps.pending)
+			lp.next.Store(ps.ckpt)
 			if ts := lp.headTs.Load(); ts > 0 {
 				lp.lastTs.Store(ts)
 			}
-			lp.headTs.Store(0)
+			lp.headTs.Store(head)
 		}
-		ps.next, ps.lastWritten = ps.pending, ps.pending
-		ps.headTs = 0
+		ps.next, ps.lastWritten = ps.ckpt, ps.ckpt
+		ps.headTs = head
 	}
 
 	c := l.counts
+	if !l.eos {
+		// Counted as the target acknowledged them (drainAcks); every one
+		// of those is below the checkpoints just written.
+		c.replicated, c.bytes = 0, 0
+		l.publishAcked()
+	}
 	t.replicated.Add(int64(c.replicated))
 	t.skipped.Add(int64(c.skipped))
 	t.quarantined.Add(int64(c.quarantined))
@@ -1106,7 +1171,7 @@ func (l *txLoop) produce(ctx context.Context, m *kafka.Message, dr chan kafka.Ev
 	deadline := time.Time{}
 	for {
 		err := l.prod.Produce(m, dr)
-		if err == nil && !l.eos && (dr == nil || dr == l.sampler.ch) {
+		if err == nil && !l.eos && dr == nil {
 			l.produced++
 		}
 		switch kafkaCode(err) {
@@ -1117,7 +1182,16 @@ func (l *txLoop) produce(ctx context.Context, m *kafka.Message, dr chan kafka.Ev
 			if ctx.Err() != nil {
 				return fmt.Errorf("local produce queue full: %w", ctx.Err())
 			}
-			l.prod.Flush(100)
+			if l.eos {
+				l.prod.Flush(100)
+				continue
+			}
+			// At least once, Flush would poll the reports out of order
+			// (acks.go): take those that arrived and wait a little.
+			if err := l.drainAcks(); err != nil {
+				return err
+			}
+			time.Sleep(time.Millisecond)
 		case kafka.ErrUnknownPartition:
 			if deadline.IsZero() {
 				deadline = time.Now().Add(30 * time.Second)
@@ -1132,35 +1206,146 @@ func (l *txLoop) produce(ctx context.Context, m *kafka.Message, dr chan kafka.Ev
 	}
 }
 
-// flush waits until every produced message is acknowledged (at-least-once mode)
-// and fails if any delivery failed, so no checkpoint moves past unwritten data.
-func (l *txLoop) flush() error {
-	for l.prod.Flush(1000) > 0 {
+// drainAcks takes the delivery reports that arrived (at-least-once mode):
+// each acknowledges its partition's oldest record in flight, and the sampler
+// gets those of sampled records. It fails on any failed delivery (the
+// session then resumes from the checkpoints, which never passed the record)
+// and on a report that does not fit the order it relies on (acks.go).
+func (l *txLoop) drainAcks() error {
+	var failed int
+	var firstErr error
+	now := time.Now().UnixMilli()
+	for _, m := range l.reports.take() {
+		if _, ok := m.Opaque.(*syncSample); ok {
+			l.sampler.handle(m)
+		}
+		tp := m.TopicPartition
+		if tp.Error != nil {
+			if failed == 0 {
+				firstErr = tp.Error
+			}
+			failed++
+			continue
+		}
+		if tp.Topic == nil {
+			continue
+		}
+		ps := l.byTarget[Partition{*tp.Topic, tp.Partition}]
+		if ps == nil {
+			continue // a checkpoint or an offset sync
+		}
+		r, err := ps.acks.ack(int64(tp.Offset))
+		if err != nil {
+			return fmt.Errorf("target topic %s partition %d: %w", *tp.Topic, tp.Partition, err)
+		}
+		l.ackedRecord(ps, r, now)
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d records not delivered to the target: %w", failed, firstErr)
+	}
+	return nil
+}
+
+// ackedRecord counts a record the target acknowledged (at-least-once); the
+// count is published with the checkpoint that covers it (committed), so a
+// session that fails before does not count again what it reads again.
+func (l *txLoop) ackedRecord(ps *partState, r inflight, now int64) {
+	if ps.heartbeat {
+		l.heartbeatTs = max(l.heartbeatTs, r.ts)
+		return
+	}
+	l.acked.replicated++
+	l.acked.bytes += int(r.size)
+	if r.ts > 0 {
+		l.t.latency.Observe(float64(now-r.ts) / 1000)
+	}
+}
+
+// publishAcked adds the acknowledged records to the task's counters once
+// the checkpoints past them are written (at-least-once).
+func (l *txLoop) publishAcked() {
+	t := l.t
+	if l.heartbeatTs > 0 && l.heartbeatTs > t.heartbeatAt.Load() {
+		t.heartbeatAt.Store(l.heartbeatTs)
+	}
+	if c := l.acked; c.replicated > 0 {
+		t.replicated.Add(int64(c.replicated))
+		t.replicatedCtr.Add(float64(c.replicated))
+		t.bytesCtr.Add(float64(c.bytes))
+		l.acked = batchCounts{}
+	}
+}
+
+// inFlight reports whether records of the data path await their report.
+func (l *txLoop) inFlight() bool {
+	for _, ps := range l.parts {
+		if ps.acks.len() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// awaitAcks waits up to timeout until no record of the data path is in
+// flight (at-least-once mode).
+func (l *txLoop) awaitAcks(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if err := l.drainAcks(); err != nil {
+			return err
+		}
+		if !l.inFlight() {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			n := 0
+			for _, ps := range l.parts {
+				n += ps.acks.len()
+			}
+			return fmt.Errorf("delivery reports of %d records not seen within %s", n, timeout)
+		}
 		if err := l.prod.GetFatalError(); err != nil {
 			return fmt.Errorf("target producer: %w", err)
 		}
+		time.Sleep(time.Millisecond)
 	}
-	// Every report counted, failures included, before a checkpoint moves:
-	// Flush does not wait for the goroutines that read the reports.
-	deadline := time.Now().Add(commitTimeout)
-	for {
-		l.sampler.drain()
-		if l.delivered.Load()+l.sampler.reports >= l.produced {
-			break
-		}
+}
+
+// settle ends what is in flight (at-least-once mode): it waits for the
+// reports of the records produced, writes the checkpoints they allow and
+// waits for those. A session settles before its partitions change and when
+// it ends; on shutdown it writes what was acknowledged within drainTimeout.
+func (l *txLoop) settle(ctx context.Context) error {
+	timeout := commitTimeout
+	if ctx.Err() != nil {
+		timeout = drainTimeout
+	}
+	if err := l.awaitAcks(timeout); err != nil && ctx.Err() == nil {
+		return err
+	}
+	if err := l.commitBatch(ctx); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(timeout)
+	for l.delivered.Load() < l.produced {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("delivery reports of %d records not seen within %s after the flush", l.produced-l.delivered.Load()-l.sampler.reports, commitTimeout)
+			return fmt.Errorf("delivery reports of %d checkpoints not seen within %s", l.produced-l.delivered.Load(), timeout)
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if n := l.deliveryFailures.Swap(0); n > 0 {
-		err, _ := l.firstDeliveryErr.Load().(error)
-		return fmt.Errorf("%d records not delivered to the target: %w", n, err)
+	return l.drainAcks()
+}
+
+// index maps the target partitions to the source partitions they mirror, for
+// drainAcks; called whenever the partitions change.
+func (l *txLoop) index() {
+	if l.byTarget == nil {
+		l.byTarget = make(map[Partition]*partState, len(l.parts))
 	}
-	if n, err := l.sampler.takeFailures(); n > 0 {
-		return fmt.Errorf("%d records not delivered to the target: %w", n, err)
+	clear(l.byTarget)
+	for _, ps := range l.parts {
+		l.byTarget[Partition{*ps.target, ps.src.Partition}] = ps
 	}
-	return nil
 }
 
 // commit ends the open transaction. On shutdown it still commits, with a short
@@ -1171,9 +1356,8 @@ func (l *txLoop) commit(ctx context.Context) error {
 	}
 	l.inTxn = false
 	if !l.eos {
-		if err := l.flush(); err != nil {
-			return err
-		}
+		// At least once, the checkpoints are written: their reports are
+		// taken with the others (drainAcks).
 		l.t.committed.Inc()
 		return nil
 	}

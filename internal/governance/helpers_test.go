@@ -35,7 +35,7 @@ type testRegistry struct {
 	client *registry.Client
 }
 
-func newTestRegistry(t *testing.T, opts registry.ServerOptions) *testRegistry {
+func newTestRegistry(t testing.TB, opts registry.ServerOptions) *testRegistry {
 	t.Helper()
 	s, err := registry.NewServer(opts)
 	if err != nil {
@@ -52,7 +52,7 @@ func newTestRegistry(t *testing.T, opts registry.ServerOptions) *testRegistry {
 }
 
 // register registers the schema in testdata/file under subject and returns its id.
-func (r *testRegistry) register(t *testing.T, subject string, typ registry.SchemaType, file string) int {
+func (r *testRegistry) register(t testing.TB, subject string, typ registry.SchemaType, file string) int {
 	t.Helper()
 	id, err := r.client.Register(context.Background(), subject, &registry.Schema{Type: typ, Text: readTestdata(t, file)})
 	if err != nil {
@@ -63,14 +63,14 @@ func (r *testRegistry) register(t *testing.T, subject string, typ registry.Schem
 
 // down returns a client of a registry that no longer answers: its calls fail
 // as in an outage.
-func down(t *testing.T) *registry.Client {
+func down(t testing.TB) *registry.Client {
 	t.Helper()
 	r := newTestRegistry(t, registry.ServerOptions{})
 	r.srv.Close()
 	return r.client
 }
 
-func readTestdata(t *testing.T, name string) string {
+func readTestdata(t testing.TB, name string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
@@ -80,7 +80,7 @@ func readTestdata(t *testing.T, name string) string {
 }
 
 // policies is the bundle of testdata/policies.
-func policies(t *testing.T) *policy.Set {
+func policies(t testing.TB) *policy.Set {
 	t.Helper()
 	set, err := policy.LoadDir(filepath.Join("testdata", "policies"))
 	if err != nil {
@@ -91,7 +91,7 @@ func policies(t *testing.T) *policy.Set {
 
 // newMasking returns a Masking with the bundle of testdata/policies active and
 // a fresh metrics registry.
-func newMasking(t *testing.T, schemas *registry.Client) (*Masking, *prometheus.Registry) {
+func newMasking(t testing.TB, schemas *registry.Client) (*Masking, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	g := NewMasking(MaskingOptions{Schemas: schemas, WaitForBundle: true, HashKey: hashKey, Registerer: reg})

@@ -29,7 +29,7 @@ type member struct {
 }
 
 // avroBody is v encoded with the schema in testdata/file, without a frame.
-func avroBody(t *testing.T, file string, v any) []byte {
+func avroBody(t testing.TB, file string, v any) []byte {
 	t.Helper()
 	b, err := avro.Marshal(avro.MustParse(readTestdata(t, file)), v)
 	if err != nil {
@@ -72,7 +72,7 @@ func valueSchemaHeader(v []byte) kafka.Header {
 	return kafka.Header{Key: registry.ValueSchemaIDHeader, Value: v}
 }
 
-func newStep(t *testing.T, g *Masking, c StepConfig) *Step {
+func newStep(t testing.TB, g *Masking, c StepConfig) *Step {
 	t.Helper()
 	s, err := g.Step(c)
 	if err != nil {

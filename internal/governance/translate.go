@@ -45,6 +45,11 @@ func (s *Translation) Transform(ctx context.Context, rec *Record) error {
 	}
 	s.results.WithLabelValues("translated").Inc()
 	rec.Key, rec.Value = res.Key, res.Value
+	if len(hs) > 0 && len(res.Headers) == len(hs) && &res.Headers[0] == &hs[0] {
+		// No schema-id header was rewritten (the translator copies the
+		// headers before it changes one): the record keeps its own.
+		return nil
+	}
 	if len(res.Headers) > 0 || len(rec.Headers) > 0 {
 		out := make([]kafka.Header, len(res.Headers))
 		for i, h := range res.Headers {
