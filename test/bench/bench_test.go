@@ -306,3 +306,36 @@ func TestKeys(t *testing.T) {
 		t.Fatal("key length")
 	}
 }
+
+func TestTargets(t *testing.T) {
+	sum := func(sc, w string, rps, cpuCopy float64, rss int64) Summary {
+		return Summary{Result: Result{Scenario: sc, Workload: w, OK: true, Records: 1_000_000, RecordsPerS: rps, CPUCopyS: cpuCopy, PeakRSSBytes: rss}, Rounds: 1}
+	}
+	sums := []Summary{
+		sum("ceiling-eos", "200B", 100_000, 5, 100<<20),
+		sum("tributary-eos", "200B", 90_000, 10, 150<<20),
+		sum("tributary-alo", "200B", 80_000, 10, 250<<20),
+		sum("mm2-tuned-eos", "200B", 40_000, 40, 1<<30),
+		sum("mm2-default-eos", "200B", 30_000, 50, 1<<30),
+		sum("tributary-eos", "1KiB", 10, 10, 100<<20),
+	}
+	got := map[string]Target{}
+	for _, tg := range targets(sums) {
+		got[tg.Goal] = tg
+	}
+	for goal, want := range map[string]Target{
+		"bytes, exactly-once: ≥ 85% of the ceiling's records/s":                             {Met: "yes", Measured: "90% (90.0k / 100.0k records/s)"},
+		"≥ 3× MirrorMaker 2 (tuned) records per CPU-second, copy phase, eos":                {Met: "yes", Measured: "4.00× (100.0k / 25.0k)"},
+		"(reported) MirrorMaker 2 at its defaults, records per CPU-second, copy phase, eos": {Met: "(no goal)", Measured: "5.00× (100.0k / 20.0k)"},
+		"≥ 3× MirrorMaker 2 (tuned) records per CPU-second, copy phase, alo":                {Met: "n/a"},
+		"at-least-once at least as fast as exactly-once":                                    {Met: "no", Measured: "89% (80.0k / 90.0k records/s)"},
+		"peak RSS < 200 MiB for 12 partitions (every tributary run)":                        {Met: "no", Measured: "max 250 MiB"},
+		"p99 end-to-end latency < 100 ms at 10,000 records/s, exactly-once":                 {Met: "n/a"},
+		"Avro + translation + masking: ≥ 60% of the ceiling":                                {Met: "n/a"},
+	} {
+		g, ok := got[goal]
+		if !ok || g.Met != want.Met || (want.Measured != "" && g.Measured != want.Measured) {
+			t.Errorf("%s: got %+v, want %+v", goal, g, want)
+		}
+	}
+}

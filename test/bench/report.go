@@ -97,6 +97,7 @@ type Report struct {
 	LoadAverage string    `json:"load_average"`
 	Notes       []string  `json:"notes,omitempty"`
 	Summaries   []Summary `json:"summaries"`
+	Targets     []Target  `json:"targets,omitempty"`
 	Runs        []Result  `json:"runs"`
 }
 
@@ -223,6 +224,7 @@ func writeMarkdown(w io.Writer, rep *Report) error {
 			s.Scenario, s.Workload, s.Rounds, runs, count(s.RecordsPerS), s.MBPerS, copyRate,
 			s.CPUPerMWhole, s.CPUPerMCopy, perCPU, s.CPUBeforeFirstS, s.FirstRecordS, float64(s.PeakRSSBytes)/(1<<20), lat)
 	}
+	writeTargets(&b, rep.Targets)
 	for _, s := range rep.Summaries {
 		if s.Failed > 0 {
 			fmt.Fprintf(&b, "\n**FAILED** %s on %s: %d of %d runs: %s", s.Scenario, s.Workload, s.Failed, s.Rounds+s.Failed, s.Error)
@@ -263,4 +265,20 @@ func writeJSON(path string, rep *Report) error {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// renderReport prints the markdown table of a JSON report, its summaries and
+// targets recomputed from its runs.
+func renderReport(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var rep Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	rep.Summaries = summarize(rep.Runs)
+	rep.Targets = targets(rep.Summaries)
+	return writeMarkdown(os.Stdout, &rep)
 }

@@ -133,8 +133,12 @@ func suiteMain(args []string) error {
 		}
 		s.timeout = d
 	}
+	render := fs.String("render", "", "print the table of an existing JSON report (medians and targets recomputed from its runs) and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *render != "" {
+		return renderReport(*render)
 	}
 	if s.records < partitions || s.rounds < 1 || s.tasks < 1 {
 		return fmt.Errorf("need RECORDS >= %d, ROUNDS >= 1, TASKS >= 1", partitions)
@@ -212,6 +216,7 @@ func suiteMain(args []string) error {
 		}
 	}
 	rep.Summaries = summarize(rep.Runs)
+	rep.Targets = targets(rep.Summaries)
 	rep.Notes = append(rep.Notes,
 		fmt.Sprintf("load average at the end: %s", loadAverage()),
 		"records/s and MB/s: from the replicator's start to the last record read back; copy phase: from the first record read back to the last",
