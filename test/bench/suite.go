@@ -220,7 +220,7 @@ func suiteMain(args []string) error {
 	rep.Notes = append(rep.Notes,
 		fmt.Sprintf("load average at the end: %s", loadAverage()),
 		"records/s and MB/s: from the replicator's start to the last record read back; copy phase: from the first record read back to the last",
-		fmt.Sprintf("WAN: the source reached through a proxy that delays every byte by %v each way", wanDelay),
+		fmt.Sprintf("WAN: the source reached through a proxy that delays every byte by %v each way (round trips only, no TCP window limit)", wanDelay),
 		fmt.Sprintf("latency: %d records/s offered for %v, exactly-once, send time stamped by the producer, read back read_committed", s.latencyRate, s.latencyFor))
 	if err := writeMarkdown(os.Stdout, rep); err != nil {
 		return err
