@@ -6,6 +6,10 @@
 #   make bench       benchmarks, with the brokers running (BENCH=regexp)
 #   make chaos       the chaos suite (test/chaos_test.go) long: longer streams, 3 rounds each;
 #                    CHAOS_REPORT=path writes its measurements as JSON; CHAOS_LONG=0 the short form
+#   make bench-suite the benchmark suite (test/bench): the ceiling loop, tributary, MirrorMaker 2,
+#                    latency and WAN on real brokers, every run checked; RECORDS (2000000),
+#                    ROUNDS (3), SCENARIOS, WORKLOADS, BENCH_JSON; about an hour at full scale,
+#                    ~6 minutes with RECORDS=20000 ROUNDS=1 (README, "Benchmarks")
 #   make outage      the target down for OUTAGE (default 5m) under 10k rec/s: peak RSS and
 #                    catch-up time of one node (README, "Sizing"); ~11 min
 #   make vet         gofmt check + go vet
@@ -19,7 +23,7 @@ BENCH ?= .
 
 export PKGS GOTEST_FLAGS BENCH
 
-.PHONY: test test-short bench chaos outage fuzz vet build kafka-fetch
+.PHONY: test test-short bench bench-suite chaos outage fuzz vet build kafka-fetch
 
 test:
 	bash test/run.sh test
@@ -34,6 +38,14 @@ CHAOS_REPORT ?=
 CHAOS_LONG ?= 1
 chaos:
 	TRIBUTARY_CHAOS_LONG=$(CHAOS_LONG) TRIBUTARY_CHAOS_REPORT="$(CHAOS_REPORT)" bash test/run.sh chaos
+
+RECORDS ?= 2000000
+ROUNDS ?= 3
+SCENARIOS ?=
+WORKLOADS ?= 200B,1KiB
+BENCH_JSON ?= test/artifacts/bench.json
+bench-suite:
+	RECORDS="$(RECORDS)" ROUNDS="$(ROUNDS)" SCENARIOS="$(SCENARIOS)" WORKLOADS="$(WORKLOADS)" BENCH_JSON="$(BENCH_JSON)" bash test/run.sh suite
 
 OUTAGE ?= 5m
 outage:

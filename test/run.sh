@@ -5,6 +5,8 @@
 #   test/run.sh bench   go test -run '^$' -bench "$BENCH" -benchmem $GOTEST_FLAGS $PKGS
 #   test/run.sh chaos   go test -run '^TestChaos$' -v -timeout 90m -p 1 $GOTEST_FLAGS ./test/
 #                       (make chaos sets TRIBUTARY_CHAOS_LONG=1 for the long variant)
+#   test/run.sh suite   the benchmark suite, test/bench (make bench-suite; options in
+#                       test/bench/README.md); its brokers get the WAN listener (KAFKA_WAN=1)
 #
 # After a whole test run that passed, test/fuzz.sh runs every fuzz target for
 # FUZZTIME_SUITE (default 2s; 0 skips it).
@@ -24,9 +26,9 @@ GOTEST_FLAGS="${GOTEST_FLAGS:-}"
 BENCH="${BENCH:-.}"
 
 case "$MODE" in
-test | bench | chaos) ;;
+test | bench | chaos | suite) ;;
 *)
-	echo "usage: test/run.sh test|bench|chaos" >&2
+	echo "usage: test/run.sh test|bench|chaos|suite" >&2
 	exit 2
 	;;
 esac
@@ -86,6 +88,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 start=$SECONDS
+if [[ "$MODE" == suite ]]; then
+	export KAFKA_WAN=1
+fi
 if ! bash "$KAFKA_SH" start "$KAFKA_DIR"; then
 	bash "$KAFKA_SH" logs "$KAFKA_DIR" 100 >&2 || true
 	echo "run.sh: could not start the Kafka brokers" >&2
@@ -103,6 +108,9 @@ flags=($GOTEST_FLAGS)
 pkgs=($PKGS)
 if [[ "$MODE" == test ]]; then
 	cmd=(go test -race -shuffle=on -timeout 25m -p 1 ${flags[@]+"${flags[@]}"} "${pkgs[@]}")
+elif [[ "$MODE" == suite ]]; then
+	# Built first, so that the suite starts its ceiling processes from a stable path.
+	cmd=(bash -c 'go build -o "$0/bench" ./test/bench && exec "$0/bench"' "$KAFKA_DIR")
 elif [[ "$MODE" == chaos ]]; then
 	cmd=(go test -run '^TestChaos$' -v -count=1 -timeout 90m -p 1 ${flags[@]+"${flags[@]}"} ./test/)
 else

@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Proxy is a TCP proxy a test controls, to cut a node off the network without
@@ -29,6 +30,7 @@ type Proxy struct {
 	closed  bool
 	wg      sync.WaitGroup
 	refused int
+	delay   time.Duration // added to each direction (SetDelay)
 }
 
 type proxyConn struct {
@@ -105,6 +107,17 @@ func (p *Proxy) Heal() {
 	p.from = map[string]bool{}
 }
 
+// SetDelay makes the proxy hold every byte for d in each direction before
+// passing it on (a round trip gains 2d), like a long-distance link: data
+// read from one side is written to the other d after it arrived, without
+// limiting throughput (up to delayQueue chunks of 64 KiB in flight per
+// direction). It applies to connections accepted afterwards; 0 turns it off.
+func (p *Proxy) SetDelay(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.delay = d
+}
+
 // Refused is how many connections the proxy refused while cut.
 func (p *Proxy) Refused() int {
 	p.mu.Lock()
@@ -171,10 +184,15 @@ func (p *Proxy) forward(client net.Conn, src string) {
 		return
 	}
 	p.conns[c] = true
+	delay := p.delay
 	p.mu.Unlock()
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn) {
-		io.Copy(dst, src)
+		if delay > 0 {
+			delayedCopy(dst, src, delay)
+		} else {
+			io.Copy(dst, src)
+		}
 		// Either side ending ends both: a half-open proxied connection would
 		// look alive to one end.
 		c.close()
@@ -187,4 +205,42 @@ func (p *Proxy) forward(client net.Conn, src string) {
 	p.mu.Lock()
 	delete(p.conns, c)
 	p.mu.Unlock()
+}
+
+// delayQueue bounds the chunks a delayed direction holds (64 KiB each).
+const delayQueue = 1024
+
+// delayedCopy copies src to dst, writing each chunk d after it was read.
+// It returns when either side fails or src ends (after writing what it
+// read).
+func delayedCopy(dst, src net.Conn, d time.Duration) {
+	type chunk struct {
+		due  time.Time
+		data []byte
+	}
+	q := make(chan chunk, delayQueue)
+	go func() {
+		defer close(q)
+		for {
+			buf := make([]byte, 64<<10)
+			n, err := src.Read(buf)
+			if n > 0 {
+				q <- chunk{due: time.Now().Add(d), data: buf[:n]}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for c := range q {
+		if w := time.Until(c.due); w > 0 {
+			time.Sleep(w)
+		}
+		if _, err := dst.Write(c.data); err != nil {
+			src.Close() // unblocks the reader
+			for range q {
+			}
+			return
+		}
+	}
 }

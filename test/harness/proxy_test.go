@@ -132,3 +132,32 @@ func TestProxyCutFromSourceIP(t *testing.T) {
 		c.Close()
 	}
 }
+
+func TestProxyDelay(t *testing.T) {
+	p := NewProxy(t, "127.0.0.1:0", echoServer(t))
+	p.SetDelay(50 * time.Millisecond)
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	// Sent back to back, both lines come back after at least one round trip
+	// (2 × 50 ms).
+	start := time.Now()
+	if _, err := c.Write([]byte("one\ntwo\n")); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"one\n", "two\n"} {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		got, err := r.ReadString('\n')
+		if err != nil || got != want {
+			t.Fatalf("read %q, %v; want %q", got, err, want)
+		}
+	}
+	if rtt := time.Since(start); rtt < 100*time.Millisecond {
+		t.Fatalf("round trip through a proxy delaying 50 ms each way took %v, want >= 100ms", rtt)
+	}
+	// Closing our side ends the proxied connection after the data passed.
+	c.Close()
+}
