@@ -71,7 +71,8 @@ type Node struct {
 }
 
 // DefaultMinFreeBytes is node.min_free_bytes when unset: room for Raft log
-// growth, a snapshot and the checkpoint files of a node.
+// growth and a snapshot (data_dir holds only the Raft log, stable store and
+// snapshots; checkpoints live in the target cluster).
 const DefaultMinFreeBytes = 256 << 20
 
 // MinFree returns node.min_free_bytes with its default applied.
@@ -227,7 +228,8 @@ type Pipeline struct {
 	// BufferBytes: pipelines[].buffer_bytes, Kafka sources, default 0 =
 	// DefaultBufferBytes (64 MiB), 4 MiB..4 GiB, restart of the tasks required.
 	// What the Kafka clients of one task may hold in memory: half for the
-	// source consumer's prefetch queue, half for the target producer's queue.
+	// target producer's queue, a quarter for the source consumer's prefetch
+	// queue and a quarter for its fetches in flight (replicator/clients.go).
 	// It bounds a node's memory while the target is down (README, "Sizing").
 	BufferBytes int `yaml:"buffer_bytes,omitempty"`
 	// Heartbeats: pipelines[].heartbeats, Kafka sources, default true unless the
