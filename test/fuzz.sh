@@ -81,8 +81,24 @@ for p in ${pkgs[@]+"${pkgs[@]}"}; do
 	for name in "${names[@]}"; do
 		t0=$SECONDS
 		out="$BIN/$name.out"
-		if ! (cd "$dir" && "$bin" -test.run '^$' -test.fuzz "^${name}\$" -test.fuzztime "$FUZZTIME" \
-			-test.fuzzcachedir "$CACHE/$path" -test.timeout "$FUZZ_TIMEOUT" ${par[@]+"${par[@]}"}) >"$out" 2>&1; then
+		ok=1
+		for attempt in 1 2; do
+			if (cd "$dir" && "$bin" -test.run '^$' -test.fuzz "^${name}\$" -test.fuzztime "$FUZZTIME" \
+				-test.fuzzcachedir "$CACHE/$path" -test.timeout "$FUZZ_TIMEOUT" ${par[@]+"${par[@]}"}) >"$out" 2>&1; then
+				ok=1
+				break
+			fi
+			ok=0
+			# Go's fuzzing engine can end a short run with a bare "context
+			# deadline exceeded" when the time runs out while a worker is
+			# between inputs (no input failed, none is written). Such a run is
+			# tried once more; a failing input never is.
+			if ((attempt == 2)) || grep -q 'Failing input written' "$out" || ! grep -q '^    context deadline exceeded$' "$out"; then
+				break
+			fi
+			echo "fuzz.sh: $rel $name: the fuzzing engine stopped with 'context deadline exceeded' and no failing input; once more" >&2
+		done
+		if ((ok == 0)); then
 			cat "$out" >&2
 			echo "fuzz.sh: FAIL $rel $name; replay with: go test -run '$name' $rel (the failing input is under $rel/testdata/fuzz/$name/ when the fuzzer found one)" >&2
 			exit 1
