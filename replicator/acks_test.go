@@ -75,26 +75,13 @@ func newAckLoop(t *testing.T) *ackLoop {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var reports inbox
-	var delivered atomic.Int64
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for ev := range prod.Events() {
-			if m, ok := ev.(*kafka.Message); ok {
-				reports.add(m)
-				delivered.Add(1)
-			}
-		}
-	}()
-	t.Cleanup(func() { prod.Close(); wg.Wait() })
+	reports, delivered := collectReports(t, prod)
 	target := "eu-west.orders"
 	mk := func(part int32, at int64) *partState {
 		return &partState{src: Partition{"orders", part}, target: &target, next: at, pending: at, lastWritten: at}
 	}
 	task := p.Task(0)
-	l := &txLoop{t: task, prod: prod, eos: false, reports: &reports, delivered: &delivered,
+	l := &txLoop{t: task, prod: prod, eos: false, reports: reports, delivered: delivered,
 		sampler: newSampler(time.Second), quarantinedCtr: p.deps.Metrics.Records.WithLabelValues("eu", "quarantined")}
 	a := &ackLoop{txLoop: l, dst: dst, p0: mk(0, 10), p1: mk(1, 20)}
 	l.parts = map[Partition]*partState{a.p0.src: a.p0, a.p1.src: a.p1}
@@ -257,4 +244,24 @@ func TestAtLeastOnceSampledReportsKeepTheirPlace(t *testing.T) {
 	if got := a.p0.acks.safe(a.p0.pending); got != 11 {
 		t.Errorf("safe checkpoint = %d, want 11", got)
 	}
+}
+
+// collectReports reads prod's events as the task's events goroutine does: its
+// delivery reports go to the returned inbox and are counted. prod is closed
+// at cleanup.
+func collectReports(tb testing.TB, prod *kafka.Producer) (*inbox, *atomic.Int64) {
+	reports, delivered := &inbox{}, &atomic.Int64{}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for ev := range prod.Events() {
+			if m, ok := ev.(*kafka.Message); ok {
+				reports.add(m)
+				delivered.Add(1)
+			}
+		}
+	}()
+	tb.Cleanup(func() { prod.Close(); wg.Wait() })
+	return reports, delivered
 }

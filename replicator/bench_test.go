@@ -3,8 +3,6 @@ package replicator
 import (
 	"context"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,20 +42,7 @@ func newRecordLoop(tb testing.TB, eos bool) *recordLoop {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var reports inbox
-	var delivered atomic.Int64
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for ev := range prod.Events() {
-			if m, ok := ev.(*kafka.Message); ok {
-				reports.add(m)
-				delivered.Add(1)
-			}
-		}
-	}()
-	tb.Cleanup(func() { prod.Close(); wg.Wait() })
+	reports, delivered := collectReports(tb, prod)
 	if eos {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -65,7 +50,7 @@ func newRecordLoop(tb testing.TB, eos bool) *recordLoop {
 			tb.Fatal(err)
 		}
 	}
-	l := &txLoop{t: p.Task(0), prod: prod, eos: eos, reports: &reports, delivered: &delivered,
+	l := &txLoop{t: p.Task(0), prod: prod, eos: eos, reports: reports, delivered: delivered,
 		sampler: newSampler(time.Second), quarantinedCtr: p.deps.Metrics.Records.WithLabelValues("eu", "quarantined")}
 	ps := &partState{src: Partition{"orders", 0}, target: &target, topicHdr: []byte("orders"), partHdr: []byte("0")}
 	l.parts = map[Partition]*partState{ps.src: ps}
