@@ -44,13 +44,20 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// createTopic creates a topic and waits until its metadata is visible.
-func createTopic(t testing.TB, bootstrap, topic string, partitions int, cfg map[string]string) {
+// newAdmin returns an admin client of the cluster at bootstrap; the caller closes it.
+func newAdmin(t testing.TB, bootstrap string) *kafka.AdminClient {
 	t.Helper()
 	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "enable.metrics.push": false})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return admin
+}
+
+// createTopic creates a topic and waits until its metadata is visible.
+func createTopic(t testing.TB, bootstrap, topic string, partitions int, cfg map[string]string) {
+	t.Helper()
+	admin := newAdmin(t, bootstrap)
 	defer admin.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -95,10 +102,7 @@ func partitionCount(bootstrap, topic string) (int, error) {
 
 func topicConfig(t testing.TB, bootstrap, topic string) map[string]string {
 	t.Helper()
-	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "enable.metrics.push": false})
-	if err != nil {
-		t.Fatal(err)
-	}
+	admin := newAdmin(t, bootstrap)
 	defer admin.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

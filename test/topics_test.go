@@ -31,10 +31,7 @@ func deleteTopic(t testing.TB, bootstrap, topic string) {
 // it gone (tributary may create it again first).
 func deleteTopicAsync(t testing.TB, bootstrap, topic string) {
 	t.Helper()
-	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "enable.metrics.push": false})
-	if err != nil {
-		t.Fatal(err)
-	}
+	admin := newAdmin(t, bootstrap)
 	defer admin.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -51,10 +48,7 @@ func deleteTopicAsync(t testing.TB, bootstrap, topic string) {
 // cluster lets it, without waiting for either to show in the metadata.
 func recreateTopicNow(t testing.TB, bootstrap, topic string, partitions int) {
 	t.Helper()
-	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "enable.metrics.push": false})
-	if err != nil {
-		t.Fatal(err)
-	}
+	admin := newAdmin(t, bootstrap)
 	defer admin.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
