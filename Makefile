@@ -14,6 +14,9 @@
 #                    catch-up time of one node (README, "Sizing"); ~11 min
 #   make vet         gofmt check + go vet
 #   make build       bin/tributary
+#   make image       the container image (Dockerfile) as $(IMAGE), VERSION from git describe;
+#                    needs a Docker daemon with BuildKit, which the test machine does not have:
+#                    test/image_test.go checks the Dockerfile and runs its build step instead
 #   make fuzz        every Go fuzz target for FUZZTIME each (default 5m; FUZZ=regexp narrows)
 
 GO ?= go
@@ -23,7 +26,7 @@ BENCH ?= .
 
 export PKGS GOTEST_FLAGS BENCH
 
-.PHONY: test test-short bench bench-suite chaos outage fuzz vet build kafka-fetch
+.PHONY: test test-short bench bench-suite chaos outage fuzz vet build image kafka-fetch
 
 test:
 	bash test/run.sh test
@@ -58,6 +61,13 @@ vet:
 
 build:
 	$(GO) build -o bin/tributary ./cmd/tributary
+
+# VERSION is stamped into main.version (cmd/tributary/version.go) by the Dockerfile.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+IMAGE ?= tributary:$(VERSION)
+DOCKER ?= docker
+image:
+	$(DOCKER) build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
 
 # Download Kafka's jars into the cache ahead of time (test does it when needed).
 kafka-fetch:
