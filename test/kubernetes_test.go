@@ -104,8 +104,8 @@ func dig(o any, keys ...any) any {
 }
 
 func digStr(o any, keys ...any) string { s, _ := dig(o, keys...).(string); return s }
-func digMap(o any, keys ...any) k8sObj  { m, _ := dig(o, keys...).(k8sObj); return m }
-func digList(o any, keys ...any) []any  { l, _ := dig(o, keys...).([]any); return l }
+func digMap(o any, keys ...any) k8sObj { m, _ := dig(o, keys...).(k8sObj); return m }
+func digList(o any, keys ...any) []any { l, _ := dig(o, keys...).([]any); return l }
 
 func objName(o k8sObj) string { return digStr(o, "metadata", "name") }
 
