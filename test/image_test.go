@@ -353,7 +353,7 @@ func stampedBinary(t *testing.T) string {
 			stampedErr = fmt.Errorf("go build -ldflags %q: %v\n%s", stampedLdflags, err, out)
 			return
 		}
-		fmt.Fprintf(os.Stderr, "built tributary with -ldflags %q in %v\n", stampedLdflags, time.Since(start).Round(time.Millisecond))
+		t.Logf("built tributary with -ldflags %q in %v", stampedLdflags, time.Since(start).Round(time.Millisecond))
 	})
 	if stampedErr != nil {
 		t.Fatal(stampedErr)

@@ -44,6 +44,11 @@ type kustomization struct {
 		Pairs            map[string]string `yaml:"pairs"`
 		IncludeSelectors bool              `yaml:"includeSelectors"`
 	} `yaml:"labels"`
+	Images []struct {
+		Name    string `yaml:"name"`
+		NewName string `yaml:"newName"`
+		NewTag  string `yaml:"newTag"`
+	} `yaml:"images"`
 	Patches []struct {
 		Path   string `yaml:"path"`
 		Target struct {
@@ -224,6 +229,23 @@ func renderKustomization(t *testing.T, dir string) []k8sObj {
 				for _, v := range digList(o, "spec", "volumeClaimTemplates") {
 					addLabels(v.(k8sObj), l.Pairs, "metadata", "labels")
 				}
+			}
+		}
+	}
+	for _, img := range k.Images {
+		for _, o := range objs {
+			for _, c := range podContainers(o) {
+				name, tag, _ := strings.Cut(digStr(c, "image"), ":")
+				if name != img.Name {
+					continue
+				}
+				if img.NewName != "" {
+					name = img.NewName
+				}
+				if img.NewTag != "" {
+					tag = img.NewTag
+				}
+				c.(k8sObj)["image"] = name + ":" + tag
 			}
 		}
 	}
@@ -542,8 +564,10 @@ func checkRegion(t *testing.T, region string, objs map[string]map[string]k8sObj,
 	if dig(podSpec, "securityContext", "runAsNonRoot") != true {
 		t.Error("pod securityContext.runAsNonRoot is not true")
 	}
-	if uid, _ := dig(podSpec, "securityContext", "runAsUser").(int); uid == 0 {
-		t.Error("pod securityContext.runAsUser: want a non-zero uid")
+	df := parseDockerfile(t, dockerfilePath)
+	imageUser, _, _ := strings.Cut(df.stages[len(df.stages)-1].last("USER"), ":")
+	if uid, _ := dig(podSpec, "securityContext", "runAsUser").(int); uid == 0 || strconv.Itoa(uid) != imageUser {
+		t.Errorf("pod securityContext.runAsUser %v: want the image's non-root USER %s", dig(podSpec, "securityContext", "runAsUser"), imageUser)
 	}
 	volumes := map[string]k8sObj{}
 	for _, v := range digList(podSpec, "volumes") {
