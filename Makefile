@@ -15,7 +15,7 @@
 #   make vet         gofmt check + go vet
 #   make build       bin/tributary
 #   make image       the container image (Dockerfile) as $(IMAGE), VERSION from git describe;
-#                    needs a Docker daemon with BuildKit, which the test machine does not have:
+#                    needs a Docker daemon, which the test machine does not have:
 #                    test/image_test.go checks the Dockerfile and runs its build step instead
 #   make fuzz        every Go fuzz target for FUZZTIME each (default 5m; FUZZ=regexp narrows)
 
