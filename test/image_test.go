@@ -191,6 +191,12 @@ func TestImageDockerfile(t *testing.T) {
 	if n, err := strconv.Atoi(uid); err != nil || n == 0 {
 		t.Errorf("final stage USER %q: want a numeric, non-root uid (Kubernetes runAsNonRoot checks it)", user)
 	}
+	// The user exists in the image with that uid (its home is data_dir's owner).
+	if !slices.ContainsFunc(final.all("RUN"), func(in dockerInstr) bool {
+		return strings.Contains(in.args, "--uid "+uid+" ") && strings.Contains(in.args, "chown "+user+" ")
+	}) {
+		t.Errorf("final stage: no RUN creating user %s (useradd --uid %s) and giving it the data directory (chown %s)", uid, uid, user)
+	}
 	entry := execForm(t, "ENTRYPOINT", final.last("ENTRYPOINT"))
 	if len(entry) != 1 || entry[0] != "/usr/local/bin/tributary" {
 		t.Errorf("ENTRYPOINT %q: want [\"/usr/local/bin/tributary\"]", entry)
