@@ -226,7 +226,7 @@ type Pipeline struct {
 	// transaction (or checkpoint batch) collects records.
 	CommitInterval Duration `yaml:"commit_interval"`
 	// BufferBytes: pipelines[].buffer_bytes, Kafka sources, default 0 =
-	// DefaultBufferBytes (64 MiB), 4 MiB..4 GiB, restart of the tasks required.
+	// DefaultBufferBytes (16 MiB), 4 MiB..4 GiB, restart of the tasks required.
 	// What the Kafka clients of one task may hold in memory: half for the
 	// target producer's queue, a quarter for the source consumer's prefetch
 	// queue and a quarter for its fetches in flight (replicator/clients.go).
@@ -250,7 +250,7 @@ type Pipeline struct {
 }
 
 // DefaultBufferBytes is pipelines[].buffer_bytes when unset.
-const DefaultBufferBytes = 64 << 20
+const DefaultBufferBytes = 16 << 20
 
 // Buffer returns pipelines[].buffer_bytes with its default applied.
 func (p *Pipeline) Buffer() int64 {

@@ -2,10 +2,13 @@ package replicator
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
+	"github.com/tributary-dev/tributary/config"
 	"github.com/tributary-dev/tributary/internal/kafkaclient"
 )
 
@@ -68,4 +71,62 @@ func consumerQueues(buffer int64, t kafkaclient.Tuning) kafkaclient.Tuning {
 	t["queued.min.messages"] = int(max(share>>10, 1000))
 	t["fetch.max.bytes"] = int(share)
 	return t
+}
+
+// ProducerConfig is the configuration of the target producer of task task of
+// pipeline pipeline, for target cluster k (its properties included, see
+// kafkaclient.Config): transactional when eos, queues from buffer bytes
+// (producerQueues), batches of batchSize (poison.go). It returns the role the
+// configuration is for and the user's keys it overrode. Exported so that the
+// benchmark suite's ceiling loop runs with exactly these settings.
+func ProducerConfig(k *config.Kafka, pipeline string, task int, eos bool, buffer int64, batchSize int) (kafkaclient.Role, *kafka.ConfigMap, []string) {
+	role, req := kafkaclient.IdempotentProducer, kafkaclient.Required{
+		"go.delivery.reports":       !eos,
+		"go.delivery.report.fields": "none",
+		// At least once, checkpoints follow the reports of successful
+		// deliveries (acks.go): none may be left out.
+		"delivery.report.only.error": false,
+		// Every batch fits the smallest max.message.bytes of the topics this
+		// producer writes to: librdkafka never splits a batch the broker
+		// refuses (poison.go).
+		"batch.size": batchSize,
+		// A target topic deleted while mirrored must not come back with the
+		// broker's defaults: the pipeline creates it again with the source's
+		// settings, and counts it.
+		"allow.auto.create.topics": false,
+	}
+	if eos {
+		role = kafkaclient.TransactionalProducer
+		req["transactional.id"] = txnID(pipeline, task)
+		req["transaction.timeout.ms"] = int(transactionTimeout / time.Millisecond)
+	}
+	cm, over := kafkaclient.Config(k, role, req, producerQueues(buffer, kafkaclient.Tuning{
+		"client.id":                          txnID(pipeline, task),
+		"linger.ms":                          20,
+		"message.max.bytes":                  64 << 20,
+		"reconnect.backoff.max.ms":           5000,
+		"socket.connection.setup.timeout.ms": 10000,
+	}))
+	return role, cm, over
+}
+
+// ConsumerConfig is the configuration of the source consumer of task task of
+// pipeline pipeline, for source cluster k (its properties included): it reads
+// read_committed, is assigned partitions (never subscribes), never commits or
+// stores offsets, and has queues from buffer bytes (consumerQueues). It
+// returns the user's keys it overrode.
+func ConsumerConfig(k *config.Kafka, pipeline string, task int, buffer int64) (*kafka.ConfigMap, []string) {
+	return kafkaclient.Config(k, kafkaclient.Consumer, kafkaclient.Required{
+		"group.id":             "tributary-" + pipeline, // required by librdkafka; partitions are assigned, never subscribed
+		"enable.partition.eof": true,
+		// A checkpoint below the log start means the source deleted records
+		// before they were mirrored: librdkafka reports it instead of jumping
+		// silently, and the task counts and logs the loss (resetOffset).
+		"auto.offset.reset":        "error",
+		"allow.auto.create.topics": false,
+	}, consumerQueues(buffer, kafkaclient.Tuning{
+		"client.id":                "tributary-" + pipeline + "-" + strconv.Itoa(task),
+		"fetch.queue.backoff.ms":   10,
+		"reconnect.backoff.max.ms": 5000,
+	}))
 }

@@ -1,6 +1,8 @@
 package replicator
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -49,4 +51,43 @@ func TestQueueSizingFromBufferBytes(t *testing.T) {
 			t.Errorf("queued.max.messages.kbytes = %v (overridden %v), want the user's 1024", v, over)
 		}
 	})
+}
+
+// The exported client configurations are what a task runs with: the
+// benchmark suite's ceiling loop relies on it.
+func TestTaskClientConfigs(t *testing.T) {
+	k := &config.Kafka{Bootstrap: "b:9092", Properties: map[string]string{"linger.ms": "5", "isolation.level": "read_uncommitted"}}
+	role, pc, pover := ProducerConfig(k, "p", 2, true, 16<<20, 500_000)
+	if role != kafkaclient.TransactionalProducer {
+		t.Errorf("exactly-once producer role = %v", role)
+	}
+	want := map[string]any{
+		"transactional.id": "tributary-p-2", "client.id": "tributary-p-2", "batch.size": 500_000,
+		"linger.ms": "5", "queue.buffering.max.kbytes": 8 << 10, "message.max.bytes": 8 << 20,
+		"go.delivery.reports": false, "allow.auto.create.topics": false, "acks": "all",
+	}
+	for key, v := range want {
+		if got := (*pc)[key]; fmt.Sprint(got) != fmt.Sprint(v) {
+			t.Errorf("producer %s = %v, want %v", key, got, v)
+		}
+	}
+	if len(pover) != 0 {
+		t.Errorf("producer overrode %v", pover)
+	}
+	role, pc, _ = ProducerConfig(k, "p", 2, false, 16<<20, 500_000)
+	if _, ok := (*pc)["transactional.id"]; ok || role != kafkaclient.IdempotentProducer || (*pc)["go.delivery.reports"] != true {
+		t.Errorf("at-least-once producer: role %v, config %v", role, *pc)
+	}
+	cc, cover := ConsumerConfig(k, "p", 2, 16<<20)
+	for key, v := range map[string]any{
+		"isolation.level": "read_committed", "group.id": "tributary-p", "client.id": "tributary-p-2",
+		"auto.offset.reset": "error", "fetch.max.bytes": 4 << 20, "queued.max.messages.kbytes": 4 << 10,
+	} {
+		if got := (*cc)[key]; fmt.Sprint(got) != fmt.Sprint(v) {
+			t.Errorf("consumer %s = %v, want %v", key, got, v)
+		}
+	}
+	if !slices.Equal(cover, []string{"isolation.level"}) {
+		t.Errorf("consumer overrode %v, want [isolation.level]", cover)
+	}
 }

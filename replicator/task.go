@@ -276,33 +276,7 @@ func (t *Task) session(ctx context.Context) (err error) {
 	lim := p.limits.snapshot()
 	batchSize := producerBatchSize(lim.min(), userBatchSize(p.target.Properties))
 
-	prole, preq := kafkaclient.IdempotentProducer, kafkaclient.Required{
-		"go.delivery.reports":       !eos,
-		"go.delivery.report.fields": "none",
-		// At least once, checkpoints follow the reports of successful
-		// deliveries (acks.go): none may be left out.
-		"delivery.report.only.error": false,
-		// Every batch fits the smallest max.message.bytes of the topics this
-		// producer writes to: librdkafka never splits a batch the broker
-		// refuses (poison.go).
-		"batch.size": batchSize,
-	}
-	if eos {
-		prole = kafkaclient.TransactionalProducer
-		preq["transactional.id"] = txnID(p.cfg.Name, t.id.Index)
-		preq["transaction.timeout.ms"] = int(transactionTimeout / time.Millisecond)
-	}
-	// A target topic deleted while mirrored must not come back with the
-	// broker's defaults: the pipeline creates it again with the source's
-	// settings, and counts it.
-	preq["allow.auto.create.topics"] = false
-	pconf, over := kafkaclient.Config(p.target, prole, preq, producerQueues(p.cfg.Buffer(), kafkaclient.Tuning{
-		"client.id":                          txnID(p.cfg.Name, t.id.Index),
-		"linger.ms":                          20,
-		"message.max.bytes":                  64 << 20,
-		"reconnect.backoff.max.ms":           5000,
-		"socket.connection.setup.timeout.ms": 10000,
-	}))
+	prole, pconf, over := ProducerConfig(p.target, p.cfg.Name, t.id.Index, eos, p.cfg.Buffer(), batchSize)
 	logs.WarnOverridden(p.targetName, prole, over)
 	prod, err := kafka.NewProducer(logs.Attach(pconf))
 	if err != nil {
@@ -345,20 +319,7 @@ func (t *Task) session(ctx context.Context) (err error) {
 		return fmt.Errorf("reading checkpoints: %w", err)
 	}
 
-	// The Consumer role reads read_committed and never commits or stores offsets.
-	cconf, over := kafkaclient.Config(p.source, kafkaclient.Consumer, kafkaclient.Required{
-		"group.id":             "tributary-" + p.cfg.Name, // required by librdkafka; partitions are assigned, never subscribed
-		"enable.partition.eof": true,
-		// A checkpoint below the log start means the source deleted records
-		// before they were mirrored: librdkafka reports it instead of jumping
-		// silently, and the task counts and logs the loss (resetOffset).
-		"auto.offset.reset":        "error",
-		"allow.auto.create.topics": false,
-	}, consumerQueues(p.cfg.Buffer(), kafkaclient.Tuning{
-		"client.id":                "tributary-" + p.cfg.Name + "-" + strconv.Itoa(t.id.Index),
-		"fetch.queue.backoff.ms":   10,
-		"reconnect.backoff.max.ms": 5000,
-	}))
+	cconf, over := ConsumerConfig(p.source, p.cfg.Name, t.id.Index, p.cfg.Buffer())
 	logs.WarnOverridden(p.sourceName, kafkaclient.Consumer, over)
 	cons, err := kafka.NewConsumer(logs.Attach(cconf))
 	if err != nil {

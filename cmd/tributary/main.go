@@ -11,9 +11,14 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/tributary-dev/tributary/internal/kafkaclient"
 )
 
 func main() {
+	// Before any Kafka client exists: librdkafka's threads would each take a
+	// malloc arena of their own (see LimitMallocArenas).
+	kafkaclient.LimitMallocArenas()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() {
 		// Drain is bounded inside run; this is the backstop that keeps the promise

@@ -72,6 +72,9 @@ type Tuning kafka.ConfigMap
 // producer configured with more fails to start.
 const maxIdempotentInFlight = 5
 
+// producerEventsChannel is the capacity of a producer's Events channel.
+const producerEventsChannel = 4096
+
 // Config builds the configuration of a client of cluster k for role: tuning,
 // then k.Properties, then what correctness needs (see the package doc). It
 // returns the keys of k.Properties that a correctness setting replaced or
@@ -96,6 +99,17 @@ func Config(k *config.Kafka, role Role, req Required, tuning Tuning) (*kafka.Con
 		b.user[c] = append(b.user[c], key)
 	}
 
+	switch role {
+	case Producer, IdempotentProducer, TransactionalProducer:
+		// The Go client allocates its producer channels whole, at 1M
+		// entries each by default: 24 MB a producer, most of an idle
+		// node's heap. Nothing here uses ProduceChannel; Events carries
+		// errors and, where asked for, delivery reports, which a
+		// goroutine of the caller's drains as they come (librdkafka keeps
+		// what waits behind it in its own bounded queue).
+		b.setDefault("go.produce.channel.size", 0)
+		b.setDefault("go.events.channel.size", producerEventsChannel)
+	}
 	b.pin("bootstrap.servers", k.Bootstrap)
 	// KIP-714 client telemetry pushes to brokers that ask; not ours to send.
 	b.pin("enable.metrics.push", false)
@@ -137,6 +151,13 @@ type builder struct {
 
 func (b *builder) set(key string, v kafka.ConfigValue, fromUser bool) {
 	b.props[canonical(key)] = prop{key: key, val: v, fromUser: fromUser}
+}
+
+// setDefault sets key unless the tuning set it.
+func (b *builder) setDefault(key string, v kafka.ConfigValue) {
+	if _, ok := b.props[canonical(key)]; !ok {
+		b.set(key, v, false)
+	}
 }
 
 // pin sets a property correctness needs, reporting the user's keys for it

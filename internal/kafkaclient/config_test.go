@@ -174,6 +174,24 @@ func TestConfig(t *testing.T) {
 			over:   []string{"enable.metrics.push", "go.events.channel.size", "go.logs.channel.enable", "log.queue", "metadata.broker.list"},
 		},
 		{
+			name:  "producers get small Go channels: the client's 1M-entry defaults cost 24 MB each",
+			role:  TransactionalProducer,
+			props: map[string]string{"go.produce.channel.size": "1000000-VALUE-"},
+			want:  map[string]any{"go.produce.channel.size": 0, "go.events.channel.size": producerEventsChannel},
+			over:  []string{"go.produce.channel.size"},
+		},
+		{
+			name:   "a producer's channel sizes from the tuning are kept",
+			role:   Producer,
+			tuning: Tuning{"go.events.channel.size": 100, "go.produce.channel.size": 100},
+			want:   map[string]any{"go.produce.channel.size": 100, "go.events.channel.size": 100},
+		},
+		{
+			name:   "consumers' channel settings are left alone",
+			role:   Consumer,
+			absent: []string{"go.produce.channel.size", "go.events.channel.size"},
+		},
+		{
 			name:  "the caller's Required overrides the user's tuning",
 			role:  Producer,
 			props: map[string]string{"message.timeout.ms": "300000-VALUE-"},

@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/tributary-dev/tributary/config"
+	"github.com/tributary-dev/tributary/replicator"
 )
 
 // The ceiling: the least a consume→produce copy with tributary's client and
@@ -28,53 +31,27 @@ import (
 // interval committed to the source cluster's group once every record
 // produced before them is delivered.
 //
-// The client settings are tributary's (replicator/task.go, Task.session, and
-// replicator/clients.go, producerQueues/consumerQueues, for the default
-// buffer_bytes of 64 MiB), written out here because they are not exported;
-// keep them in step.
+// The client settings are tributary's: replicator.ProducerConfig and
+// ConsumerConfig, for the default buffer_bytes, with the loop's own ids and
+// the consumer starting at the earliest offset (a task without checkpoints).
 func ceilingProducerConfig(target string, eos bool, id string) *kafka.ConfigMap {
-	cm := kafka.ConfigMap{
-		"bootstrap.servers":                  target,
-		"enable.metrics.push":                false,
-		"client.id":                          id,
-		"enable.idempotence":                 true,
-		"acks":                               "all",
-		"linger.ms":                          20,
-		"batch.size":                         1_000_000, // defaultBatchSize, below the topic's max.message.bytes
-		"message.max.bytes":                  32 << 20,  // min(64 MiB, buffer/2)
-		"queue.buffering.max.kbytes":         32 << 10,  // buffer/2
-		"queue.buffering.max.messages":       32 << 10,  // max(buffer/2 >> 10, 1000)
-		"reconnect.backoff.max.ms":           5000,
-		"socket.connection.setup.timeout.ms": 10000,
-		"allow.auto.create.topics":           false,
-		"go.delivery.reports":                !eos,
-		"go.delivery.report.fields":          "none",
-	}
+	// librdkafka's default batch.size, which is what a task computes for a
+	// topic with the broker's default max.message.bytes (replicator/poison.go).
+	const batchSize = 1_000_000
+	_, cm, _ := replicator.ProducerConfig(&config.Kafka{Bootstrap: target}, "bench", 0, eos, config.DefaultBufferBytes, batchSize)
+	(*cm)["client.id"] = id
 	if eos {
-		cm["transactional.id"] = id
-		cm["transaction.timeout.ms"] = 60000
+		(*cm)["transactional.id"] = id
 	}
-	return &cm
+	return cm
 }
 
 func ceilingConsumerConfig(source, group, id string) *kafka.ConfigMap {
-	return &kafka.ConfigMap{
-		"bootstrap.servers":          source,
-		"enable.metrics.push":        false,
-		"client.id":                  id,
-		"group.id":                   group,
-		"isolation.level":            "read_committed",
-		"enable.auto.commit":         false,
-		"enable.auto.offset.store":   false,
-		"enable.partition.eof":       true,
-		"auto.offset.reset":          "earliest",
-		"allow.auto.create.topics":   false,
-		"fetch.queue.backoff.ms":     10,
-		"reconnect.backoff.max.ms":   5000,
-		"queued.max.messages.kbytes": 16 << 10, // buffer/4
-		"queued.min.messages":        16 << 10, // max(buffer/4 >> 10, 1000)
-		"fetch.max.bytes":            16 << 20, // buffer/4
-	}
+	cm, _ := replicator.ConsumerConfig(&config.Kafka{Bootstrap: source}, "bench", 0, config.DefaultBufferBytes)
+	(*cm)["client.id"] = id
+	(*cm)["group.id"] = group
+	(*cm)["auto.offset.reset"] = "earliest"
+	return cm
 }
 
 // ceilingMain runs the ceiling until SIGTERM.

@@ -53,7 +53,8 @@ func (s *suite) runLatency(sc scenario, round int) (res Result) {
 	defer h.cleanup()
 	pid := h.p.pid()
 
-	var lat []float64 // ms; the watch goroutine's until it is done
+	var lat []float64  // ms; the watch goroutine's until it is done
+	var sentAt []int64 // unix ns, lat's records' send times
 	wctx, wcancel := context.WithCancel(context.Background())
 	defer wcancel()
 	c := newChecker(partitions, checkAny, size)
@@ -65,7 +66,9 @@ func (s *suite) runLatency(sc scenario, round int) (res Result) {
 			return
 		}
 		if len(v) == 8 {
-			lat = append(lat, float64(now.UnixNano()-int64(binary.BigEndian.Uint64(v)))/1e6)
+			at := int64(binary.BigEndian.Uint64(v))
+			lat = append(lat, float64(now.UnixNano()-at)/1e6)
+			sentAt = append(sentAt, at)
 		}
 	})
 	defer func() { wcancel(); <-wt.done }()
@@ -159,6 +162,12 @@ func (s *suite) runLatency(sc scenario, round int) (res Result) {
 	if sent == 0 || len(lat) != sent {
 		return fail("%d latencies for %d records sent", len(lat), sent)
 	}
+	secs := make([]float64, int(loadFor/time.Second)+1)
+	for i, at := range sentAt {
+		if s := int(time.Duration(at-start.UnixNano()) / time.Second); s >= 0 && s < len(secs) {
+			secs[s] = max(secs[s], lat[i])
+		}
+	}
 	slices.Sort(lat)
 	res.Records = sent
 	res.WallS = loadFor.Seconds()
@@ -168,7 +177,7 @@ func (s *suite) runLatency(sc scenario, round int) (res Result) {
 	res.CPUPerMWhole = res.CPUWholeS / float64(sent) * 1e6
 	res.PeakRSSBytes = rss
 	res.Latency = &Latency{OfferedPerS: float64(s.latencyRate), Count: sent,
-		P50ms: percentile(lat, 0.5), P99ms: percentile(lat, 0.99), P999ms: percentile(lat, 0.999), Maxms: lat[len(lat)-1]}
+		P50ms: percentile(lat, 0.5), P99ms: percentile(lat, 0.99), P999ms: percentile(lat, 0.999), Maxms: lat[len(lat)-1], SecondMaxms: secs}
 	res.OK = true
 	return res
 }

@@ -37,11 +37,15 @@ package main
 import (
 	"fmt"
 	"os"
+
+	"github.com/tributary-dev/tributary/internal/kafkaclient"
 )
 
 func main() {
 	var err error
 	if len(os.Args) > 1 && os.Args[1] == "ceiling" {
+		// As tributary does: the ceiling runs the same client, allocating alike.
+		kafkaclient.LimitMallocArenas()
 		err = ceilingMain(os.Args[2:])
 	} else {
 		err = suiteMain(os.Args[1:])

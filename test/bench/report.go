@@ -54,6 +54,9 @@ type Latency struct {
 	P99ms       float64 `json:"p99_ms"`
 	P999ms      float64 `json:"p999_ms"`
 	Maxms       float64 `json:"max_ms"`
+	// SecondMaxms is, for each second of the load (by send time), the
+	// largest latency of a record sent in it: stalls show as peaks.
+	SecondMaxms []float64 `json:"second_max_ms,omitempty"`
 }
 
 // finish computes the rates from the raw measurements.
