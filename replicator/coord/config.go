@@ -85,6 +85,10 @@ type Config struct {
 	// version step (active+1) is checked before it is called. Called from HTTP
 	// handlers, possibly concurrently.
 	CheckBundle func(active *PolicyBundle, proposed PolicyBundle) error
+
+	// versions overrides the newest command and snapshot versions the node
+	// understands (zero: this build's); tests play nodes of other versions.
+	versions versions
 }
 
 // Peer is one initial voter: its node id and Raft address.

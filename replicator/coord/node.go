@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,6 +73,10 @@ type Node struct {
 	unhealthy    string
 	healthSent   string
 	healthSentAt time.Time
+	// halt is the FSM's halt (an entry of a version this node does not
+	// understand); it makes the node unhealthy for good.
+	halt         *HaltedError
+	transferring bool // a halted leader is handing leadership over
 
 	closing      chan struct{}
 	closeOnce    sync.Once
@@ -118,6 +123,8 @@ func New(cfg Config, deps Deps) (*Node, error) {
 		runDone:  make(chan struct{}),
 	}
 	n.fsm = newFSM(n.deliverPolicy)
+	n.fsm.v = cfg.versions.orBuild()
+	n.fsm.onHalt = n.halted
 	if host, _, _ := net.SplitHostPort(trimScheme(cfg.HTTPAddr)); host == "" || net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified() {
 		n.log.Warn("node.http_addr is a wildcard address: other nodes cannot forward requests to this node", "http_addr", cfg.HTTPAddr)
 	}
@@ -376,7 +383,14 @@ func (n *Node) step(ctx context.Context, lead **leaderRun) <-chan struct{} {
 	st := n.raft.State()
 	n.m.state.Set(stateValue(st))
 	n.m.term.Set(float64(n.raft.CurrentTerm()))
-	leader := st == raft.Leader
+	n.mu.Lock()
+	halted := n.halt != nil
+	n.mu.Unlock()
+	if st == raft.Leader && halted {
+		// Its replica is frozen: it must not decide anything from it.
+		n.handOver()
+	}
+	leader := st == raft.Leader && !halted
 	if leader && *lead == nil {
 		lctx, cancel := context.WithCancel(ctx)
 		l := &leaderRun{cancel: cancel, done: make(chan struct{})}
@@ -441,7 +455,7 @@ func (n *Node) step(ctx context.Context, lead **leaderRun) <-chan struct{} {
 		n.registered = true
 		n.log.Info("registered with the cluster", "region", n.cfg.Region)
 	}
-	run := !isolated && n.registered && !n.removed && !n.leaving && self.Alive && n.unhealthy == ""
+	run := !isolated && n.registered && !n.removed && !n.leaving && self.Alive && n.healthLocked() == ""
 	n.mu.Unlock()
 	if !run {
 		mine = []string{}
@@ -591,7 +605,7 @@ func (n *Node) Ready() bool {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return !n.isolated && n.registered && !n.removed
+	return !n.isolated && n.registered && !n.removed && n.halt == nil
 }
 
 // Unassigned returns the number of tasks not running on a live member (no node
@@ -655,7 +669,15 @@ func (n *Node) ProposePolicy(ctx context.Context, version int64, data []byte, ha
 // propose commits a command through raft.Apply, waiting at most until ctx ends
 // (when it may still commit later). It returns the command's log index.
 func (n *Node) propose(ctx context.Context, c command) (uint64, error) {
-	b, err := c.encode()
+	if h := n.fsm.haltErr(); h != nil {
+		return 0, fmt.Errorf("proposing %s: %w", c.Op, h)
+	}
+	v := n.writeVersions()
+	if need := c.minVersion(); need > v.command {
+		return 0, &badRequestError{fmt.Errorf("proposing %s: it needs command version %d, and members %s understand only %d: upgrade them first",
+			c.Op, need, strings.Join(n.membersBelow(need), ", "), v.command)}
+	}
+	b, err := c.encode(v.command)
 	if err != nil {
 		return 0, fmt.Errorf("encoding %s command: %w", c.Op, err)
 	}
@@ -680,6 +702,84 @@ func (n *Node) propose(ctx context.Context, c command) (uint64, error) {
 	case <-ctx.Done():
 		return 0, fmt.Errorf("proposing %s: %w", c.Op, ctx.Err())
 	}
+}
+
+// writeVersions returns the command and snapshot versions this node may write
+// as the leader: the newest that it and every member understand.
+func (n *Node) writeVersions() versions {
+	var v versions
+	n.fsm.view(func(s *state) { v = s.writeVersions(n.fsm.v) })
+	return v
+}
+
+// membersBelow lists the members that do not understand command version v.
+func (n *Node) membersBelow(v int) []string {
+	var ids []string
+	n.fsm.view(func(s *state) {
+		for _, id := range sortedKeys(s.Members) {
+			if s.Members[id].commandVersion() < v {
+				ids = append(ids, id)
+			}
+		}
+	})
+	return ids
+}
+
+// halted is the FSM's onHalt: from now on the node declines tasks, reports
+// itself unhealthy to the leader and in /readyz, and does not lead.
+func (n *Node) halted(h *HaltedError) {
+	n.mu.Lock()
+	n.halt = h
+	n.mu.Unlock()
+	n.m.applyHalted.Set(1)
+	n.log.Error("stopped applying the raft log: upgrade this node", "err", h, "index", h.Index, "version", h.Version, "supported_version", h.Newest)
+	notify(n.wake)
+	notify(n.rwake)
+}
+
+// Halted returns why this node stopped applying the Raft log (a
+// *HaltedError: an entry or snapshot of a version it does not understand),
+// nil while it applies. A halted node declines tasks and does not lead; only
+// an upgrade (and restart) ends it.
+func (n *Node) Halted() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.halt == nil {
+		return nil
+	}
+	return n.halt
+}
+
+// healthLocked is why the node declines tasks, "" when it takes them: a halt
+// first, then the reason SetUnhealthy gave. n.mu is held.
+func (n *Node) healthLocked() string {
+	if n.halt != nil {
+		return n.halt.Error()
+	}
+	return n.unhealthy
+}
+
+// handOver makes a halted leader give leadership to another voter, one
+// attempt at a time.
+func (n *Node) handOver() {
+	n.mu.Lock()
+	if n.transferring {
+		n.mu.Unlock()
+		return
+	}
+	n.transferring = true
+	n.mu.Unlock()
+	n.bg.Go(func() {
+		if err := n.raft.LeadershipTransfer().Error(); err != nil {
+			n.log.Warn("a halted node leads and could not hand leadership over", "err", err)
+			time.Sleep(n.cfg.ElectionTimeout)
+		} else {
+			n.log.Info("a halted node handed leadership over")
+		}
+		n.mu.Lock()
+		n.transferring = false
+		n.mu.Unlock()
+	})
 }
 
 func raftErr(err error) error {
