@@ -18,8 +18,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftwal "github.com/hashicorp/raft-wal"
-	"github.com/hashicorp/raft-wal/metadb"
 )
 
 // Node is this process's member of the Raft cluster: it holds a replica of the
@@ -33,8 +31,7 @@ type Node struct {
 	m       *metrics
 	fsm     *fsm
 	raft    *raft.Raft
-	wal     *raftwal.WAL
-	meta    *metadb.BoltMetaDB
+	stores  *stores
 	trans   *raft.NetworkTransport
 	obsCh   chan raft.Observation
 	obs     *raft.Observer
@@ -134,22 +131,15 @@ func New(cfg Config, deps Deps) (*Node, error) {
 		return nil, fmt.Errorf("creating raft dir: %w", err)
 	}
 	hl := newHCLogAdapter(n.log.With("component", "raft"), deps.Now)
-	// raft-wal v0.4.0's Close leaves its meta store open (and locked): own it.
-	meta := &metadb.BoltMetaDB{}
-	wal, err := raftwal.Open(dir, raftwal.WithLogger(hl.Named("wal")), raftwal.WithMetaStore(meta))
+	st, err := openStores(dir, hl)
 	if err != nil {
-		_ = meta.Close()
-		return nil, fmt.Errorf("opening raft log in %s: %w", dir, err)
-	}
-	n.wal, n.meta = wal, meta
-	fail := func(err error) (*Node, error) {
-		_ = wal.Close()
-		_ = meta.Close()
 		return nil, err
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 3, hl.Named("snapshot"))
-	if err != nil {
-		return fail(fmt.Errorf("opening raft snapshots in %s: %w", dir, err))
+	n.stores = st
+	wal, snaps := st.wal, st.snaps
+	fail := func(err error) (*Node, error) {
+		_ = st.close()
+		return nil, err
 	}
 	existing, err := raft.HasExistingState(wal, wal, snaps)
 	if err != nil {
@@ -290,11 +280,8 @@ func (n *Node) stop() error {
 		_ = n.trans.Close()
 		n.trans.CloseStreams()
 		n.bg.Wait()
-		if err := n.wal.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("closing raft log: %w", err))
-		}
-		if err := n.meta.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("closing raft log metadata: %w", err))
+		if err := n.stores.close(); err != nil {
+			errs = append(errs, err)
 		}
 		n.m.state.Set(stateValue(raft.Shutdown))
 		n.stopErr = errors.Join(errs...)
