@@ -89,6 +89,9 @@ type Config struct {
 	// versions overrides the newest command and snapshot versions the node
 	// understands (zero: this build's); tests play nodes of other versions.
 	versions versions
+	// segmentSize overrides raft-wal's segment size (0: its 64 MiB default,
+	// preallocated); the stored-log fixtures in testdata use small ones.
+	segmentSize int
 }
 
 // Peer is one initial voter: its node id and Raft address.

@@ -88,14 +88,19 @@ type stores struct {
 
 // openStores locks dir (DataDir/raft) and opens its log (raft-wal) and
 // snapshot store (raft's file store, 3 kept).
-func openStores(dir string, hl hclog.Logger) (*stores, error) {
+func openStores(dir string, hl hclog.Logger, segmentSize int) (*stores, error) {
 	lock, err := lockDir(dir)
 	if err != nil {
 		return nil, err
 	}
 	// raft-wal v0.4.0's Close leaves its meta store open (and locked): own it.
 	meta := &metadb.BoltMetaDB{}
-	wal, err := raftwal.Open(dir, raftwal.WithLogger(hl.Named("wal")), raftwal.WithMetaStore(meta))
+	var wal *raftwal.WAL
+	if segmentSize > 0 {
+		wal, err = raftwal.Open(dir, raftwal.WithLogger(hl.Named("wal")), raftwal.WithMetaStore(meta), raftwal.WithSegmentSize(segmentSize))
+	} else {
+		wal, err = raftwal.Open(dir, raftwal.WithLogger(hl.Named("wal")), raftwal.WithMetaStore(meta))
+	}
 	if err != nil {
 		_ = meta.Close()
 		_ = lock.Close()

@@ -131,7 +131,7 @@ func New(cfg Config, deps Deps) (*Node, error) {
 		return nil, fmt.Errorf("creating raft dir: %w", err)
 	}
 	hl := newHCLogAdapter(n.log.With("component", "raft"), deps.Now)
-	st, err := openStores(dir, hl)
+	st, err := openStores(dir, hl, cfg.segmentSize)
 	if err != nil {
 		return nil, err
 	}

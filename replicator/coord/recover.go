@@ -141,7 +141,7 @@ func Recover(dataDir string, peers []RecoverPeer, logger *slog.Logger) (RecoverR
 		return res, fmt.Errorf("data dir %s holds no raft state: %w", dataDir, err)
 	}
 	hl := newHCLogAdapter(logger.With("component", "raft"), time.Now)
-	st, err := openStores(dir, hl)
+	st, err := openStores(dir, hl, 0)
 	if err != nil {
 		return res, err
 	}
