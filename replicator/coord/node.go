@@ -72,8 +72,9 @@ type Node struct {
 	healthSentAt time.Time
 	// halt is the FSM's halt (an entry of a version this node does not
 	// understand); it makes the node unhealthy for good.
-	halt         *HaltedError
-	transferring bool // a halted leader is handing leadership over
+	halt             *HaltedError
+	transferring     bool // a halted leader is handing leadership over
+	transferFailedAt time.Time
 
 	closing      chan struct{}
 	closeOnce    sync.Once
@@ -746,28 +747,34 @@ func (n *Node) healthLocked() string {
 	return n.unhealthy
 }
 
-// handOver makes a halted leader give leadership to another voter, one
-// attempt at a time.
+// handOver makes a halted leader give leadership to another voter: one
+// attempt at a time, and after a failure (no other voter, say) not again for
+// handOverRetry.
 func (n *Node) handOver() {
 	n.mu.Lock()
-	if n.transferring {
+	if n.transferring || n.now().Sub(n.transferFailedAt) < handOverRetry {
 		n.mu.Unlock()
 		return
 	}
 	n.transferring = true
 	n.mu.Unlock()
 	n.bg.Go(func() {
-		if err := n.raft.LeadershipTransfer().Error(); err != nil {
-			n.log.Warn("a halted node leads and could not hand leadership over", "err", err)
-			time.Sleep(n.cfg.ElectionTimeout)
+		err := n.raft.LeadershipTransfer().Error()
+		if err != nil {
+			n.log.Warn("this node leads although it stopped applying the raft log, and could not hand leadership over", "err", err)
 		} else {
-			n.log.Info("a halted node handed leadership over")
+			n.log.Info("handed leadership over: this node stopped applying the raft log")
 		}
 		n.mu.Lock()
 		n.transferring = false
+		if err != nil {
+			n.transferFailedAt = n.now()
+		}
 		n.mu.Unlock()
 	})
 }
+
+const handOverRetry = 10 * time.Second
 
 func raftErr(err error) error {
 	switch {
