@@ -74,6 +74,16 @@ func lockDir(dir string) (*os.File, error) {
 		}
 		return nil, fmt.Errorf("locking %s: %w", path, err)
 	}
+	// Nodes of versions before the lock file hold only raft-wal's lock on
+	// its metadata (bolt's flock, which raft-wal waits for forever): probe it.
+	if m, err := os.OpenFile(filepath.Join(dir, "wal-meta.db"), os.O_RDWR, 0); err == nil {
+		err := syscall.Flock(int(m.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		_ = m.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			_ = f.Close()
+			return nil, fmt.Errorf("%s: %w: another process (a running tributary node?) holds the raft log %s; stop it first", dir, ErrDataDirInUse, m.Name())
+		}
+	}
 	return f, nil
 }
 

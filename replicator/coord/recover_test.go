@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -243,4 +244,22 @@ func TestQuorumRecovery(t *testing.T) {
 		delete(alive, id)
 	}
 	harness.Eventually(t, 5*time.Second, "destroyed members removed", func() error { return c.converged(alive) })
+}
+
+// A node of a version before the lock file holds only raft-wal's lock on its
+// metadata: that counts as in use too (raft-wal would wait for it forever).
+func TestADataDirLockedByAnOlderNodeIsRefused(t *testing.T) {
+	dir, _ := readStoredLog(t)
+	m, err := os.OpenFile(filepath.Join(dir, "raft", "wal-meta.db"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := syscall.Flock(int(m.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Recover(dir, []RecoverPeer{{ID: "eu-1", Address: "127.0.0.1:1"}}, nil)
+	if !errors.Is(err, ErrDataDirInUse) || !strings.Contains(err.Error(), "wal-meta.db") {
+		t.Errorf("Recover of a data dir whose raft log is locked: %v, want ErrDataDirInUse", err)
+	}
 }
