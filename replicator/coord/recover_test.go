@@ -17,6 +17,28 @@ import (
 	"github.com/tributary-dev/tributary/test/harness"
 )
 
+// proposePolicy proposes a bundle through tn, retrying while the leader
+// changes (elections happen under -race on a loaded machine).
+func proposePolicy(t *testing.T, tn *testNode, version int64, data, hash string) uint64 {
+	t.Helper()
+	var idx uint64
+	harness.Eventually(t, 10*time.Second, fmt.Sprintf("policy bundle %d committed", version), func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var err error
+		idx, err = tn.n.ProposePolicy(ctx, version, []byte(data), hash, "payments.yaml")
+		if p := tn.n.Status().Policy; errors.Is(err, ErrStalePolicy) && p.Version == version && p.Hash == hash {
+			// An earlier try committed although its answer was lost.
+			idx, err = p.AppliedIndex, nil
+		}
+		if err != nil && !IsRetryable(err) && !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("proposing bundle %d: %v", version, err)
+		}
+		return err
+	})
+	return idx
+}
+
 func writePeers(t *testing.T, body string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "peers.json")
@@ -124,12 +146,7 @@ func TestQuorumRecovery(t *testing.T) {
 	if err := c.nodes["eu-1"].n.raft.Snapshot().Error(); err != nil {
 		t.Fatalf("snapshot: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	pidx, err := c.nodes["eu-1"].n.ProposePolicy(ctx, 1, []byte("policy: payments-pii\n"), "sha256:abc", "payments.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	pidx := proposePolicy(t, c.nodes["eu-1"], 1, "policy: payments-pii\n", "sha256:abc")
 	harness.Eventually(t, 5*time.Second, "eu-1 applied the bundle", func() error {
 		if p := c.nodes["eu-1"].n.Status().Policy; p.AppliedIndex != pidx {
 			return fmt.Errorf("eu-1 policy %+v", p)

@@ -2,7 +2,6 @@ package coord
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -91,11 +90,7 @@ func TestGenerateStoredRaftLog(t *testing.T) {
 	if err := eu1.n.raft.Snapshot().Error(); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := eu1.n.ProposePolicy(ctx, 1, []byte("policy: payments-pii\nversion: 1\n"), "sha256:v1", "payments.yaml"); err != nil {
-		t.Fatal(err)
-	}
+	proposePolicy(t, eu1, 1, "policy: payments-pii\nversion: 1\n", "sha256:v1")
 	specs := append(taskSpecs()[:len(taskSpecs())-1], TaskSpec{ID: "eu-pay/6", Pipeline: "eu-pay", Region: "eu", Weight: 2})
 	c.wantTasks = len(specs)
 	for _, tn := range c.live() {
@@ -104,9 +99,7 @@ func TestGenerateStoredRaftLog(t *testing.T) {
 		}
 	}
 	harness.Eventually(t, 10*time.Second, "the new task list assigned", func() error { return c.converged(alive) })
-	if _, err := eu1.n.ProposePolicy(ctx, 2, []byte("policy: payments-pii\nversion: 2\n"), "sha256:v2", "payments.yaml"); err != nil {
-		t.Fatal(err)
-	}
+	proposePolicy(t, eu1, 2, "policy: payments-pii\nversion: 2\n", "sha256:v2")
 	// Quiet: eu-1 has applied its whole log, which stays put for a second.
 	var last uint64
 	harness.Eventually(t, 10*time.Second, "a quiet, applied log", func() error {

@@ -80,11 +80,9 @@ func TestAnEntryOfANewerVersionHaltsAnOldNode(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	pidx, err := l.n.ProposePolicy(ctx, 1, []byte("policy: x\n"), "sha256:1", "x.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v, op := entryVersion(t, l, pidx); v != future.command || op != opPolicy {
+	pidx := proposePolicy(t, l, 1, "policy: x\n", "sha256:1")
+	// Committed in a cluster of two: both store it.
+	if v, op := entryVersion(t, c.nodes["a"], pidx); v != future.command || op != opPolicy {
 		t.Fatalf("entry %d: %s at version %d, want policy at %d", pidx, op, v, future.command)
 	}
 
@@ -168,7 +166,7 @@ func TestAnEntryOfANewerVersionHaltsAnOldNode(t *testing.T) {
 	}
 	opMinVersion["test_needs_v2"] = commandVersion + 1
 	t.Cleanup(func() { delete(opMinVersion, "test_needs_v2") })
-	_, err = l.n.propose(ctx, command{Op: "test_needs_v2"})
+	_, err := l.n.propose(ctx, command{Op: "test_needs_v2"})
 	var bad *badRequestError
 	if !errors.As(err, &bad) || !strings.Contains(err.Error(), "needs command version 2") || !strings.Contains(err.Error(), "members old understand only 1") {
 		t.Errorf("proposing a command that needs version 2: %v", err)
