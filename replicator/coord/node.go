@@ -174,6 +174,10 @@ func New(cfg Config, deps Deps) (*Node, error) {
 	r, err := raft.NewRaft(rc, n.fsm, store, store, snaps, trans)
 	if err != nil {
 		_ = trans.Close()
+		if h := n.fsm.haltErr(); h != nil {
+			// Its snapshots are of a newer version (a node rolled back).
+			return fail(fmt.Errorf("starting raft: %w", h))
+		}
 		return fail(fmt.Errorf("starting raft: %w", err))
 	}
 	n.raft, n.trans = r, trans

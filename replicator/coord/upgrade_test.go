@@ -172,3 +172,29 @@ func TestAnEntryOfANewerVersionHaltsAnOldNode(t *testing.T) {
 		t.Errorf("proposing a command that needs version 2: %v", err)
 	}
 }
+
+// A node rolled back to an older build, whose data dir holds a snapshot the
+// newer build wrote in a newer version, refuses to start with the halt.
+func TestANodeWithANewerSnapshotRefusesToStart(t *testing.T) {
+	c := newCluster(t)
+	cfg := c.config("solo", "eu", nil, nil)
+	cfg.Bootstrap = []Peer{{ID: "solo", Addr: cfg.RaftAddr}}
+	cfg.versions = versions{command: commandVersion + 1, snapshot: snapshotVersion + 1}
+	tn := c.start(cfg)
+	harness.Eventually(t, 5*time.Second, "solo registered", func() error {
+		if !tn.n.Ready() {
+			return errors.New("not ready")
+		}
+		return nil
+	})
+	if err := tn.n.raft.Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	c.shutdown("solo")
+	cfg.versions = versions{}
+	_, err := New(cfg, Deps{})
+	var h *HaltedError
+	if !errors.As(err, &h) || h.Version != snapshotVersion+1 || !strings.Contains(err.Error(), "upgrade this node") {
+		t.Fatalf("New with a newer snapshot: %v, want a halt", err)
+	}
+}
