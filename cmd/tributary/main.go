@@ -71,6 +71,8 @@ commands:
   offsets translate --config FILE --group G [--json] [--apply]
                            a consumer group's source offsets as target offsets
   policy lint PATH...      check policy files (exit 2 on errors); policy test, policy diff
+  raft recover --data-dir D --peers FILE
+                           rewrite a stopped node's Raft configuration after a lost quorum
   version                  print the version
 `
 
@@ -97,6 +99,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdRegistry(ctx, args[1:], stdout, stderr)
 	case "offsets":
 		return cmdOffsets(ctx, args[1:], stdout, stderr)
+	case "raft":
+		return cmdRaft(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionString())
 		return nil

@@ -389,6 +389,9 @@ func (n *node) localStatus() Status {
 }
 
 func (n *node) ready() error {
+	if err := n.coord.Halted(); err != nil {
+		return err
+	}
 	if reason := n.disk.unhealthy(); reason != "" {
 		return errors.New(reason + "; this node declines tasks until space returns")
 	}

@@ -71,11 +71,19 @@ type runningNode struct {
 	http string
 	reg  prometheus.Gatherer
 	logs *logSink
+	// stop stops the node (once; the test's end calls it too).
+	stop func()
 }
 
 // startNode writes a config with the given node and extra sections, runs the
 // node until the test ends and waits for its HTTP server.
 func startNode(t *testing.T, node, extra string) *runningNode {
+	t.Helper()
+	return startNodeIn(t, node, extra, "")
+}
+
+// startNodeIn is startNode with node.data_dir dataDir ("": a new one).
+func startNodeIn(t *testing.T, node, extra, dataDir string) *runningNode {
 	t.Helper()
 	kafka, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "orders"))
 	if err != nil {
@@ -100,6 +108,9 @@ pipelines:
 		t.Fatal(err)
 	}
 	cfg.Node.DataDir = filepath.Join(dir, "data")
+	if dataDir != "" {
+		cfg.Node.DataDir = dataDir
+	}
 	rn := &runningNode{logs: &logSink{}}
 	started := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -108,12 +119,16 @@ pipelines:
 		done <- Run(ctx, cfg, Options{Logger: slog.New(slog.NewTextHandler(rn.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 			Started: func(addr string, reg prometheus.Gatherer) { rn.http, rn.reg = addr, reg; close(started) }})
 	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("node stopped with %v", err)
-		}
-	})
+	var once sync.Once
+	rn.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("node stopped with %v", err)
+			}
+		})
+	}
+	t.Cleanup(rn.stop)
 	select {
 	case <-started:
 	case err := <-done:

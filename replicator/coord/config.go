@@ -85,6 +85,13 @@ type Config struct {
 	// version step (active+1) is checked before it is called. Called from HTTP
 	// handlers, possibly concurrently.
 	CheckBundle func(active *PolicyBundle, proposed PolicyBundle) error
+
+	// versions overrides the newest command and snapshot versions the node
+	// understands (zero: this build's); tests play nodes of other versions.
+	versions versions
+	// segmentSize overrides raft-wal's segment size (0: its 64 MiB default,
+	// preallocated); the stored-log fixtures in testdata use small ones.
+	segmentSize int
 }
 
 // Peer is one initial voter: its node id and Raft address.

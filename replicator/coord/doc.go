@@ -23,7 +23,24 @@
 // deterministic: timestamps travel inside commands, a refused command returns
 // an error response and changes nothing. Snapshots are {"version":1,"state":...}.
 // testdata/v1 keeps a snapshot and commands in the v1 format with the state
-// they must produce: a change of format must keep reading them.
+// they must produce, and testdata/raft-v1 a whole Raft dir written by a v1
+// node: a change of format must keep reading them.
+//
+// # Versions and rolling upgrades
+//
+// Members register the newest command and snapshot versions they understand;
+// the leader writes the newest version all members understand (writeVersions)
+// and refuses commands that need a newer one (opMinVersion). An FSM that
+// meets an entry or snapshot of a version it does not know halts for good
+// (HaltedError): it applies nothing more and takes no snapshots, and the node
+// declines tasks, reports the halt (Halted, /readyz, tributary_raft_apply_halted)
+// and hands leadership over if it gets it.
+//
+// # Quorum recovery
+//
+// Recover rewrites a stopped node's Raft dir with a new configuration from a
+// peers.json (raft.RecoverCluster over this FSM). The data dir's lock file
+// (data_dir/raft/tributary.lock) keeps a node and a recovery apart.
 //
 // # Sessions: when a node may trust its replica
 //

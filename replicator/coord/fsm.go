@@ -33,7 +33,15 @@ type Member struct {
 	// space, say), empty while it takes them. The member sets it by
 	// registering again; it stays a Raft member and voter meanwhile.
 	Unhealthy string `json:"unhealthy,omitempty"`
+	// CommandVersion and SnapshotVersion are the newest command and snapshot
+	// versions the member understands, as it registered them; 0 (members
+	// recorded before they existed) means 1.
+	CommandVersion  int `json:"command_version,omitempty"`
+	SnapshotVersion int `json:"snapshot_version,omitempty"`
 }
+
+func (m Member) commandVersion() int  { return max(1, m.CommandVersion) }
+func (m Member) snapshotVersion() int { return max(1, m.SnapshotVersion) }
 
 // eligible reports whether the member may run tasks: alive, registered since
 // it was last marked dead (a node recovering from a crash or an isolation runs
@@ -139,6 +147,18 @@ func (s *state) unassigned() int {
 	return n
 }
 
+// writeVersions returns the versions the leader may write: the newest
+// command and snapshot versions that every member understands, and own
+// understands. Members marked dead count too: they may come back.
+func (s *state) writeVersions(own versions) versions {
+	v := own
+	for _, m := range s.Members {
+		v.command = min(v.command, m.commandVersion())
+		v.snapshot = min(v.snapshot, m.snapshotVersion())
+	}
+	return v
+}
+
 // tasksOf lists the tasks assigned to node, sorted.
 func (s *state) tasksOf(node string) []string {
 	ids := []string{}
@@ -166,6 +186,7 @@ func (s *state) apply(c command, index uint64) (*PolicyBundle, error) {
 		m.ID, m.Region, m.RaftAddr, m.HTTPAddr = c.Member.ID, c.Member.Region, c.Member.RaftAddr, c.Member.HTTPAddr
 		m.Session, m.Alive, m.Policies = c.Member.Session, true, c.Member.Policies
 		m.Unhealthy = c.Member.Unhealthy
+		m.CommandVersion, m.SnapshotVersion = c.Member.CommandVersion, c.Member.SnapshotVersion
 		s.Members[m.ID] = m
 	case opUpdate:
 		if c.Member == nil {
@@ -272,7 +293,9 @@ func (s *state) apply(c command, index uint64) (*PolicyBundle, error) {
 	return nil, nil
 }
 
-// snapshotVersion is the format version of persisted snapshots.
+// snapshotVersion is the newest format version of persisted snapshots this
+// build reads. A snapshot is written at the newest version every member reads
+// (state.writeVersions), since the leader sends its snapshots to followers.
 //
 // History: 1 — first version (tributary 0.1).
 const snapshotVersion = 1
@@ -282,25 +305,66 @@ type snapshotFile struct {
 	State   *state `json:"state"`
 }
 
+// HaltedError is why a node stopped applying the Raft log: it met an entry
+// (or a snapshot) of a version it does not understand, written by a newer
+// node. Misapplying it would make this replica diverge silently; instead the
+// FSM applies nothing more, so its state stays frozen at Applied, and the
+// node declines tasks until it is upgraded (a restart of the newer binary
+// replays the log from its last snapshot).
+type HaltedError struct {
+	// Index is the log index of the entry; 0 for a snapshot.
+	Index uint64
+	// Op is the entry's command op, "" for a snapshot.
+	Op string
+	// Version is the entry's (or snapshot's) version, Newest the newest this
+	// node understands.
+	Version, Newest int
+	// Applied is the last log index applied before the halt.
+	Applied uint64
+}
+
+func (e *HaltedError) Error() string {
+	if e.Index == 0 {
+		return fmt.Sprintf("raft apply halted: a snapshot has version %d, this node reads snapshot versions up to %d; "+
+			"its state is frozen at log index %d: upgrade this node", e.Version, e.Newest, e.Applied)
+	}
+	return fmt.Sprintf("raft apply halted at log index %d: the entry (%s) has command version %d, this node understands versions up to %d; "+
+		"its state is frozen at log index %d: upgrade this node", e.Index, e.Op, e.Version, e.Newest, e.Applied)
+}
+
 // fsm is the raft.FSM over state. raft calls Apply, Snapshot and Restore from
 // one goroutine; readers use view. After every change it closes the channel
 // returned by changed and delivers a new policy bundle to onPolicy.
 type fsm struct {
 	onPolicy func(PolicyBundle)
+	onHalt   func(*HaltedError)
+	v        versions
 
-	mu    sync.RWMutex
-	st    *state
-	index uint64        // last applied log index
-	ch    chan struct{} // closed on the next change
+	mu     sync.RWMutex
+	st     *state
+	index  uint64        // last applied log index
+	ch     chan struct{} // closed on the next change
+	halted *HaltedError  // set once; then nothing is applied any more
 }
 
 func newFSM(onPolicy func(PolicyBundle)) *fsm {
-	return &fsm{st: newState(), ch: make(chan struct{}), onPolicy: onPolicy}
+	return &fsm{st: newState(), ch: make(chan struct{}), onPolicy: onPolicy, v: buildVersions}
 }
 
-// Apply implements raft.FSM. The response is nil or an error.
+// Apply implements raft.FSM. The response is nil or an error. An entry of a
+// command version this node does not understand halts the FSM: that entry
+// and every later one return the *HaltedError and change nothing.
 func (f *fsm) Apply(l *raft.Log) any {
-	c, err := decodeCommand(l.Data)
+	if h := f.haltErr(); h != nil {
+		return h
+	}
+	c, err := decodeCommand(l.Data, f.v.command)
+	if ve := (*versionError)(nil); errors.As(err, &ve) {
+		f.mu.RLock()
+		applied := f.index
+		f.mu.RUnlock()
+		return f.halt(&HaltedError{Index: l.Index, Op: ve.op, Version: ve.version, Newest: ve.newest, Applied: applied})
+	}
 	if err != nil {
 		return err
 	}
@@ -316,17 +380,57 @@ func (f *fsm) Apply(l *raft.Log) any {
 	return err
 }
 
+// halt stops the FSM for good (the first halt wins) and returns its error.
+func (f *fsm) halt(h *HaltedError) *HaltedError {
+	f.mu.Lock()
+	if f.halted != nil {
+		h = f.halted
+		f.mu.Unlock()
+		return h
+	}
+	f.halted = h
+	close(f.ch)
+	f.ch = make(chan struct{})
+	f.mu.Unlock()
+	if f.onHalt != nil {
+		f.onHalt(h)
+	}
+	return h
+}
+
+// haltErr returns why the FSM stopped applying, nil while it applies.
+func (f *fsm) haltErr() *HaltedError {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.halted
+}
+
 // Snapshot implements raft.FSM: it captures a copy, Persist writes it.
+// A halted FSM takes no snapshot: its state is older than the index raft
+// would label it with, and the log it has not applied must not be compacted.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return &fsmSnapshot{st: f.st.clone()}, nil
+	if f.halted != nil {
+		return nil, f.halted
+	}
+	return &fsmSnapshot{st: f.st.clone(), version: f.st.writeVersions(f.v).snapshot}, nil
 }
 
 // Restore implements raft.FSM: it replaces all state.
+// A snapshot of a version this node does not read halts the FSM.
 func (f *fsm) Restore(r io.ReadCloser) error {
 	defer r.Close()
-	st, err := readSnapshot(r)
+	if h := f.haltErr(); h != nil {
+		return h
+	}
+	st, err := readSnapshot(r, f.v.snapshot)
+	if ve := (*versionError)(nil); errors.As(err, &ve) {
+		f.mu.RLock()
+		applied := f.index
+		f.mu.RUnlock()
+		return f.halt(&HaltedError{Version: ve.version, Newest: ve.newest, Applied: applied})
+	}
 	if err != nil {
 		return err
 	}
@@ -345,17 +449,30 @@ func (f *fsm) Restore(r io.ReadCloser) error {
 // written (trailing data, no state, a state no sequence of commands builds) is
 // an error: a damaged or forged snapshot must fail the restore rather than
 // replace the state with a corrupt one.
-func readSnapshot(r io.Reader) (*state, error) {
-	var sf snapshotFile
+func readSnapshot(r io.Reader, newest int) (*state, error) {
+	// The version first: a newer snapshot's state may not decode into ours.
+	var raw struct {
+		Version int             `json:"version"`
+		State   json.RawMessage `json:"state"`
+	}
 	dec := json.NewDecoder(r)
-	if err := dec.Decode(&sf); err != nil {
+	if err := dec.Decode(&raw); err != nil {
 		return nil, fmt.Errorf("decoding snapshot: %w", err)
 	}
-	if sf.Version < 1 || sf.Version > snapshotVersion {
-		return nil, fmt.Errorf("snapshot has version %d; this node reads versions 1 to %d", sf.Version, snapshotVersion)
+	if raw.Version > newest {
+		return nil, &versionError{op: "snapshot", version: raw.Version, newest: newest}
+	}
+	if raw.Version < 1 {
+		return nil, fmt.Errorf("snapshot has version %d; versions start at 1", raw.Version)
 	}
 	if end := dec.InputOffset(); !errors.Is(eof(dec), io.EOF) {
 		return nil, fmt.Errorf("decoding snapshot: data after the snapshot's JSON object at byte %d", end)
+	}
+	sf := snapshotFile{Version: raw.Version}
+	if len(raw.State) > 0 {
+		if err := json.Unmarshal(raw.State, &sf.State); err != nil {
+			return nil, fmt.Errorf("decoding snapshot: %w", err)
+		}
 	}
 	if sf.State == nil {
 		return nil, errors.New("decoding snapshot: no state")
@@ -435,11 +552,14 @@ func (f *fsm) view(fn func(*state)) <-chan struct{} {
 	return f.ch
 }
 
-type fsmSnapshot struct{ st *state }
+type fsmSnapshot struct {
+	st      *state
+	version int
+}
 
 // Persist implements raft.FSMSnapshot.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	if err := json.NewEncoder(sink).Encode(snapshotFile{Version: snapshotVersion, State: s.st}); err != nil {
+	if err := json.NewEncoder(sink).Encode(snapshotFile{Version: max(1, s.version), State: s.st}); err != nil {
 		_ = sink.Cancel()
 		return fmt.Errorf("writing snapshot: %w", err)
 	}

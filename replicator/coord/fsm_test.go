@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/raft"
@@ -118,7 +119,7 @@ func TestFSMRefusesBadCommands(t *testing.T) {
 		is        error
 	}{
 		{"garbage is refused", `{"v":1,"op":`, nil},
-		{"a command from a newer version is refused", `{"v":2,"op":"join","member":{"id":"x"}}`, nil},
+		{"a command of version 0 is refused", `{"v":0,"op":"join","member":{"id":"x"}}`, nil},
 		{"an unknown op is refused", `{"v":1,"op":"explode"}`, nil},
 		{"a join without id is refused", `{"v":1,"op":"join","member":{}}`, nil},
 		{"liveness of an unknown member is refused", `{"v":1,"op":"set_alive","id":"nope","alive":false}`, ErrUnknownMember},
@@ -143,10 +144,85 @@ func TestFSMRefusesBadCommands(t *testing.T) {
 	}
 }
 
-func TestFSMRefusesSnapshotOfNewerVersion(t *testing.T) {
+// An entry of a command version the node does not understand halts the FSM:
+// that entry and every later one (even of a known version) return the same
+// error naming the index, the entry's version and the node's, and the state
+// stays as it was; no snapshot is taken of the frozen state.
+func TestFSMHaltsOnACommandOfANewerVersion(t *testing.T) {
+	f, _ := replayV1(t)
+	var halts []*HaltedError
+	f.onHalt = func(h *HaltedError) { halts = append(halts, h) }
+	before := persist(t, f)
+	// A newer command may change its fields' types: it still halts as such.
+	resp := f.Apply(&raft.Log{Index: 100, Type: raft.LogCommand, Data: []byte(`{"v":2,"op":"join","member":"x","extra":[1]}`)})
+	h, ok := resp.(*HaltedError)
+	if !ok {
+		t.Fatalf("Apply of a v2 entry = %v, want a *HaltedError", resp)
+	}
+	for _, want := range []string{"log index 100", "command version 2", "understands versions up to 1", "frozen at log index 51", "upgrade this node"} {
+		if !strings.Contains(h.Error(), want) {
+			t.Errorf("halt error %q lacks %q", h, want)
+		}
+	}
+	if resp := f.Apply(&raft.Log{Index: 101, Type: raft.LogCommand, Data: []byte(`{"v":1,"op":"leave","id":"eu-1"}`)}); resp != h {
+		t.Errorf("Apply of a v1 entry after the halt = %v, want the same halt", resp)
+	}
+	if _, err := f.Snapshot(); err != h {
+		t.Errorf("Snapshot of a halted FSM = %v, want the halt", err)
+	}
+	if err := f.Restore(io.NopCloser(bytes.NewReader(before))); err != h {
+		t.Errorf("Restore on a halted FSM = %v, want the halt", err)
+	}
+	if len(halts) != 1 || halts[0] != h {
+		t.Errorf("onHalt called with %v, want once", halts)
+	}
+	g, _ := replayV1(t)
+	if !bytes.Equal(before, persist(t, g)) || !bytes.Equal(stateJSON(t, f), stateJSON(t, g)) {
+		t.Error("the halted FSM's state changed")
+	}
+}
+
+// A node that understands version 2 applies a version 2 command.
+func TestFSMOfANewerVersionAppliesIt(t *testing.T) {
 	f := newFSM(nil)
-	err := f.Restore(io.NopCloser(bytes.NewReader([]byte(`{"version":2,"state":{}}`))))
-	if err == nil {
-		t.Fatal("restoring a version 2 snapshot succeeded")
+	f.v = versions{command: 2, snapshot: 2}
+	if resp := f.Apply(&raft.Log{Index: 1, Data: []byte(`{"v":2,"op":"join","member":{"id":"x","command_version":2,"snapshot_version":2}}`)}); resp != nil {
+		t.Fatalf("Apply: %v", resp)
+	}
+	// Every member reads snapshot version 2, so the snapshot is written at 2.
+	if b := persist(t, f); !bytes.HasPrefix(b, []byte(`{"version":2,`)) {
+		t.Errorf("snapshot = %s, want version 2", b)
+	}
+}
+
+// A snapshot of a version the node does not read halts the FSM too.
+func TestFSMHaltsOnASnapshotOfNewerVersion(t *testing.T) {
+	f := newFSM(nil)
+	err := f.Restore(io.NopCloser(bytes.NewReader([]byte(`{"version":2,"state":{"members":"changed"}}`))))
+	var h *HaltedError
+	if !errors.As(err, &h) || h.Version != 2 || h.Newest != 1 || !strings.Contains(err.Error(), "snapshot has version 2") {
+		t.Fatalf("restoring a version 2 snapshot: %v, want a halt", err)
+	}
+	if resp := f.Apply(&raft.Log{Index: 1, Data: []byte(`{"v":1,"op":"join","member":{"id":"x"}}`)}); resp != h {
+		t.Errorf("Apply after the halt = %v", resp)
+	}
+}
+
+// writeVersions: the newest versions every member understands (absent
+// fields mean 1), capped at the node's own.
+func TestWriteVersions(t *testing.T) {
+	s := newState()
+	own := versions{command: 3, snapshot: 2}
+	if v := s.writeVersions(own); v != own {
+		t.Errorf("no members: %+v, want %+v", v, own)
+	}
+	s.Members["a"] = Member{ID: "a", CommandVersion: 3, SnapshotVersion: 3}
+	s.Members["b"] = Member{ID: "b", CommandVersion: 2, SnapshotVersion: 2}
+	if v := s.writeVersions(own); v != (versions{command: 2, snapshot: 2}) {
+		t.Errorf("members at 3 and 2: %+v", v)
+	}
+	s.Members["old"] = Member{ID: "old"}
+	if v := s.writeVersions(own); v != (versions{command: 1, snapshot: 1}) {
+		t.Errorf("with a member that predates the fields: %+v", v)
 	}
 }

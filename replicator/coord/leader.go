@@ -273,6 +273,10 @@ type joinRequest struct {
 	Policies bool `json:"policies,omitempty"`
 	// Unhealthy says why the node declines tasks (see Node.SetUnhealthy).
 	Unhealthy string `json:"unhealthy,omitempty"`
+	// CommandVersion and SnapshotVersion: the newest versions the node
+	// understands (absent: 1).
+	CommandVersion  int `json:"command_version,omitempty"`
+	SnapshotVersion int `json:"snapshot_version,omitempty"`
 }
 
 func (r joinRequest) validate() error {
@@ -336,7 +340,7 @@ func (n *Node) join(ctx context.Context, req joinRequest) (uint64, error) {
 	}
 	idx, err := n.propose(ctx, command{Op: opJoin, At: n.now().UTC(), Member: &memberCmd{
 		ID: req.ID, Region: req.Region, RaftAddr: req.RaftAddr, HTTPAddr: req.HTTPAddr, Session: req.Session, Policies: req.Policies,
-		Unhealthy: req.Unhealthy,
+		Unhealthy: req.Unhealthy, CommandVersion: req.CommandVersion, SnapshotVersion: req.SnapshotVersion,
 	}})
 	if err != nil {
 		return 0, fmt.Errorf("joining %s: %w", req.ID, err)
@@ -449,14 +453,19 @@ func (n *Node) needsRegistration() (joinRequest, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	req := joinRequest{ID: n.cfg.NodeID, Region: n.cfg.Region, RaftAddr: n.cfg.raftAdvertised(), HTTPAddr: n.cfg.HTTPAddr, Session: n.session, Policies: n.cfg.HasPolicies,
-		Unhealthy: n.unhealthy}
+		Unhealthy: n.healthLocked(), CommandVersion: n.fsm.v.command, SnapshotVersion: n.fsm.v.snapshot}
+	if n.halt != nil {
+		// Its replica is frozen: it never sees its registration applied, so
+		// one accepted registration per healthResend tells the leader.
+		return req, (n.healthSent != req.Unhealthy || n.now().Sub(n.healthSentAt) > healthResend) && !n.removed && !n.leaving
+	}
 	// A registered node whose health changed registers again with the same
 	// session. Its own replica may not show the change (a follower whose log
 	// cannot be written to learns nothing new), so one accepted registration
 	// per change is enough; it is repeated every healthResend in case the
 	// leader changed before committing it.
-	healthChanged := n.registered && recorded != n.unhealthy &&
-		(n.healthSent != n.unhealthy || n.now().Sub(n.healthSentAt) > healthResend)
+	healthChanged := n.registered && recorded != req.Unhealthy &&
+		(n.healthSent != req.Unhealthy || n.now().Sub(n.healthSentAt) > healthResend)
 	// An isolated voter waits for the leader's contact: the leader cannot reach
 	// it, so admitting it again would only make it flap.
 	return req, (!n.registered || healthChanged) && !n.removed && !n.leaving && (!n.isolated || !inConfig || !n.contacted)

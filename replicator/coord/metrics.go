@@ -12,6 +12,7 @@ type metrics struct {
 	term          prometheus.Gauge
 	leaderChanges prometheus.Counter
 	bundleRefused *prometheus.CounterVec
+	applyHalted   prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -32,12 +33,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "tributary_policy_bundle_refused_total",
 			Help: "Policy bundles this node refused to propose as the leader, by reason.",
 		}, []string{"reason"}),
+		applyHalted: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tributary_raft_apply_halted",
+			Help: "1 when this node stopped applying the Raft log because an entry or snapshot has a version it does not understand (upgrade it), else 0.",
+		}),
 	}
 	for _, r := range refusalReasons {
 		m.bundleRefused.WithLabelValues(r)
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.state, m.term, m.leaderChanges, m.bundleRefused} {
+		for _, c := range []prometheus.Collector{m.state, m.term, m.leaderChanges, m.bundleRefused, m.applyHalted} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

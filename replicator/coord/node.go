@@ -13,12 +13,11 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftwal "github.com/hashicorp/raft-wal"
-	"github.com/hashicorp/raft-wal/metadb"
 )
 
 // Node is this process's member of the Raft cluster: it holds a replica of the
@@ -32,8 +31,7 @@ type Node struct {
 	m       *metrics
 	fsm     *fsm
 	raft    *raft.Raft
-	wal     *raftwal.WAL
-	meta    *metadb.BoltMetaDB
+	stores  *stores
 	trans   *raft.NetworkTransport
 	obsCh   chan raft.Observation
 	obs     *raft.Observer
@@ -72,6 +70,11 @@ type Node struct {
 	unhealthy    string
 	healthSent   string
 	healthSentAt time.Time
+	// halt is the FSM's halt (an entry of a version this node does not
+	// understand); it makes the node unhealthy for good.
+	halt             *HaltedError
+	transferring     bool // a halted leader is handing leadership over
+	transferFailedAt time.Time
 
 	closing      chan struct{}
 	closeOnce    sync.Once
@@ -118,6 +121,8 @@ func New(cfg Config, deps Deps) (*Node, error) {
 		runDone:  make(chan struct{}),
 	}
 	n.fsm = newFSM(n.deliverPolicy)
+	n.fsm.v = cfg.versions.orBuild()
+	n.fsm.onHalt = n.halted
 	if host, _, _ := net.SplitHostPort(trimScheme(cfg.HTTPAddr)); host == "" || net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified() {
 		n.log.Warn("node.http_addr is a wildcard address: other nodes cannot forward requests to this node", "http_addr", cfg.HTTPAddr)
 	}
@@ -127,22 +132,15 @@ func New(cfg Config, deps Deps) (*Node, error) {
 		return nil, fmt.Errorf("creating raft dir: %w", err)
 	}
 	hl := newHCLogAdapter(n.log.With("component", "raft"), deps.Now)
-	// raft-wal v0.4.0's Close leaves its meta store open (and locked): own it.
-	meta := &metadb.BoltMetaDB{}
-	wal, err := raftwal.Open(dir, raftwal.WithLogger(hl.Named("wal")), raftwal.WithMetaStore(meta))
+	st, err := openStores(dir, hl, cfg.segmentSize)
 	if err != nil {
-		_ = meta.Close()
-		return nil, fmt.Errorf("opening raft log in %s: %w", dir, err)
-	}
-	n.wal, n.meta = wal, meta
-	fail := func(err error) (*Node, error) {
-		_ = wal.Close()
-		_ = meta.Close()
 		return nil, err
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 3, hl.Named("snapshot"))
-	if err != nil {
-		return fail(fmt.Errorf("opening raft snapshots in %s: %w", dir, err))
+	n.stores = st
+	wal, snaps := st.wal, st.snaps
+	fail := func(err error) (*Node, error) {
+		_ = st.close()
+		return nil, err
 	}
 	existing, err := raft.HasExistingState(wal, wal, snaps)
 	if err != nil {
@@ -176,6 +174,10 @@ func New(cfg Config, deps Deps) (*Node, error) {
 	r, err := raft.NewRaft(rc, n.fsm, store, store, snaps, trans)
 	if err != nil {
 		_ = trans.Close()
+		if h := n.fsm.haltErr(); h != nil {
+			// Its snapshots are of a newer version (a node rolled back).
+			return fail(fmt.Errorf("starting raft: %w", h))
+		}
 		return fail(fmt.Errorf("starting raft: %w", err))
 	}
 	n.raft, n.trans = r, trans
@@ -283,11 +285,8 @@ func (n *Node) stop() error {
 		_ = n.trans.Close()
 		n.trans.CloseStreams()
 		n.bg.Wait()
-		if err := n.wal.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("closing raft log: %w", err))
-		}
-		if err := n.meta.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("closing raft log metadata: %w", err))
+		if err := n.stores.close(); err != nil {
+			errs = append(errs, err)
 		}
 		n.m.state.Set(stateValue(raft.Shutdown))
 		n.stopErr = errors.Join(errs...)
@@ -376,7 +375,14 @@ func (n *Node) step(ctx context.Context, lead **leaderRun) <-chan struct{} {
 	st := n.raft.State()
 	n.m.state.Set(stateValue(st))
 	n.m.term.Set(float64(n.raft.CurrentTerm()))
-	leader := st == raft.Leader
+	n.mu.Lock()
+	halted := n.halt != nil
+	n.mu.Unlock()
+	if st == raft.Leader && halted {
+		// Its replica is frozen: it must not decide anything from it.
+		n.handOver()
+	}
+	leader := st == raft.Leader && !halted
 	if leader && *lead == nil {
 		lctx, cancel := context.WithCancel(ctx)
 		l := &leaderRun{cancel: cancel, done: make(chan struct{})}
@@ -441,7 +447,7 @@ func (n *Node) step(ctx context.Context, lead **leaderRun) <-chan struct{} {
 		n.registered = true
 		n.log.Info("registered with the cluster", "region", n.cfg.Region)
 	}
-	run := !isolated && n.registered && !n.removed && !n.leaving && self.Alive && n.unhealthy == ""
+	run := !isolated && n.registered && !n.removed && !n.leaving && self.Alive && n.healthLocked() == ""
 	n.mu.Unlock()
 	if !run {
 		mine = []string{}
@@ -591,7 +597,7 @@ func (n *Node) Ready() bool {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return !n.isolated && n.registered && !n.removed
+	return !n.isolated && n.registered && !n.removed && n.halt == nil
 }
 
 // Unassigned returns the number of tasks not running on a live member (no node
@@ -655,7 +661,15 @@ func (n *Node) ProposePolicy(ctx context.Context, version int64, data []byte, ha
 // propose commits a command through raft.Apply, waiting at most until ctx ends
 // (when it may still commit later). It returns the command's log index.
 func (n *Node) propose(ctx context.Context, c command) (uint64, error) {
-	b, err := c.encode()
+	if h := n.fsm.haltErr(); h != nil {
+		return 0, fmt.Errorf("proposing %s: %w", c.Op, h)
+	}
+	v := n.writeVersions()
+	if need := c.minVersion(); need > v.command {
+		return 0, &badRequestError{fmt.Errorf("proposing %s: it needs command version %d, and members %s understand only %d: upgrade them first",
+			c.Op, need, strings.Join(n.membersBelow(need), ", "), v.command)}
+	}
+	b, err := c.encode(v.command)
 	if err != nil {
 		return 0, fmt.Errorf("encoding %s command: %w", c.Op, err)
 	}
@@ -681,6 +695,90 @@ func (n *Node) propose(ctx context.Context, c command) (uint64, error) {
 		return 0, fmt.Errorf("proposing %s: %w", c.Op, ctx.Err())
 	}
 }
+
+// writeVersions returns the command and snapshot versions this node may write
+// as the leader: the newest that it and every member understand.
+func (n *Node) writeVersions() versions {
+	var v versions
+	n.fsm.view(func(s *state) { v = s.writeVersions(n.fsm.v) })
+	return v
+}
+
+// membersBelow lists the members that do not understand command version v.
+func (n *Node) membersBelow(v int) []string {
+	var ids []string
+	n.fsm.view(func(s *state) {
+		for _, id := range sortedKeys(s.Members) {
+			if s.Members[id].commandVersion() < v {
+				ids = append(ids, id)
+			}
+		}
+	})
+	return ids
+}
+
+// halted is the FSM's onHalt: from now on the node declines tasks, reports
+// itself unhealthy to the leader and in /readyz, and does not lead.
+func (n *Node) halted(h *HaltedError) {
+	n.mu.Lock()
+	n.halt = h
+	n.mu.Unlock()
+	n.m.applyHalted.Set(1)
+	n.log.Error("stopped applying the raft log: upgrade this node", "err", h, "index", h.Index, "version", h.Version, "supported_version", h.Newest)
+	notify(n.wake)
+	notify(n.rwake)
+}
+
+// Halted returns why this node stopped applying the Raft log (a
+// *HaltedError: an entry or snapshot of a version it does not understand),
+// nil while it applies. A halted node declines tasks and does not lead; only
+// an upgrade (and restart) ends it.
+func (n *Node) Halted() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.halt == nil {
+		return nil
+	}
+	return n.halt
+}
+
+// healthLocked is why the node declines tasks, "" when it takes them: a halt
+// first, then the reason SetUnhealthy gave. n.mu is held.
+func (n *Node) healthLocked() string {
+	if n.halt != nil {
+		return n.halt.Error()
+	}
+	return n.unhealthy
+}
+
+// handOver makes a halted leader give leadership to another voter: one
+// attempt at a time, and after a failure (no other voter, say) not again for
+// handOverRetry.
+func (n *Node) handOver() {
+	n.mu.Lock()
+	if n.transferring || n.now().Sub(n.transferFailedAt) < handOverRetry {
+		n.mu.Unlock()
+		return
+	}
+	n.transferring = true
+	n.mu.Unlock()
+	n.bg.Go(func() {
+		err := n.raft.LeadershipTransfer().Error()
+		if err != nil {
+			n.log.Warn("this node leads although it stopped applying the raft log, and could not hand leadership over", "err", err)
+		} else {
+			n.log.Info("handed leadership over: this node stopped applying the raft log")
+		}
+		n.mu.Lock()
+		n.transferring = false
+		if err != nil {
+			n.transferFailedAt = n.now()
+		}
+		n.mu.Unlock()
+	})
+}
+
+const handOverRetry = 10 * time.Second
 
 func raftErr(err error) error {
 	switch {

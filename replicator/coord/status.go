@@ -12,9 +12,12 @@ type Status struct {
 	RaftState string       `json:"raft_state"` // follower, candidate, leader, shutdown
 	Term      uint64       `json:"term"`
 	// Isolated: no contact with a leader for FailureTimeout; the node runs nothing.
-	Isolated bool           `json:"isolated"`
-	Members  []MemberStatus `json:"members"`
-	Tasks    []TaskStatus   `json:"tasks"`
+	Isolated bool `json:"isolated"`
+	// ApplyHalted is why the node stopped applying the Raft log (an entry of
+	// a version it does not understand: upgrade it), empty while it applies.
+	ApplyHalted string         `json:"apply_halted,omitempty"`
+	Members     []MemberStatus `json:"members"`
+	Tasks       []TaskStatus   `json:"tasks"`
 	// Unassigned counts tasks not running on a live member (see Unassigned).
 	Unassigned int          `json:"unassigned"`
 	Policy     PolicyStatus `json:"policy"`
@@ -36,6 +39,9 @@ type MemberStatus struct {
 	// Unhealthy is why the member declines tasks (data_dir short of space),
 	// empty when it takes them.
 	Unhealthy string `json:"unhealthy,omitempty"`
+	// CommandVersion is the newest Raft command version the member
+	// understands (1 for members that did not say).
+	CommandVersion int `json:"command_version"`
 }
 
 // TaskStatus is one task and where it runs.
@@ -74,11 +80,15 @@ func (n *Node) Status() Status {
 	st.Leader.ID, st.Leader.HTTPAddr = n.leaderHTTP()
 	n.mu.Lock()
 	st.Isolated = n.isolated
+	if n.halt != nil {
+		st.ApplyHalted = n.halt.Error()
+	}
 	n.mu.Unlock()
 	n.fsm.view(func(s *state) {
 		for _, id := range sortedKeys(s.Members) {
 			m := s.Members[id]
-			st.Members = append(st.Members, MemberStatus{ID: m.ID, Region: m.Region, RaftAddr: m.RaftAddr, HTTPAddr: m.HTTPAddr, Alive: m.Alive, Unhealthy: m.Unhealthy})
+			st.Members = append(st.Members, MemberStatus{ID: m.ID, Region: m.Region, RaftAddr: m.RaftAddr, HTTPAddr: m.HTTPAddr, Alive: m.Alive, Unhealthy: m.Unhealthy,
+				CommandVersion: m.commandVersion()})
 		}
 		for _, id := range sortedKeys(s.Tasks) {
 			t, a := s.Tasks[id], s.Assignments[id]
