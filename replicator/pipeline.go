@@ -370,7 +370,7 @@ func (p *Pipeline) refresh(ctx context.Context, srcAdmin, tgtAdmin *kafka.AdminC
 	if !p.syncsReady.Load() {
 		// Offset syncs are an aid for consumer failover: without the topic
 		// the pipeline mirrors on and only the syncs wait.
-		if err := ensureOffsetSyncTopic(ctx, tgtAdmin, tmd); err != nil {
+		if err := ensureOffsetSyncTopic(ctx, tgtAdmin, tmd, p.log); err != nil {
 			errs = append(errs, err)
 		} else {
 			p.syncsReady.Store(true)
