@@ -42,6 +42,9 @@ type TranslatedOffset struct {
 	// some records again but never misses one.
 	Exact bool   `json:"exact"`
 	Error string `json:"error,omitempty"`
+	// notMirrored: Error says the partition is not mirrored up to
+	// SourceOffset yet (a state, not a failure: it will be).
+	notMirrored bool
 }
 
 // GroupOffsets is a consumer group's translation.
@@ -489,6 +492,7 @@ func scanRound(ctx context.Context, target *config.Kafka, round map[Partition]*t
 			if ok {
 				cks = strconv.FormatInt(ck, 10)
 			}
+			j.out.notMirrored = true
 			j.out.Error = fmt.Sprintf("not mirrored up to %s/%d offset %d yet (checkpoint %s)", j.src.Topic, j.src.Partition, j.committed, cks)
 		case kafka.Error:
 			if ev.IsFatal() {

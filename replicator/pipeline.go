@@ -73,6 +73,7 @@ func Owner(topic string, partition int32, tasks int) int {
 // which partitions are ready to be mirrored. Construct with NewPipeline, call Run.
 type Pipeline struct {
 	cfg        *config.Pipeline
+	conf       *config.Config // the whole config, for the group offset sync
 	sourceName string
 	targetName string
 	source     *config.Kafka
@@ -125,7 +126,7 @@ func NewPipeline(cfg *config.Config, name string, deps Deps) (*Pipeline, error) 
 	}
 	deps = deps.withDefaults()
 	return &Pipeline{
-		cfg: pc, sourceName: pc.Source.Kafka, targetName: cfg.Target, source: src, target: tgt,
+		cfg: pc, conf: cfg, sourceName: pc.Source.Kafka, targetName: cfg.Target, source: src, target: tgt,
 		deps: deps, log: deps.Logger.With("pipeline", name),
 		heartbeats:   pc.HasHeartbeats() && !src.ReadOnly,
 		hbPartitions: heartbeatPartitions(cfg, pc.Source.Kafka),

@@ -186,6 +186,17 @@ func (t *Task) Running() bool { return t.state.Load().(string) == metrics.TaskRu
 func (t *Task) Run(ctx context.Context) error {
 	defer t.dropLag()
 	defer t.p.track(t)()
+	if t.id.Index == 0 && t.p.cfg.SyncsGroups() {
+		// The pipeline's group offset sync lives with its task 0 (see
+		// groupSync), on a goroutine of its own, and ends with the task.
+		gctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			t.p.syncGroups(gctx, t.log)
+		}()
+		defer func() { cancel(); <-done }()
+	}
 	b := newBackoff(500*time.Millisecond, 30*time.Second)
 	for {
 		t.state.Store(metrics.TaskStarting)
