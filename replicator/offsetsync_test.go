@@ -1,7 +1,9 @@
 package replicator
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -272,4 +274,71 @@ func countSlots(h syncHistory) int {
 		}
 	}
 	return n
+}
+
+// An offset-syncs topic made by an older version (delete, 7 days, one key per
+// partition) is switched to compact, and its records are still read.
+func TestOffsetSyncTopicOfAnOlderVersionIsCompactedAndStillRead(t *testing.T) {
+	_, dst := kfakePair(t, 1)
+	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": dst, "enable.metrics.push": false, "log_level": 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := createTopic(ctx, admin, kafka.TopicSpecification{Topic: OffsetSyncTopic, NumPartitions: 1, ReplicationFactor: 1,
+		Config: map[string]string{"cleanup.policy": "delete", "retention.ms": "604800000"}}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": dst, "enable.metrics.push": false, "log_level": 3, "go.delivery.reports": false})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	topic := OffsetSyncTopic
+	for _, m := range []struct{ key, value string }{
+		{"eu/" + srcCluster + "/orders/0", `{"v":1,"source_offset":40,"target_topic":"` + dstTopic + `","target_offset":44,"task":"eu/0"}`},
+		{"eu/" + srcCluster + "/orders/0/0", `{"v":1,"source_offset":90,"target_topic":"` + dstTopic + `","target_offset":97,"at":1,"task":"eu/0"}`},
+		{"eu/" + srcCluster + "/orders/0/1", `{"v":1,"source_offset":60,"target_topic":"` + dstTopic + `","target_offset":65,"at":1,"task":"eu/0"}`},
+		{"other/" + srcCluster + "/orders/0/0", `{"v":1,"source_offset":10,"target_topic":"` + dstTopic + `","target_offset":1,"task":"other/0"}`},
+	} {
+		if err := p.Produce(&kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: 0}, Key: []byte(m.key), Value: []byte(m.value)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := p.Flush(10000); n != 0 {
+		t.Fatalf("%d records not flushed", n)
+	}
+
+	md, err := admin.GetMetadata(&topic, false, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ensureOffsetSyncTopic(ctx, admin, md, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := describeTopicConfigs(ctx, admin, []string{OffsetSyncTopic})
+	if err != nil || len(res) != 1 {
+		t.Fatal(res, err)
+	}
+	if got := res[0].Config["cleanup.policy"].Value; got != "compact" {
+		t.Errorf("cleanup.policy = %q after ensureOffsetSyncTopic, want compact", got)
+	}
+
+	cfg := mirrorConfig(t, dst, dst, "")
+	prefix := offsetSyncPrefix("eu", srcCluster, Partition{"orders", 0})
+	ix, err := readSyncIndex(ctx, cfg.Kafka[dstCluster], func(k string) bool { return k == prefix })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for c, want := range map[int64]int64{100: 97, 90: 65, 61: 65, 60: 44, 41: 44, 40: -1} {
+		got := int64(-1)
+		if s := ix.below(prefix, dstTopic, c); s != nil {
+			got = s.TargetOffset
+		}
+		if got != want {
+			t.Errorf("newest sync below %d: target offset %d, want %d", c, got, want)
+		}
+	}
 }
