@@ -634,8 +634,8 @@ const translateTimeout = 2 * time.Minute
 // reads; committing offsets is the CLI's --apply. It serves one request at a
 // time: another one meanwhile gets 429 with Retry-After.
 func TranslateHandler(cfg *config.Config) http.Handler {
-	// One translation at a time: each reads whole offset-sync topics, so a
-	// few concurrent requests would tie up the node. A second request is
+	// One translation at a time: each reads the offset-sync topic and scans
+	// target partitions, so a few concurrent requests would tie up the node. A second request is
 	// told to come back, not queued.
 	busy := make(chan struct{}, 1)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
