@@ -243,10 +243,69 @@ type Pipeline struct {
 	// 1s. How often each partition's (source offset, target offset) pair is
 	// written to the target's _tributary.offset-syncs for consumer failover.
 	OffsetSyncInterval Duration `yaml:"offset_sync_interval,omitempty"`
+	// Groups: pipelines[].groups, Kafka sources, default off (no include).
+	// Consumer groups of the source whose committed offsets are translated
+	// and committed in the target every Groups.Interval (consumer failover,
+	// MirrorMaker 2's sync.group.offsets.enabled). Reloaded with the tasks.
+	Groups *Groups `yaml:"groups,omitempty"`
 	// PubSub: pipelines[].pubsub, receiver settings of a Pub/Sub source.
 	PubSub *PubSubReceive `yaml:"pubsub,omitempty"`
 
 	include, exclude []*regexp.Regexp
+}
+
+// Groups selects the source consumer groups whose offsets are synced to the
+// target, by regular expressions (RE2, anchored at both ends like Topics).
+type Groups struct {
+	// Include: pipelines[].groups.include; no include means no group is synced.
+	Include []string `yaml:"include"`
+	// Exclude: pipelines[].groups.exclude.
+	Exclude []string `yaml:"exclude,omitempty"`
+	// Interval: pipelines[].groups.interval, default 30s, at least 1s. How
+	// often the groups' offsets are synced.
+	Interval Duration `yaml:"interval,omitempty"`
+
+	include, exclude []*regexp.Regexp
+}
+
+// DefaultGroupSyncInterval is pipelines[].groups.interval when unset.
+const DefaultGroupSyncInterval = 30 * time.Second
+
+// SyncsGroups reports whether the pipeline syncs consumer group offsets.
+func (p *Pipeline) SyncsGroups() bool {
+	return p.Source.Kafka != "" && p.Groups != nil && len(p.Groups.Include) > 0
+}
+
+// GroupInterval returns pipelines[].groups.interval with its default applied.
+func (p *Pipeline) GroupInterval() time.Duration {
+	if p.Groups == nil || p.Groups.Interval == 0 {
+		return DefaultGroupSyncInterval
+	}
+	return p.Groups.Interval.D()
+}
+
+// SelectsGroup reports whether the pipeline syncs the offsets of a consumer
+// group: it matches an include and no exclude. Valid after Validate.
+func (p *Pipeline) SelectsGroup(group string) bool {
+	if !p.SyncsGroups() {
+		return false
+	}
+	in := false
+	for _, re := range p.Groups.include {
+		if re.MatchString(group) {
+			in = true
+			break
+		}
+	}
+	if !in {
+		return false
+	}
+	for _, re := range p.Groups.exclude {
+		if re.MatchString(group) {
+			return false
+		}
+	}
+	return true
 }
 
 // DefaultBufferBytes is pipelines[].buffer_bytes when unset.

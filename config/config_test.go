@@ -97,6 +97,14 @@ func TestBadFiles(t *testing.T) {
 			`empty.bad.yaml:1:1: target: required`,
 			`empty.bad.yaml:1:1: pipelines: must define at least one pipeline`,
 		}},
+		{"group filters are checked like topic filters, with their interval", "groups.bad.yaml", []string{
+			"groups.bad.yaml:12:34: pipelines[0].groups.include[1]: invalid regex \"billing(\": missing closing ): `billing(`",
+			"groups.bad.yaml:12:57: pipelines[0].groups.exclude[0]: invalid regex \"[z-a]\": invalid character class range: `z-a`",
+			`groups.bad.yaml:12:67: pipelines[0].groups.interval: 500ms is less than 1s`,
+			`groups.bad.yaml:16:5: pipelines[1].groups.include: must list at least one regex when groups sets exclude or interval (no include: no group is synced)`,
+			`groups.bad.yaml:21:31: pipelines[2].groups.interval: 0s is less than 1s`,
+			`groups.bad.yaml:25:5: pipelines[3].groups: only for kafka sources`,
+		}},
 		{"a bad regex is reported with the line of the list item", "bad-regex.bad.yaml", []string{
 			"bad-regex.bad.yaml:13:11: pipelines[1].topics.include[0]: invalid regex \"payments.(\": missing closing ): `payments.(`",
 			"bad-regex.bad.yaml:14:17: pipelines[1].topics.exclude[0]: invalid regex \"[z-a]\": invalid character class range: `z-a`",
@@ -357,6 +365,22 @@ func TestLoadedValues(t *testing.T) {
 		t.Fatalf("Pipeline lookups: %v %v %v", payments, fleet, cfg.Pipeline("nope"))
 	}
 
+	t.Run("group filters are anchored regexes with a 30s default interval", func(t *testing.T) {
+		for group, want := range map[string]bool{
+			"payments-app": true, "payments-": true, "payments-app-test": false, "x-payments-app": false, "payments": false,
+		} {
+			if got := payments.SelectsGroup(group); got != want {
+				t.Errorf("SelectsGroup(%q) = %v, want %v", group, got, want)
+			}
+		}
+		if !payments.SyncsGroups() || payments.GroupInterval() != 30*time.Second {
+			t.Errorf("SyncsGroups() = %v, GroupInterval() = %s; want true, 30s", payments.SyncsGroups(), payments.GroupInterval())
+		}
+		if fleet.SyncsGroups() || fleet.SelectsGroup("payments-app") {
+			t.Error("a pipeline without groups syncs some")
+		}
+	})
+
 	t.Run("topic filters are anchored regexes that skip internal topics", func(t *testing.T) {
 		for topic, want := range map[string]bool{
 			"payments.card": true, "payments.": true, "payments": false, "x.payments.card": false,
@@ -395,7 +419,7 @@ func TestLoadedValues(t *testing.T) {
 			"pipelines[0].topics.include[0]":         30,
 			"kafka.eu-west.bootstrap":                12,
 			"kafka.eu-west.properties.sasl.password": 14,
-			"pipelines[1].tasks":                     36,
+			"pipelines[1].tasks":                     37,
 			"cluster.failure_timeout":                7,
 			"no.such.key":                            1,
 		} {

@@ -67,6 +67,9 @@ func (c *Config) setDefaults() {
 			if p.OffsetSyncInterval == 0 && at("offset_sync_interval") {
 				p.OffsetSyncInterval = Duration(time.Second)
 			}
+			if g := p.Groups; g != nil && g.Interval == 0 && at("groups.interval") {
+				g.Interval = Duration(DefaultGroupSyncInterval)
+			}
 			if p.Heartbeats == nil {
 				on := true
 				if k := c.Kafka[p.Source.Kafka]; k != nil && k.ReadOnly {

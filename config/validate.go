@@ -27,6 +27,10 @@ const maxNameLen = 100
 // that long, and read_committed consumers of the target wait for it.
 const maxCommitInterval = 10 * time.Second
 
+// minGroupSyncInterval bounds pipelines[].groups.interval from below: each
+// round lists and describes consumer groups in both clusters.
+const minGroupSyncInterval = time.Second
+
 // minBufferBytes and maxBufferBytes bound pipelines[].buffer_bytes: below 4
 // MiB a fetch of one partition (1 MiB) no longer fits the consumer's share;
 // above 4 GiB the consumer's quarter shares approach librdkafka's limits on
@@ -328,6 +332,18 @@ func (v *validator) kafkaSource(path string, p *Pipeline) {
 	}
 	p.include = v.regexes(path+".topics.include", p.Topics.Include)
 	p.exclude = v.regexes(path+".topics.exclude", p.Topics.Exclude)
+	if g := p.Groups; g != nil {
+		g.include = v.regexes(path+".groups.include", g.Include)
+		g.exclude = v.regexes(path+".groups.exclude", g.Exclude)
+		if g.Interval != 0 || !c.unset(path+".groups.interval") {
+			if d := g.Interval.D(); d < minGroupSyncInterval {
+				v.errorf(path+".groups.interval", "%s is less than %s", g.Interval, Duration(minGroupSyncInterval))
+			}
+		}
+		if len(g.Include) == 0 && (len(g.Exclude) > 0 || !c.unset(path+".groups.interval")) {
+			v.errorf(path+".groups.include", "must list at least one regex when groups sets exclude or interval (no include: no group is synced)")
+		}
+	}
 	v.rename(path+".rename", p.Rename)
 	if p.Rename == "{topic}" && p.Source.Kafka == c.Target {
 		v.errorf(path+".rename", "%q with source.kafka %q, the target, would mirror every topic onto itself", p.Rename, p.Source.Kafka)
@@ -361,6 +377,7 @@ func (v *validator) pubsubSource(path string, p *Pipeline) {
 		{"heartbeats", p.Heartbeats != nil},
 		{"heartbeat_interval", p.HeartbeatInterval != 0},
 		{"offset_sync_interval", p.OffsetSyncInterval != 0},
+		{"groups", p.Groups != nil},
 	} {
 		if f.set {
 			v.errorf(path+"."+f.key, "only for kafka sources")

@@ -35,8 +35,12 @@
 // delivery channel (why the first: see syncSample); once that transaction has
 // committed and the report has arrived, the pair (source offset, target offset)
 // goes to the target's _tributary.offset-syncs in the next transaction, so a sync
-// never names an uncommitted record. TranslateGroup uses them and the lineage
-// headers to translate consumer group offsets.
+// never names an uncommitted record. The topic is compacted and holds a sparse
+// history per partition (syncHistory: one key per slot, exponentially spaced),
+// which the task reads once per life on a node and extends. TranslateGroup
+// uses them and the lineage headers to translate consumer group offsets; the
+// group offset sync (groupsync.go) does so every groups.interval beside the
+// pipeline's task 0 and commits the result in the target.
 //
 // Lag: each task keeps the progress of its partitions (committed next offset,
 // oldest unreplicated timestamp) for its whole run on the node, not per session,

@@ -42,6 +42,9 @@ type TranslatedOffset struct {
 	// some records again but never misses one.
 	Exact bool   `json:"exact"`
 	Error string `json:"error,omitempty"`
+	// notMirrored: Error says the partition is not mirrored up to
+	// SourceOffset yet (a state, not a failure: it will be).
+	notMirrored bool
 }
 
 // GroupOffsets is a consumer group's translation.
@@ -124,21 +127,11 @@ func TranslateGroup(ctx context.Context, cfg *config.Config, group string, pipel
 		if err != nil {
 			return nil, err
 		}
-		for _, tp := range committed {
-			mirrored := false
-			for _, pc := range pcs {
-				if pc.Source.Kafka != src || !pc.Selects(*tp.Topic) {
-					continue
-				}
-				mirrored = true
-				sp := Partition{*tp.Topic, tp.Partition}
-				j := &translateJob{pc: pc, src: sp, committed: int64(tp.Offset), foreign: foreignSources(cfg, pc, sp.Topic),
-					out: &TranslatedOffset{Pipeline: pc.Name, SourceCluster: src, SourceTopic: sp.Topic, Partition: sp.Partition,
-						SourceOffset: int64(tp.Offset), TargetTopic: pc.TargetTopic(sp.Topic), TargetOffset: -1}}
-				jobs = append(jobs, j)
-			}
-			if !mirrored && !slices.Contains(unmirrored, *tp.Topic) {
-				unmirrored = append(unmirrored, *tp.Topic)
+		js, un := groupJobs(cfg, pcs, src, committed)
+		jobs = append(jobs, js...)
+		for _, t := range un {
+			if !slices.Contains(unmirrored, t) {
+				unmirrored = append(unmirrored, t)
 			}
 		}
 	}
@@ -155,16 +148,6 @@ func TranslateGroup(ctx context.Context, cfg *config.Config, group string, pipel
 		return nil, &noGroupOffsetsError{fmt.Sprintf("consumer group %q has no committed offsets in source cluster(s) %s for topics mirrored by pipeline(s) %s: %s",
 			group, strings.Join(sources, ", "), strings.Join(names, ", "), detail)}
 	}
-	slices.SortFunc(jobs, func(a, b *translateJob) int {
-		if c := strings.Compare(a.pc.Name, b.pc.Name); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.src.Topic, b.src.Topic); c != 0 {
-			return c
-		}
-		return int(a.src.Partition - b.src.Partition)
-	})
-
 	// Checkpoints first: a checkpoint >= C read before the scan means every
 	// record below C was committed in the target before the scan began.
 	ckpts := map[string]map[Partition]int64{}
@@ -178,10 +161,63 @@ func TranslateGroup(ctx context.Context, cfg *config.Config, group string, pipel
 		}
 		ckpts[j.pc.Name] = c
 	}
-	if err := readOffsetSyncs(ctx, target, jobs); err != nil {
+	want := map[string]bool{}
+	for _, j := range jobs {
+		want[j.syncPrefix()] = true
+	}
+	ix, err := readSyncIndex(ctx, target, func(prefix string) bool { return want[prefix] })
+	if err != nil {
 		return nil, err
 	}
+	if err := translateJobs(ctx, target, jobs, ckpts, ix); err != nil {
+		return nil, err
+	}
+	out := &GroupOffsets{Group: group}
+	for _, j := range jobs {
+		out.Offsets = append(out.Offsets, *j.out)
+	}
+	return out, nil
+}
 
+// groupJobs makes the translation jobs of a group's committed offsets in
+// source cluster src: one per (pipeline, partition) of a topic a pipeline in
+// pcs mirrors. It also returns the committed topics no pipeline mirrors.
+func groupJobs(cfg *config.Config, pcs []*config.Pipeline, src string, committed []kafka.TopicPartition) (jobs []*translateJob, unmirrored []string) {
+	for _, tp := range committed {
+		mirrored := false
+		for _, pc := range pcs {
+			if pc.Source.Kafka != src || !pc.Selects(*tp.Topic) {
+				continue
+			}
+			mirrored = true
+			sp := Partition{*tp.Topic, tp.Partition}
+			jobs = append(jobs, &translateJob{pc: pc, src: sp, committed: int64(tp.Offset), foreign: foreignSources(cfg, pc, sp.Topic),
+				out: &TranslatedOffset{Pipeline: pc.Name, SourceCluster: src, SourceTopic: sp.Topic, Partition: sp.Partition,
+					SourceOffset: int64(tp.Offset), TargetTopic: pc.TargetTopic(sp.Topic), TargetOffset: -1}})
+		}
+		if !mirrored && !slices.Contains(unmirrored, *tp.Topic) {
+			unmirrored = append(unmirrored, *tp.Topic)
+		}
+	}
+	return jobs, unmirrored
+}
+
+// translateJobs translates jobs whose pipelines' checkpoints (read before)
+// are in ckpts, starting from the syncs in ix: each job's output gets its
+// target offset or its error. It sorts jobs.
+func translateJobs(ctx context.Context, target *config.Kafka, jobs []*translateJob, ckpts map[string]map[Partition]int64, ix syncIndex) error {
+	slices.SortFunc(jobs, func(a, b *translateJob) int {
+		if c := strings.Compare(a.pc.Name, b.pc.Name); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.src.Topic, b.src.Topic); c != 0 {
+			return c
+		}
+		return int(a.src.Partition - b.src.Partition)
+	})
+	for _, j := range jobs {
+		j.sync = ix.below(j.syncPrefix(), j.out.TargetTopic, j.committed)
+	}
 	var exact, approx []*translateJob
 	for _, j := range jobs {
 		if j.pc.HasLineage() {
@@ -191,21 +227,18 @@ func TranslateGroup(ctx context.Context, cfg *config.Config, group string, pipel
 		}
 	}
 	if err := scanTargets(ctx, target, exact, ckpts); err != nil {
-		return nil, err
+		return err
 	}
 	for _, j := range exact {
 		if !j.done {
 			approx = append(approx, j) // records without lineage headers on the way
 		}
 	}
-	if err := approximate(ctx, target, approx); err != nil {
-		return nil, err
-	}
-	out := &GroupOffsets{Group: group}
-	for _, j := range jobs {
-		out.Offsets = append(out.Offsets, *j.out)
-	}
-	return out, nil
+	return approximate(ctx, target, approx)
+}
+
+func (j *translateJob) syncPrefix() string {
+	return offsetSyncPrefix(j.pc.Name, j.pc.Source.Kafka, j.src)
 }
 
 // committedOffsets returns a group's committed offsets in one source cluster.
@@ -251,27 +284,43 @@ func foreignSources(cfg *config.Config, pc *config.Pipeline, topic string) map[s
 	return out
 }
 
-// readOffsetSyncs reads the committed syncs and keeps, per job, the newest one
-// below its committed offset (for at-least-once pipelines, whose syncs may
-// repeat a source offset, the later target offset).
-func readOffsetSyncs(ctx context.Context, target *config.Kafka, jobs []*translateJob) error {
-	byKey := map[string]*translateJob{}
-	for _, j := range jobs {
-		byKey[string(offsetSyncKey(j.pc.Name, j.pc.Source.Kafka, j.src))] = j
-	}
-	return readTopic(ctx, target, OffsetSyncTopic, func(m *kafka.Message) {
-		j := byKey[string(m.Key)]
-		if j == nil {
+// syncIndex is the offset syncs read from the target, by source partition
+// (offsetSyncPrefix): the slots of its sparse history and, from older
+// versions, its legacy one-key records.
+type syncIndex map[string][]offsetSync
+
+// readSyncIndex reads the committed syncs of the partitions keep selects.
+// The topic is compacted (offsetsync.go), so it holds about syncSlots
+// records per partition ever mirrored, plus its uncompacted head.
+func readSyncIndex(ctx context.Context, target *config.Kafka, keep func(prefix string) bool) (syncIndex, error) {
+	ix := syncIndex{}
+	err := readTopic(ctx, target, OffsetSyncTopic, func(m *kafka.Message) {
+		prefix, ok := offsetSyncPartition(m.Key)
+		if !ok || !keep(prefix) {
 			return
 		}
-		s, ok := decodeOffsetSync(m.Value)
-		if !ok || s.SourceOffset >= j.committed || s.TargetTopic != j.out.TargetTopic {
-			return
-		}
-		if j.sync == nil || s.SourceOffset > j.sync.SourceOffset || (s.SourceOffset == j.sync.SourceOffset && s.TargetOffset > j.sync.TargetOffset) {
-			j.sync = &s
+		if s, ok := decodeOffsetSync(m.Value); ok {
+			ix[prefix] = append(ix[prefix], s)
 		}
 	})
+	return ix, err
+}
+
+// below returns the newest sync of a partition into targetTopic with a source
+// offset below c (for at-least-once pipelines, whose syncs may repeat a
+// source offset, the later target offset), nil when there is none.
+func (ix syncIndex) below(prefix, targetTopic string, c int64) *offsetSync {
+	var best *offsetSync
+	for i := range ix[prefix] {
+		s := &ix[prefix][i]
+		if s.SourceOffset >= c || s.TargetTopic != targetTopic {
+			continue
+		}
+		if best == nil || s.SourceOffset > best.SourceOffset || (s.SourceOffset == best.SourceOffset && s.TargetOffset > best.TargetOffset) {
+			best = s
+		}
+	}
+	return best
 }
 
 // readTopic calls fn for every committed record of a topic in the target, up
@@ -443,6 +492,7 @@ func scanRound(ctx context.Context, target *config.Kafka, round map[Partition]*t
 			if ok {
 				cks = strconv.FormatInt(ck, 10)
 			}
+			j.out.notMirrored = true
 			j.out.Error = fmt.Sprintf("not mirrored up to %s/%d offset %d yet (checkpoint %s)", j.src.Topic, j.src.Partition, j.committed, cks)
 		case kafka.Error:
 			if ev.IsFatal() {
@@ -584,8 +634,8 @@ const translateTimeout = 2 * time.Minute
 // reads; committing offsets is the CLI's --apply. It serves one request at a
 // time: another one meanwhile gets 429 with Retry-After.
 func TranslateHandler(cfg *config.Config) http.Handler {
-	// One translation at a time: each reads whole offset-sync topics, so a
-	// few concurrent requests would tie up the node. A second request is
+	// One translation at a time: each reads the offset-sync topic and scans
+	// target partitions, so a few concurrent requests would tie up the node. A second request is
 	// told to come back, not queued.
 	busy := make(chan struct{}, 1)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -1,24 +1,44 @@
 package replicator
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 )
 
-// OffsetSyncTopic is the topic in the target that receives, at most once per
-// offset_sync_interval and source partition, a pair (source offset, target
-// offset) of one mirrored record, as MirrorMaker 2's offset-syncs topic does.
-// TranslateGroup starts its search for a consumer group's position there.
+// OffsetSyncTopic is the compacted topic in the target that holds, per source
+// partition, a sparse history of (source offset, target offset) pairs of
+// mirrored records: the newest one and older ones spaced out exponentially
+// (see syncHistory). TranslateGroup starts its search for a consumer group's
+// position at the newest of them below the group's offset.
+//
+// Versions before the sparse history wrote every sync under one key per
+// partition to this topic with cleanup.policy=delete (7 days). The pipeline
+// switches an existing topic to compact (ensureOffsetSyncTopic); their records
+// keep being read (legacy key, same JSON value), and compaction leaves the
+// newest of them per partition.
 const OffsetSyncTopic = "_tributary.offset-syncs"
 
 const (
-	// offsetSyncRetention is the sync topic's retention.ms: a consumer group
-	// idle for longer than that is translated by a scan from the log start.
-	offsetSyncRetention = 7 * 24 * time.Hour
+	// syncSlots is how many syncs a partition's history keeps: slot k >= 1
+	// holds one at most about 2^k·offset_sync_interval older than the newest
+	// (at 1s, slot 19 reaches back about 6 days; the last slot keeps the
+	// oldest one it has ever been offered).
+	syncSlots = 20
+	// offsetSyncSegment is the topic's segment.ms: the cleaner compacts only
+	// rolled segments, so the live head stays about an hour of syncs.
+	offsetSyncSegment = time.Hour
+	// offsetSyncSegmentBytes is the topic's segment.bytes (a rolled segment
+	// is compacted; 16 MiB holds ~100k syncs).
+	offsetSyncSegmentBytes = 16 << 20
 	// maxSamples bounds the sampled records whose delivery reports are
 	// outstanding (the capacity of their channel, which librdkafka's poller
 	// must never block on).
@@ -29,23 +49,50 @@ const (
 )
 
 // offsetSync is the value of a sync record. The key is
-// "<pipeline>/<source cluster>/<source topic>/<partition>" (none of the names
-// contains '/'). Source holds the record at SourceOffset, the target topic
-// (TargetTopic, same partition) holds it at TargetOffset, committed.
+// "<pipeline>/<source cluster>/<source topic>/<partition>/<slot>" (none of
+// the names contains '/'; older versions wrote it without "/<slot>"). Source
+// holds the record at SourceOffset, the target topic (TargetTopic, same
+// partition) holds it at TargetOffset, committed. At is when the record was
+// sampled (unix ms; 0 in syncs of older versions).
 type offsetSync struct {
 	V            int    `json:"v"`
 	SourceOffset int64  `json:"source_offset"`
 	TargetTopic  string `json:"target_topic"`
 	TargetOffset int64  `json:"target_offset"`
+	At           int64  `json:"at,omitempty"`
 	Task         string `json:"task"` // which task wrote it, for humans
 }
 
-func offsetSyncKey(pipeline, source string, p Partition) []byte {
-	return []byte(pipeline + "/" + source + "/" + p.Topic + "/" + strconv.Itoa(int(p.Partition)))
+// offsetSyncPrefix is the part of the key that names the source partition.
+func offsetSyncPrefix(pipeline, source string, p Partition) string {
+	return pipeline + "/" + source + "/" + p.Topic + "/" + strconv.Itoa(int(p.Partition))
 }
 
-func encodeOffsetSync(task string, s *syncSample) []byte {
-	b, _ := json.Marshal(offsetSync{V: 1, SourceOffset: s.source, TargetTopic: *s.ps.target, TargetOffset: s.target, Task: task})
+// offsetSyncKey is the key of one slot of a partition's history.
+func offsetSyncKey(pipeline, source string, p Partition, slot int) []byte {
+	return []byte(offsetSyncPrefix(pipeline, source, p) + "/" + strconv.Itoa(slot))
+}
+
+// offsetSyncPartition returns the partition prefix of a sync key: the key
+// itself for the one-key-per-partition keys of older versions (three '/'),
+// the key without its slot for the history's (four).
+func offsetSyncPartition(key []byte) (string, bool) {
+	k := string(key)
+	switch strings.Count(k, "/") {
+	case 3:
+		return k, true
+	case 4:
+		i := strings.LastIndexByte(k, '/')
+		if _, err := strconv.Atoi(k[i+1:]); err != nil {
+			return "", false
+		}
+		return k[:i], true
+	}
+	return "", false
+}
+
+func encodeOffsetSync(s offsetSync) []byte {
+	b, _ := json.Marshal(s)
 	return b
 }
 
@@ -57,19 +104,138 @@ func decodeOffsetSync(b []byte) (offsetSync, bool) {
 	return s, true
 }
 
+// syncHistory is one source partition's sparse history of syncs, newest
+// first: slot 0 is the newest sync, and slot k >= 1 the oldest of the known
+// syncs that is at most every·2^k older than it and older than slot k-1's
+// (when none is that young, the youngest older one, so an idle partition
+// keeps its history). Ages are measured between sample times, so a partition
+// that idles keeps its spacing; source and target offsets strictly decrease
+// along the slots. The last slot keeps the oldest sync offered.
+//
+// The idea is MirrorMaker 2's OffsetSyncStore (exponentially spaced syncs,
+// there in memory, keyed by offset distance); here it is persisted, one
+// compacted key per slot, so the topic holds O(partitions × syncSlots)
+// live records, and spaced by time. Exactness does not depend on it: any
+// true sync below a group's offset is a valid start for the lineage scan; the
+// spacing only bounds how far that scan reads (about the age of the group's
+// offset, at worst twice it).
+type syncHistory [syncSlots]offsetSync
+
+// add takes a new sync and returns the slots that changed (to be written).
+// A sync whose offsets go back (a source topic created again, or a target
+// topic; an at-least-once task re-sending) starts the history afresh: every
+// slot gets it, so no older slot in the store names the earlier topic.
+func (h *syncHistory) add(s offsetSync, every time.Duration) []int {
+	old := *h
+	if n := old[0]; n.V != 0 && (s.SourceOffset < n.SourceOffset || s.TargetOffset < n.TargetOffset || s.TargetTopic != n.TargetTopic) {
+		// Every slot, also those empty in memory: the store may hold
+		// older syncs there.
+		changed := make([]int, syncSlots)
+		for k := range h {
+			changed[k] = k
+			h[k] = s
+		}
+		return changed
+	}
+	cands := make([]offsetSync, 0, syncSlots)
+	for _, c := range old {
+		if c.V != 0 {
+			cands = append(cands, c)
+		}
+	}
+	// Newest first; a history read back from the store (where an aborted
+	// write may have left a slot behind) need not be in order.
+	slices.SortStableFunc(cands, func(a, b offsetSync) int { return cmp.Compare(b.SourceOffset, a.SourceOffset) })
+	var next syncHistory
+	next[0] = s
+	prev := s
+	for k := 1; k < syncSlots; k++ {
+		bound := (every << k).Milliseconds()
+		pick := -1
+		for i, c := range cands {
+			if c.SourceOffset >= prev.SourceOffset || c.TargetOffset >= prev.TargetOffset {
+				continue // not older than the slot before
+			}
+			if k == syncSlots-1 || s.At-c.At <= bound {
+				pick = i // the oldest young enough (cands are newest first)
+				continue
+			}
+			if pick < 0 {
+				pick = i // none young enough: the youngest older one
+			}
+			break
+		}
+		if pick < 0 {
+			break
+		}
+		next[k], prev = cands[pick], cands[pick]
+	}
+	var changed []int
+	for k := range next {
+		// An emptied slot is left as it is in the store: it holds a sync
+		// that a lower slot holds now, still true.
+		if next[k].V != 0 && next[k] != old[k] {
+			changed = append(changed, k)
+		}
+	}
+	*h = next
+	return changed
+}
+
 // ensureOffsetSyncTopic creates _tributary.offset-syncs in the target when
-// missing: one partition (one order, small records), deleted after 7 days.
-func ensureOffsetSyncTopic(ctx context.Context, admin *kafka.AdminClient, md *kafka.Metadata) error {
+// missing: one partition (one order, small records), compacted. A topic
+// created by an older version (cleanup.policy=delete) is switched to compact;
+// when that fails (no right to alter topic configs, say) it is logged and the
+// topic is used as it is: its retention still bounds it, and readers read it
+// whole as before.
+func ensureOffsetSyncTopic(ctx context.Context, admin *kafka.AdminClient, md *kafka.Metadata, log *slog.Logger) error {
+	want := map[string]string{
+		"cleanup.policy": "compact",
+		"segment.ms":     strconv.FormatInt(offsetSyncSegment.Milliseconds(), 10),
+		"segment.bytes":  strconv.Itoa(offsetSyncSegmentBytes),
+	}
 	if t, ok := md.Topics[OffsetSyncTopic]; ok && t.Error.Code() == kafka.ErrNoError {
+		if err := compactOffsetSyncs(ctx, admin, want); err != nil {
+			log.Warn("could not switch "+OffsetSyncTopic+" to cleanup.policy=compact; it keeps growing up to its retention", "err", err)
+		}
 		return nil
 	}
 	return createTopic(ctx, admin, kafka.TopicSpecification{
-		Topic: OffsetSyncTopic, NumPartitions: 1, ReplicationFactor: -1,
-		Config: map[string]string{
-			"cleanup.policy": "delete",
-			"retention.ms":   strconv.FormatInt(offsetSyncRetention.Milliseconds(), 10),
-		},
+		Topic: OffsetSyncTopic, NumPartitions: 1, ReplicationFactor: -1, Config: want,
 	})
+}
+
+// compactOffsetSyncs sets the compacted topic's settings on an existing
+// offset-syncs topic whose cleanup.policy is not compact.
+func compactOffsetSyncs(ctx context.Context, admin *kafka.AdminClient, want map[string]string) error {
+	res, err := describeTopicConfigs(ctx, admin, []string{OffsetSyncTopic})
+	if err != nil {
+		return err
+	}
+	for _, r := range res {
+		if r.Error.Code() != kafka.ErrNoError {
+			return fmt.Errorf("describing %s: %w", OffsetSyncTopic, r.Error)
+		}
+		if e, ok := r.Config["cleanup.policy"]; ok && e.Value == "compact" {
+			return nil
+		}
+	}
+	var entries []kafka.ConfigEntry
+	for k, v := range want {
+		entries = append(entries, kafka.ConfigEntry{Name: k, Value: v, IncrementalOperation: kafka.AlterConfigOpTypeSet})
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	out, err := admin.IncrementalAlterConfigs(cctx, []kafka.ConfigResource{{Type: kafka.ResourceTopic, Name: OffsetSyncTopic, Config: entries}})
+	if err != nil {
+		return fmt.Errorf("altering the configs of %s: %w", OffsetSyncTopic, err)
+	}
+	for _, r := range out {
+		if r.Error.Code() != kafka.ErrNoError {
+			return fmt.Errorf("altering the configs of %s: %w", OffsetSyncTopic, r.Error)
+		}
+	}
+	return nil
 }
 
 // syncSample is one sampled record: produced with a delivery channel so that

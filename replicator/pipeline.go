@@ -73,6 +73,7 @@ func Owner(topic string, partition int32, tasks int) int {
 // which partitions are ready to be mirrored. Construct with NewPipeline, call Run.
 type Pipeline struct {
 	cfg        *config.Pipeline
+	conf       *config.Config // the whole config, for the group offset sync
 	sourceName string
 	targetName string
 	source     *config.Kafka
@@ -125,7 +126,7 @@ func NewPipeline(cfg *config.Config, name string, deps Deps) (*Pipeline, error) 
 	}
 	deps = deps.withDefaults()
 	return &Pipeline{
-		cfg: pc, sourceName: pc.Source.Kafka, targetName: cfg.Target, source: src, target: tgt,
+		cfg: pc, conf: cfg, sourceName: pc.Source.Kafka, targetName: cfg.Target, source: src, target: tgt,
 		deps: deps, log: deps.Logger.With("pipeline", name),
 		heartbeats:   pc.HasHeartbeats() && !src.ReadOnly,
 		hbPartitions: heartbeatPartitions(cfg, pc.Source.Kafka),
@@ -370,7 +371,7 @@ func (p *Pipeline) refresh(ctx context.Context, srcAdmin, tgtAdmin *kafka.AdminC
 	if !p.syncsReady.Load() {
 		// Offset syncs are an aid for consumer failover: without the topic
 		// the pipeline mirrors on and only the syncs wait.
-		if err := ensureOffsetSyncTopic(ctx, tgtAdmin, tmd); err != nil {
+		if err := ensureOffsetSyncTopic(ctx, tgtAdmin, tmd, p.log); err != nil {
 			errs = append(errs, err)
 		} else {
 			p.syncsReady.Store(true)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -120,6 +121,11 @@ type Task struct {
 	// poison is what the task learnt about records the target refuses
 	// (poison.go); only the Run goroutine touches it, and it outlives sessions.
 	poison *poison
+	// syncHist is the sparse offset-sync history of each partition the task
+	// wrote syncs for (offsetsync.go), read from the target at the first
+	// session; only the Run goroutine touches it, and it outlives sessions.
+	syncHist       map[Partition]*syncHistory
+	syncHistLoaded bool
 }
 
 // Task returns task i of the pipeline.
@@ -180,6 +186,17 @@ func (t *Task) Running() bool { return t.state.Load().(string) == metrics.TaskRu
 func (t *Task) Run(ctx context.Context) error {
 	defer t.dropLag()
 	defer t.p.track(t)()
+	if t.id.Index == 0 && t.p.cfg.SyncsGroups() {
+		// The pipeline's group offset sync lives with its task 0 (see
+		// groupSync), on a goroutine of its own, and ends with the task.
+		gctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			t.p.syncGroups(gctx, t.log)
+		}()
+		defer func() { cancel(); <-done }()
+	}
 	b := newBackoff(500*time.Millisecond, 30*time.Second)
 	for {
 		t.state.Store(metrics.TaskStarting)
@@ -273,6 +290,7 @@ func (t *Task) session(ctx context.Context) (err error) {
 	if !ok {
 		return nil // cancelled
 	}
+	t.loadSyncHistory(ctx)
 	lim := p.limits.snapshot()
 	batchSize := producerBatchSize(lim.min(), userBatchSize(p.target.Properties))
 
@@ -1036,15 +1054,73 @@ func (l *txLoop) writeCheckpoints(ctx context.Context, advanced []*partState, re
 		}
 	}
 	for _, smp := range ready {
-		if err := l.produce(ctx, &kafka.Message{
-			TopicPartition: kafka.TopicPartition{Topic: strPtr(OffsetSyncTopic), Partition: kafka.PartitionAny},
-			Key:            offsetSyncKey(p.cfg.Name, p.sourceName, smp.ps.src),
-			Value:          encodeOffsetSync(task, smp),
-		}, nil); err != nil {
-			return fmt.Errorf("writing offset sync of %s: %w", smp.ps.src, err)
+		// The history in memory moves on even if this transaction aborts:
+		// the store then keeps older syncs in some slots, each still true.
+		h := l.t.syncHist[smp.ps.src]
+		if h == nil {
+			h = new(syncHistory)
+			l.t.syncHist[smp.ps.src] = h
+		}
+		s := offsetSync{V: 1, SourceOffset: smp.source, TargetTopic: *smp.ps.target, TargetOffset: smp.target, At: smp.at.UnixMilli(), Task: task}
+		for _, k := range h.add(s, l.sampler.every) {
+			if err := l.produce(ctx, &kafka.Message{
+				TopicPartition: kafka.TopicPartition{Topic: strPtr(OffsetSyncTopic), Partition: kafka.PartitionAny},
+				Key:            offsetSyncKey(p.cfg.Name, p.sourceName, smp.ps.src, k),
+				Value:          encodeOffsetSync(h[k]),
+			}, nil); err != nil {
+				return fmt.Errorf("writing offset sync of %s: %w", smp.ps.src, err)
+			}
 		}
 	}
 	return nil
+}
+
+// loadSyncHistory reads, once per task life on this node, the offset-sync
+// histories of the pipeline's partitions from the target, so that the syncs
+// it writes keep extending them instead of overwriting their older slots.
+// A failure is logged, not returned: the histories then start afresh, which
+// only makes some translations scan further.
+func (t *Task) loadSyncHistory(ctx context.Context) {
+	if t.syncHistLoaded {
+		return
+	}
+	t.syncHist = map[Partition]*syncHistory{}
+	if !t.p.syncsReady.Load() {
+		return // the topic is new (or not there yet): nothing to read
+	}
+	rctx, cancel := context.WithTimeout(ctx, checkpointReadTimeout)
+	defer cancel()
+	prefix := t.p.cfg.Name + "/" + t.p.sourceName + "/"
+	err := readTopic(rctx, t.p.target, OffsetSyncTopic, func(m *kafka.Message) {
+		k := string(m.Key)
+		if !strings.HasPrefix(k, prefix) || strings.Count(k, "/") != 4 {
+			return
+		}
+		parts := strings.Split(k, "/")
+		part, err1 := strconv.ParseInt(parts[3], 10, 32)
+		slot, err2 := strconv.Atoi(parts[4])
+		s, ok := decodeOffsetSync(m.Value)
+		if err1 != nil || err2 != nil || !ok || slot < 0 || slot >= syncSlots {
+			return
+		}
+		src := Partition{parts[2], int32(part)}
+		if Owner(src.Topic, src.Partition, t.p.cfg.Tasks) != t.id.Index {
+			return
+		}
+		h := t.syncHist[src]
+		if h == nil {
+			h = new(syncHistory)
+			t.syncHist[src] = h
+		}
+		h[slot] = s
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return // cancelled: try again next life
+		}
+		t.log.Warn("reading the offset-sync history failed; it starts afresh", "topic", OffsetSyncTopic, "err", err)
+	}
+	t.syncHistLoaded = true
 }
 
 // committed records a committed batch: the partitions' committed offsets and

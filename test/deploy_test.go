@@ -399,6 +399,7 @@ pipelines:
     format: avro
     tasks: 1
     refresh_interval: 1s
+    groups: {include: ['deploy-.*'], interval: 1s}
 `, dir, freeAddr(t), source, srcReg.url(), target, dstReg.url(), polDir, topic)
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)

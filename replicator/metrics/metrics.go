@@ -61,6 +61,18 @@ type Set struct {
 	// Its series exist at 0 for every mirrored topic, so that an alert on
 	// increase() sees the first one.
 	TargetRecreated *prometheus.CounterVec
+	// GroupOffsetsSynced is tributary_group_offsets_synced_total{pipeline}:
+	// partition offsets of consumer groups committed in the target by the
+	// continuous group offset sync.
+	GroupOffsetsSynced *prometheus.CounterVec
+	// GroupSyncErrors is tributary_group_offset_sync_errors_total{pipeline}:
+	// failures of the group offset sync (a cluster unreachable, a group or
+	// partition that could not be read, translated or committed).
+	GroupSyncErrors *prometheus.CounterVec
+	// GroupSyncAge is tributary_group_offset_sync_age_seconds{pipeline}:
+	// seconds since the last complete round of the pipeline's group offset
+	// sync, on the node that runs it (the one running the pipeline's task 0).
+	GroupSyncAge *GaugeFuncs
 }
 
 // LatencyBuckets run from 1 ms to 60 s.
@@ -131,12 +143,23 @@ func New(reg prometheus.Registerer) *Set {
 		Name: "tributary_target_topics_recreated_total",
 		Help: "Target topics deleted while mirrored and created again with the source's settings, by pipeline and target topic (what they held before is gone; alert on any increase).",
 	}, []string{"pipeline", "topic"})
+	s.GroupOffsetsSynced = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tributary_group_offsets_synced_total",
+		Help: "Partition offsets of source consumer groups translated and committed in the target by the group offset sync, by pipeline.",
+	}, []string{"pipeline"})
+	s.GroupSyncErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tributary_group_offset_sync_errors_total",
+		Help: "Failures of the group offset sync, by pipeline: a cluster that could not be read, a group or partition that could not be read, translated or committed.",
+	}, []string{"pipeline"})
+	s.GroupSyncAge = NewGaugeFuncs("tributary_group_offset_sync_age_seconds",
+		"Seconds since the last complete round of the pipeline's consumer group offset sync; present on the node running it (the pipeline's task 0).",
+		"pipeline")
 	for _, st := range TaskStates {
 		s.Tasks.WithLabelValues(st)
 	}
 	if reg != nil {
 		reg.MustRegister(s.Records, s.Bytes, s.Lag, s.Latency, s.Tasks, s.Transactions, s.TaskRestarts, s.TopicsMirror, s.Expired, s.SchemaTranslations, s.LagSeconds, s.Stalled, s.HeartbeatAge, s.Quarantined)
-		reg.MustRegister(s.TargetRecreated)
+		reg.MustRegister(s.TargetRecreated, s.GroupOffsetsSynced, s.GroupSyncErrors, s.GroupSyncAge)
 	}
 	return s
 }
