@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -243,10 +244,35 @@ type Pipeline struct {
 	// 1s. How often each partition's (source offset, target offset) pair is
 	// written to the target's _tributary.offset-syncs for consumer failover.
 	OffsetSyncInterval Duration `yaml:"offset_sync_interval,omitempty"`
+	// TopicConfigs: pipelines[].topic_configs, Kafka sources: which of the
+	// mirrored topic settings (MirroredTopicConfigs) the target cluster owns.
+	TopicConfigs TopicConfigs `yaml:"topic_configs,omitempty"`
 	// PubSub: pipelines[].pubsub, receiver settings of a Pub/Sub source.
 	PubSub *PubSubReceive `yaml:"pubsub,omitempty"`
 
 	include, exclude []*regexp.Regexp
+}
+
+// MirroredTopicConfigs returns the topic settings a pipeline copies from a
+// source topic to its target topic, at creation and on every topic refresh
+// after it: the ones that decide what a topic keeps and takes.
+func MirroredTopicConfigs() []string {
+	return []string{"cleanup.policy", "retention.ms", "retention.bytes", "max.message.bytes", "compression.type"}
+}
+
+// TopicConfigs says which mirrored topic settings a pipeline leaves alone.
+type TopicConfigs struct {
+	// Exclude: topic_configs.exclude, names from MirroredTopicConfigs that the
+	// target cluster owns: never copied, neither when a target topic is
+	// created (it takes the target's default) nor later (a value set on the
+	// target topic by hand stays).
+	Exclude []string `yaml:"exclude"`
+}
+
+// MirrorsTopicConfig reports whether the pipeline copies the topic setting
+// key from its source topics to their target topics.
+func (p *Pipeline) MirrorsTopicConfig(key string) bool {
+	return slices.Contains(MirroredTopicConfigs(), key) && !slices.Contains(p.TopicConfigs.Exclude, key)
 }
 
 // DefaultBufferBytes is pipelines[].buffer_bytes when unset.
