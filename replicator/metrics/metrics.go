@@ -61,6 +61,13 @@ type Set struct {
 	// Its series exist at 0 for every mirrored topic, so that an alert on
 	// increase() sees the first one.
 	TargetRecreated *prometheus.CounterVec
+	// TopicConfigChanges is tributary_topic_config_changes_total{pipeline}:
+	// mirrored settings of target topics set or deleted to follow their
+	// source topics (after creation). TopicConfigErrors is
+	// tributary_topic_config_errors_total{pipeline}: such changes that the
+	// target refused or that could not be sent.
+	TopicConfigChanges *prometheus.CounterVec
+	TopicConfigErrors  *prometheus.CounterVec
 }
 
 // LatencyBuckets run from 1 ms to 60 s.
@@ -131,12 +138,21 @@ func New(reg prometheus.Registerer) *Set {
 		Name: "tributary_target_topics_recreated_total",
 		Help: "Target topics deleted while mirrored and created again with the source's settings, by pipeline and target topic (what they held before is gone; alert on any increase).",
 	}, []string{"pipeline", "topic"})
+	s.TopicConfigChanges = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tributary_topic_config_changes_total",
+		Help: "Mirrored settings of target topics (cleanup.policy, retention.ms, ...) set or deleted to follow a change of their source topic, by pipeline.",
+	}, []string{"pipeline"})
+	s.TopicConfigErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tributary_topic_config_errors_total",
+		Help: "Changes of mirrored target topic settings that failed (refused by the target or not sent), by pipeline; the log names the topic and settings.",
+	}, []string{"pipeline"})
 	for _, st := range TaskStates {
 		s.Tasks.WithLabelValues(st)
 	}
 	if reg != nil {
 		reg.MustRegister(s.Records, s.Bytes, s.Lag, s.Latency, s.Tasks, s.Transactions, s.TaskRestarts, s.TopicsMirror, s.Expired, s.SchemaTranslations, s.LagSeconds, s.Stalled, s.HeartbeatAge, s.Quarantined)
 		reg.MustRegister(s.TargetRecreated)
+		reg.MustRegister(s.TopicConfigChanges, s.TopicConfigErrors)
 	}
 	return s
 }
