@@ -235,7 +235,7 @@ type Pipeline struct {
 	BufferBytes int `yaml:"buffer_bytes,omitempty"`
 	// Heartbeats: pipelines[].heartbeats, Kafka sources, default true unless the
 	// source is read_only. Each task writes a heartbeat record to the source's
-	// _tributary.heartbeats every HeartbeatInterval and mirrors it like data, so
+	// _tributary.heartbeat every HeartbeatInterval and mirrors it like data, so
 	// tributary_heartbeat_age_seconds shows a stalled pipeline without traffic.
 	Heartbeats *bool `yaml:"heartbeats,omitempty"`
 	// HeartbeatInterval: pipelines[].heartbeat_interval, default 1s.
