@@ -127,6 +127,11 @@ func (p *Pipeline) syncTopicConfigs(ctx context.Context, tgtAdmin *kafka.AdminCl
 		cs.sent, cs.logged = map[topicKey]sentChange{}, map[string]string{}
 	}
 	now := time.Now()
+	for tk, c := range cs.sent {
+		if now.Sub(c.at) >= topicConfigRecheck {
+			delete(cs.sent, tk)
+		}
+	}
 	var resources []kafka.ConfigResource
 	sourceOf := map[string]string{}
 	slices.Sort(sources)
@@ -144,17 +149,10 @@ func (p *Pipeline) syncTopicConfigs(ctx context.Context, tgtAdmin *kafka.AdminCl
 		for _, c := range p.configChanges(sr, dr) {
 			tk := topicKey{t, c.Name}
 			del := c.IncrementalOperation == kafka.AlterConfigOpTypeDelete
-			if was, ok := cs.sent[tk]; ok && was.value == c.Value && was.del == del && now.Sub(was.at) < topicConfigRecheck {
+			if was, ok := cs.sent[tk]; ok && was.value == c.Value && was.del == del {
 				continue // sent moments ago; the target has not applied it yet
 			}
 			send = append(send, c)
-		}
-		// What the target now shows needs nothing more: forget it was sent.
-		for tk := range cs.sent {
-			if tk.topic == t && !slices.ContainsFunc(send, func(c kafka.ConfigEntry) bool { return c.Name == tk.key }) &&
-				now.Sub(cs.sent[tk].at) >= topicConfigRecheck {
-				delete(cs.sent, tk)
-			}
 		}
 		if len(send) > 0 {
 			resources = append(resources, kafka.ConfigResource{Type: kafka.ResourceTopic, Name: t, Config: send})

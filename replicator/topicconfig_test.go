@@ -1,12 +1,18 @@
 package replicator
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tributary-dev/tributary/replicator/metrics"
+	"github.com/tributary-dev/tributary/test/harness"
 )
 
 // described builds a DescribeConfigs result: key → value@source, where
@@ -129,5 +135,94 @@ func TestTopicConfigChangesSkipSensitive(t *testing.T) {
 	dst := described(dstTopic, map[string]string{"retention.ms": "1000@topic"})
 	if got := p.configChanges(src, dst); len(got) != 0 {
 		t.Errorf("configChanges = %v, want none", changesString(got))
+	}
+}
+
+// alterConfig changes one topic's settings: key → value sets, key → ""
+// deletes.
+func alterConfig(t *testing.T, bootstrap, topic string, change map[string]string) {
+	t.Helper()
+	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "enable.metrics.push": false, "log_level": 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	var entries []kafka.ConfigEntry
+	for k, v := range change {
+		op := kafka.AlterConfigOpTypeSet
+		if v == "" {
+			op = kafka.AlterConfigOpTypeDelete
+		}
+		entries = append(entries, kafka.ConfigEntry{Name: k, Value: v, IncrementalOperation: op})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := admin.IncrementalAlterConfigs(ctx, []kafka.ConfigResource{{Type: kafka.ResourceTopic, Name: topic, Config: entries}})
+	if err != nil || res[0].Error.Code() != kafka.ErrNoError {
+		t.Fatalf("altering %s: %v %v", topic, err, res)
+	}
+}
+
+// overrides returns the mirrored settings a topic carries as its own.
+func overrides(bootstrap, topic string) (map[string]string, error) {
+	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "enable.metrics.push": false, "log_level": 3})
+	if err != nil {
+		return nil, err
+	}
+	defer admin.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := describeByName(ctx, admin, []string{topic})
+	if err != nil {
+		return nil, err
+	}
+	if r := res[topic]; r.Error.Code() != kafka.ErrNoError {
+		return nil, r.Error
+	}
+	out := map[string]string{}
+	for k, e := range res[topic].Config {
+		if e.Source == kafka.ConfigSourceDynamicTopic && slices.Contains([]string{"cleanup.policy", "retention.ms", "retention.bytes", "max.message.bytes", "compression.type"}, k) {
+			out[k] = e.Value
+		}
+	}
+	return out, nil
+}
+
+func waitOverrides(t *testing.T, bootstrap, topic string, want map[string]string) {
+	t.Helper()
+	harness.Eventually(t, 15*time.Second, fmt.Sprintf("%s carries %v", topic, want), func() error {
+		got, err := overrides(bootstrap, topic)
+		if err != nil {
+			return err
+		}
+		if !maps.Equal(got, want) {
+			return fmt.Errorf("it carries %v", got)
+		}
+		return nil
+	})
+}
+
+// A running pipeline (kfake clusters, refresh_interval 1s) keeps a target
+// topic's mirrored settings in step with its source topic's: set, deleted,
+// the excluded one left as the target has it; every change counted once.
+func TestWorkerSyncsTopicConfigs(t *testing.T) {
+	t.Parallel()
+	src, dst := kfakePair(t, 2)
+	alterConfig(t, src, srcTopic, map[string]string{"retention.ms": "3600000", "compression.type": "lz4"})
+	cfg := mirrorConfig(t, src, dst, "    refresh_interval: 1s\n    topic_configs: {exclude: [compression.type]}\n")
+	m := metrics.New(prometheus.NewRegistry())
+	_, stop := startWorker(t, cfg, m)
+	defer stop()
+	waitOverrides(t, dst, dstTopic, map[string]string{"retention.ms": "3600000"})
+
+	alterConfig(t, dst, dstTopic, map[string]string{"compression.type": "zstd"}) // the central cluster's own
+	alterConfig(t, src, srcTopic, map[string]string{"retention.ms": "", "cleanup.policy": "compact", "compression.type": "gzip"})
+	waitOverrides(t, dst, dstTopic, map[string]string{"cleanup.policy": "compact", "compression.type": "zstd"})
+	time.Sleep(1500 * time.Millisecond) // a refresh or two more: nothing to do
+	if got := counterValue(t, m.TopicConfigChanges.WithLabelValues("eu")); got != 2 {
+		t.Errorf("tributary_topic_config_changes_total = %v, want 2 (retention.ms deleted, cleanup.policy set)", got)
+	}
+	if got := counterValue(t, m.TopicConfigErrors.WithLabelValues("eu")); got != 0 {
+		t.Errorf("tributary_topic_config_errors_total = %v, want 0", got)
 	}
 }
