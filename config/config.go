@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -234,7 +235,7 @@ type Pipeline struct {
 	BufferBytes int `yaml:"buffer_bytes,omitempty"`
 	// Heartbeats: pipelines[].heartbeats, Kafka sources, default true unless the
 	// source is read_only. Each task writes a heartbeat record to the source's
-	// _tributary.heartbeats every HeartbeatInterval and mirrors it like data, so
+	// _tributary.heartbeat every HeartbeatInterval and mirrors it like data, so
 	// tributary_heartbeat_age_seconds shows a stalled pipeline without traffic.
 	Heartbeats *bool `yaml:"heartbeats,omitempty"`
 	// HeartbeatInterval: pipelines[].heartbeat_interval, default 1s.
@@ -248,6 +249,9 @@ type Pipeline struct {
 	// and committed in the target every Groups.Interval (consumer failover,
 	// MirrorMaker 2's sync.group.offsets.enabled). Reloaded with the tasks.
 	Groups *Groups `yaml:"groups,omitempty"`
+	// TopicConfigs: pipelines[].topic_configs, Kafka sources: which of the
+	// mirrored topic settings (MirroredTopicConfigs) the target cluster owns.
+	TopicConfigs TopicConfigs `yaml:"topic_configs,omitempty"`
 	// PubSub: pipelines[].pubsub, receiver settings of a Pub/Sub source.
 	PubSub *PubSubReceive `yaml:"pubsub,omitempty"`
 
@@ -306,6 +310,28 @@ func (p *Pipeline) SelectsGroup(group string) bool {
 		}
 	}
 	return true
+}
+
+// MirroredTopicConfigs returns the topic settings a pipeline copies from a
+// source topic to its target topic, at creation and on every topic refresh
+// after it: the ones that decide what a topic keeps and takes.
+func MirroredTopicConfigs() []string {
+	return []string{"cleanup.policy", "retention.ms", "retention.bytes", "max.message.bytes", "compression.type"}
+}
+
+// TopicConfigs says which mirrored topic settings a pipeline leaves alone.
+type TopicConfigs struct {
+	// Exclude: topic_configs.exclude, names from MirroredTopicConfigs that the
+	// target cluster owns: never copied, neither when a target topic is
+	// created (it takes the target's default) nor later (a value set on the
+	// target topic by hand stays).
+	Exclude []string `yaml:"exclude"`
+}
+
+// MirrorsTopicConfig reports whether the pipeline copies the topic setting
+// key from its source topics to their target topics.
+func (p *Pipeline) MirrorsTopicConfig(key string) bool {
+	return slices.Contains(MirroredTopicConfigs(), key) && !slices.Contains(p.TopicConfigs.Exclude, key)
 }
 
 // DefaultBufferBytes is pipelines[].buffer_bytes when unset.

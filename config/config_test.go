@@ -128,6 +128,12 @@ func TestBadFiles(t *testing.T) {
 		{"a duplicate pipeline name names the first one's line", "duplicate-pipeline.bad.yaml", []string{
 			`duplicate-pipeline.bad.yaml:9:5: pipelines[1].name: duplicate name "copy", first used by pipelines[0].name at line 6`,
 		}},
+		{"topic_configs.exclude names mirrored settings, each once, for kafka sources", "topic-configs.bad.yaml", []string{
+			`topic-configs.bad.yaml:14:31: pipelines[0].topic_configs.exclude[1]: "retention.msec" is not a mirrored topic setting (one of cleanup.policy, retention.ms, retention.bytes, max.message.bytes, compression.type) (did you mean "retention.ms"?)`,
+			`topic-configs.bad.yaml:14:47: pipelines[0].topic_configs.exclude[2]: "segment.bytes" is not a mirrored topic setting (one of cleanup.policy, retention.ms, retention.bytes, max.message.bytes, compression.type)`,
+			`topic-configs.bad.yaml:14:62: pipelines[0].topic_configs.exclude[3]: "retention.ms" listed twice, first at pipelines[0].topic_configs.exclude[0] at line 14`,
+			`topic-configs.bad.yaml:18:5: pipelines[1].topic_configs: only for kafka sources`,
+		}},
 		{"a duplicate key is an error", "duplicate-key.bad.yaml", []string{
 			`duplicate-key.bad.yaml:4:3: node.id: duplicate key (first at line 2)`,
 		}},
@@ -419,7 +425,7 @@ func TestLoadedValues(t *testing.T) {
 			"pipelines[0].topics.include[0]":         30,
 			"kafka.eu-west.bootstrap":                12,
 			"kafka.eu-west.properties.sasl.password": 14,
-			"pipelines[1].tasks":                     37,
+			"pipelines[1].tasks":                     38,
 			"cluster.failure_timeout":                7,
 			"no.such.key":                            1,
 		} {

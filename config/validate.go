@@ -330,6 +330,7 @@ func (v *validator) kafkaSource(path string, p *Pipeline) {
 			v.positive(path+"."+f.key, f.d)
 		}
 	}
+	v.topicConfigs(path+".topic_configs.exclude", p.TopicConfigs.Exclude)
 	p.include = v.regexes(path+".topics.include", p.Topics.Include)
 	p.exclude = v.regexes(path+".topics.exclude", p.Topics.Exclude)
 	if g := p.Groups; g != nil {
@@ -347,6 +348,27 @@ func (v *validator) kafkaSource(path string, p *Pipeline) {
 	v.rename(path+".rename", p.Rename)
 	if p.Rename == "{topic}" && p.Source.Kafka == c.Target {
 		v.errorf(path+".rename", "%q with source.kafka %q, the target, would mirror every topic onto itself", p.Rename, p.Source.Kafka)
+	}
+}
+
+// topicConfigs checks topic_configs.exclude: names of mirrored topic
+// settings, each once. Another name would be a silent no-op (a typo leaves
+// the setting mirrored), so it is an error.
+func (v *validator) topicConfigs(path string, exclude []string) {
+	mirrored := MirroredTopicConfigs()
+	seen := map[string]int{}
+	for i, k := range exclude {
+		ip := yamlerr.Index(path, i)
+		if !slices.Contains(mirrored, k) {
+			v.errorf(ip, "%q is not a mirrored topic setting (one of %s)%s", k, strings.Join(mirrored, ", "), yamlerr.DidYouMean(k, mirrored))
+			continue
+		}
+		if j, dup := seen[k]; dup {
+			first := yamlerr.Index(path, j)
+			v.errorf(ip, "%q listed twice, first at %s%s", k, first, atLine(v.c.Line(first)))
+			continue
+		}
+		seen[k] = i
 	}
 }
 
@@ -378,6 +400,7 @@ func (v *validator) pubsubSource(path string, p *Pipeline) {
 		{"heartbeat_interval", p.HeartbeatInterval != 0},
 		{"offset_sync_interval", p.OffsetSyncInterval != 0},
 		{"groups", p.Groups != nil},
+		{"topic_configs", len(p.TopicConfigs.Exclude) > 0},
 	} {
 		if f.set {
 			v.errorf(path+"."+f.key, "only for kafka sources")

@@ -18,7 +18,7 @@
 // (at-least-once).
 //
 // Heartbeats: where the source is writable, the pipeline creates the source's
-// _tributary.heartbeats (delete, 1 h, at least as many partitions as the largest
+// _tributary.heartbeat (delete, 1 h, at least as many partitions as the largest
 // task count of its pipelines) and mirrors it like data, although internal topics
 // are otherwise never selected; each pipeline mirrors only its own heartbeats
 // (keys "<pipeline>/<task>"), so pipelines sharing a target topic do not copy

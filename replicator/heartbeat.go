@@ -16,11 +16,17 @@ import (
 
 // HeartbeatTopic is the topic in each writable source cluster that the tasks of
 // pipelines with heartbeats write to every heartbeat_interval. It is mirrored
-// like data (to the pipeline's rename of it, "eu-west._tributary.heartbeats" by
+// like data (to the pipeline's rename of it, "eu-west._tributary.heartbeat" by
 // default), so that the age of the newest heartbeat that reached the target
 // (tributary_heartbeat_age_seconds) shows a stalled pipeline even when no data
 // flows.
-const HeartbeatTopic = "_tributary.heartbeats"
+//
+// The name is singular on purpose: MirrorMaker 2 copies every topic whose
+// name, stripped of "<alias>." prefixes, is "heartbeats", whatever its topic
+// filters say, so an MM2 mirroring the central cluster onward would drag the
+// mirrored copies along. Versions before it used "_tributary.heartbeats";
+// nothing reads or mirrors that topic any more (see the README, "Heartbeats").
+const HeartbeatTopic = "_tributary.heartbeat"
 
 const (
 	// heartbeatRetention is the heartbeat topic's retention.ms: only the newest

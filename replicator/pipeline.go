@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -24,9 +25,6 @@ import (
 // CheckpointTopic is the compacted topic in the target that holds every task's
 // next source offset per partition.
 const CheckpointTopic = "_tributary.checkpoints"
-
-// copiedTopicConfigs are the source topic settings a target topic is created with.
-var copiedTopicConfigs = []string{"cleanup.policy", "retention.ms", "retention.bytes", "max.message.bytes", "compression.type"}
 
 // Deps are what a pipeline needs from its surroundings. Nil fields get defaults.
 type Deps struct {
@@ -97,6 +95,8 @@ type Pipeline struct {
 	idErr string
 	// limits are the target topics' max.message.bytes (see poison.go).
 	limits *limitTable
+	// cfgSync is what the topic config sync remembers (see topicconfig.go).
+	cfgSync configSync
 
 	mu      sync.Mutex
 	topics  map[string]int    // selected source topic → partitions ready in the target
@@ -414,22 +414,44 @@ func (p *Pipeline) refresh(ctx context.Context, srcAdmin, tgtAdmin *kafka.AdminC
 			ready[src] = n
 		}
 	}
+	// One description of the source topics' settings serves the creation of
+	// target topics and the sync of the existing ones (topicconfig.go).
+	srcConfigs, srcErr := describeByName(ctx, srcAdmin, slices.Sorted(maps.Keys(want)))
+	if srcErr != nil {
+		srcErr = fmt.Errorf("describing the settings of %d source topics of %s: %w", len(want), p.sourceName, srcErr)
+	}
+	errs = append(errs, srcErr)
+	created := map[string]int{}
 	if len(create) > 0 {
 		sort.Strings(create)
-		created, err := p.createTargets(ctx, srcAdmin, tgtAdmin, create, want)
-		errs = append(errs, err)
-		for t, n := range created {
-			ready[t] = n
+		if srcErr == nil {
+			var err error
+			created, err = p.createTargets(ctx, tgtAdmin, create, want, srcConfigs)
+			errs = append(errs, err)
+			for t, n := range created {
+				ready[t] = n
+			}
 		}
 	}
 	// Before publishing: tasks size their batches by these limits, so a
 	// new target topic whose limits are not known yet waits a refresh.
-	unknown, err := p.readLimits(ctx, tgtAdmin, ready)
+	unknown, tgtConfigs, err := p.readLimits(ctx, tgtAdmin, ready)
 	errs = append(errs, err)
 	for src := range ready {
 		if unknown[p.cfg.TargetTopic(src)] {
 			delete(ready, src)
 			again = true
+		}
+	}
+	if srcErr == nil && tgtConfigs != nil {
+		var existing []string
+		for src := range ready {
+			if _, ok := created[src]; !ok {
+				existing = append(existing, src)
+			}
+		}
+		if p.syncTopicConfigs(ctx, tgtAdmin, existing, srcConfigs, tgtConfigs) {
+			p.limits.ask() // read the new limits now, not a refresh_interval later
 		}
 	}
 	p.publish(ready, present, ids)
@@ -512,24 +534,14 @@ func describeTopicConfigs(ctx context.Context, admin *kafka.AdminClient, topics 
 }
 
 // createTargets creates the target topics of new source topics with the source's
-// partition count and settings. It returns those that now exist.
-func (p *Pipeline) createTargets(ctx context.Context, srcAdmin, tgtAdmin *kafka.AdminClient, topics []string, parts map[string]int) (map[string]int, error) {
-	described, err := describeTopicConfigs(ctx, srcAdmin, topics)
-	if err != nil {
-		return nil, fmt.Errorf("describing source topics %v: %w", topics, err)
-	}
+// partition count and mirrored settings (described: the source topics'
+// configs by name). It returns those that now exist.
+func (p *Pipeline) createTargets(ctx context.Context, tgtAdmin *kafka.AdminClient, topics []string, parts map[string]int, described map[string]kafka.ConfigResourceResult) (map[string]int, error) {
 	configs := map[string]map[string]string{}
-	for _, r := range described {
-		if r.Error.Code() != kafka.ErrNoError {
-			continue
+	for _, t := range topics {
+		if r, ok := described[t]; ok && r.Error.Code() == kafka.ErrNoError {
+			configs[t] = p.mirroredConfigs(r)
 		}
-		c := map[string]string{}
-		for _, k := range copiedTopicConfigs {
-			if e, ok := r.Config[k]; ok && !e.IsSensitive {
-				c[k] = e.Value
-			}
-		}
-		configs[r.Name] = c
 	}
 	var specs []kafka.TopicSpecification
 	for _, t := range topics {

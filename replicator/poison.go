@@ -173,8 +173,10 @@ func (t *limitTable) ask() {
 // stores their limits. Topics the target does not describe keep their last
 // limits. unknown are the target topics of ready that the target does not
 // know yet (just created, and its brokers not all told) and whose limits are
-// not known: not to be mirrored before they are.
-func (p *Pipeline) readLimits(ctx context.Context, tgtAdmin *kafka.AdminClient, ready map[string]int) (unknown map[string]bool, err error) {
+// not known: not to be mirrored before they are. described holds the
+// configs read, by topic (nil when describing failed), for the topic config
+// sync (topicconfig.go), so that the target is described once per refresh.
+func (p *Pipeline) readLimits(ctx context.Context, tgtAdmin *kafka.AdminClient, ready map[string]int) (unknown map[string]bool, described map[string]kafka.ConfigResourceResult, err error) {
 	topics := []string{CheckpointTopic}
 	if p.syncsReady.Load() {
 		topics = append(topics, OffsetSyncTopic)
@@ -183,9 +185,9 @@ func (p *Pipeline) readLimits(ctx context.Context, tgtAdmin *kafka.AdminClient, 
 		topics = append(topics, p.cfg.TargetTopic(src))
 	}
 	slices.Sort(topics)
-	described, err := describeTopicConfigs(ctx, tgtAdmin, topics)
+	described, err = describeByName(ctx, tgtAdmin, topics)
 	if err != nil {
-		return nil, fmt.Errorf("describing target topics of %s (max.message.bytes): %w", p.targetName, err)
+		return nil, nil, fmt.Errorf("describing target topics of %s (max.message.bytes): %w", p.targetName, err)
 	}
 	old := p.limits.snapshot()
 	next := topicLimits{ver: old.ver, maxBytes: maps.Clone(old.maxBytes), compacted: maps.Clone(old.compacted)}
@@ -227,9 +229,9 @@ func (p *Pipeline) readLimits(ctx context.Context, tgtAdmin *kafka.AdminClient, 
 	}
 	if len(errs) > 0 {
 		slices.Sort(errs)
-		return unknown, fmt.Errorf("describing target topics of %s (max.message.bytes): %s", p.targetName, strings.Join(errs, "; "))
+		return unknown, described, fmt.Errorf("describing target topics of %s (max.message.bytes): %s", p.targetName, strings.Join(errs, "; "))
 	}
-	return unknown, nil
+	return unknown, described, nil
 }
 
 // poison is what a task remembers across its sessions about records the

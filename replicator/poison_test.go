@@ -265,7 +265,9 @@ func TestWorkerKeepsBatchesWithinTheTargetTopicLimit(t *testing.T) {
 	if err != nil || res[0].Error.Code() != kafka.ErrNoError {
 		t.Fatalf("creating %s: %v %v", dstTopic, err, res)
 	}
-	cfg := mirrorConfig(t, src, dst, "    tasks: 1\n")
+	// The central cluster owns the limit: without the exclude, the pipeline
+	// would delete the override (the source topic is at the default).
+	cfg := mirrorConfig(t, src, dst, "    tasks: 1\n    topic_configs: {exclude: [max.message.bytes]}\n")
 
 	recs := makeRecords(0, 3000, 2, nil)
 	var landed, tooLarge []*srcRecord
@@ -321,12 +323,13 @@ func TestWorkerKeepsBatchesWithinTheTargetTopicLimit(t *testing.T) {
 // read the limits again at once (its refresh_interval here is an hour); the
 // refused batch's records are produced one at a time, the task restarts with
 // batches that fit, and records over the new limit are quarantined. Nothing
-// is lost, duplicated or reordered.
+// is lost, duplicated or reordered. The pipeline excludes max.message.bytes
+// from the topic config sync, as the central cluster owns the limit here.
 func TestWorkerFollowsALoweredTargetLimit(t *testing.T) {
 	t.Parallel()
 	src := harness.KFake(t, kfake.SeedTopics(2, srcTopic))
 	dst := harness.KFake(t)
-	cfg := mirrorConfig(t, src, dst, "    tasks: 1\n    refresh_interval: 1h\n")
+	cfg := mirrorConfig(t, src, dst, "    tasks: 1\n    refresh_interval: 1h\n    topic_configs: {exclude: [max.message.bytes]}\n")
 	m := metrics.New(prometheus.NewRegistry())
 	w, stop := startWorker(t, cfg, m)
 

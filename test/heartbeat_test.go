@@ -13,7 +13,7 @@ import (
 	"github.com/tributary-dev/tributary/test/harness"
 )
 
-const heartbeatTopic = "_tributary.heartbeats"
+const heartbeatTopic = "_tributary.heartbeat"
 
 // recentRecords reads up to the last n committed records of every partition of
 // a topic (all partitions at once, until each reaches its end).
@@ -88,8 +88,8 @@ func heartbeatsOf(t testing.TB, msgs []*kafka.Message, pipeline string) map[stri
 }
 
 // TestHeartbeatsShowAnIdlePipelineIsAlive runs a pipeline whose topic gets no
-// data: its tasks' heartbeats go to the source's _tributary.heartbeats, are
-// mirrored to regional._tributary.heartbeats, and the heartbeat age stays low.
+// data: its tasks' heartbeats go to the source's _tributary.heartbeat, are
+// mirrored to regional._tributary.heartbeat, and the heartbeat age stays low.
 func TestHeartbeatsShowAnIdlePipelineIsAlive(t *testing.T) {
 	source, target := harness.Brokers(t)
 	topic := harness.UniqueName(t, "idle")

@@ -175,8 +175,12 @@ func TestPoisonRecordsNeverStallAPartition(t *testing.T) {
 		t.Fatalf("workload: %d, %d and %d special records", len(bigEOS), len(bigSmall), len(old))
 	}
 
+	// The limits of the target topics created beforehand are the central
+	// cluster's: without the exclude, the topic config sync would delete
+	// them (their source topics are at Kafka's default).
+	owned := "    topic_configs: {exclude: [max.message.bytes]}\n"
 	cfg, httpAddr := writeConfig(t, source, target,
-		pipelineYAML(eos, eos, "")+pipelineYAML(alo, alo, "    exactly_once: false\n")+pipelineYAML(small, small, "")+pipelineYAML(stale, stale, ""))
+		pipelineYAML(eos, eos, owned)+pipelineYAML(alo, alo, "    exactly_once: false\n"+owned)+pipelineYAML(small, small, "")+pipelineYAML(stale, stale, ""))
 	d := startDaemon(t, cfg, httpAddr)
 	d.waitReady(60 * time.Second)
 

@@ -73,6 +73,13 @@ type Set struct {
 	// seconds since the last complete round of the pipeline's group offset
 	// sync, on the node that runs it (the one running the pipeline's task 0).
 	GroupSyncAge *GaugeFuncs
+	// TopicConfigChanges is tributary_topic_config_changes_total{pipeline}:
+	// mirrored settings of target topics set or deleted to follow their
+	// source topics (after creation). TopicConfigErrors is
+	// tributary_topic_config_errors_total{pipeline}: such changes that the
+	// target refused or that could not be sent.
+	TopicConfigChanges *prometheus.CounterVec
+	TopicConfigErrors  *prometheus.CounterVec
 }
 
 // LatencyBuckets run from 1 ms to 60 s.
@@ -154,12 +161,21 @@ func New(reg prometheus.Registerer) *Set {
 	s.GroupSyncAge = NewGaugeFuncs("tributary_group_offset_sync_age_seconds",
 		"Seconds since the last complete round of the pipeline's consumer group offset sync; present on the node running it (the pipeline's task 0).",
 		"pipeline")
+	s.TopicConfigChanges = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tributary_topic_config_changes_total",
+		Help: "Mirrored settings of target topics (cleanup.policy, retention.ms, ...) set or deleted to follow a change of their source topic, by pipeline.",
+	}, []string{"pipeline"})
+	s.TopicConfigErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tributary_topic_config_errors_total",
+		Help: "Changes of mirrored target topic settings that failed (refused by the target or not sent), by pipeline; the log names the topic and settings.",
+	}, []string{"pipeline"})
 	for _, st := range TaskStates {
 		s.Tasks.WithLabelValues(st)
 	}
 	if reg != nil {
 		reg.MustRegister(s.Records, s.Bytes, s.Lag, s.Latency, s.Tasks, s.Transactions, s.TaskRestarts, s.TopicsMirror, s.Expired, s.SchemaTranslations, s.LagSeconds, s.Stalled, s.HeartbeatAge, s.Quarantined)
 		reg.MustRegister(s.TargetRecreated, s.GroupOffsetsSynced, s.GroupSyncErrors, s.GroupSyncAge)
+		reg.MustRegister(s.TopicConfigChanges, s.TopicConfigErrors)
 	}
 	return s
 }
