@@ -75,7 +75,7 @@ func TestTaskClientConfigs(t *testing.T) {
 		t.Errorf("producer overrode %v", pover)
 	}
 	role, pc, _ = ProducerConfig(k, "p", 2, false, 16<<20, 500_000)
-	if _, ok := (*pc)["transactional.id"]; ok || role != kafkaclient.IdempotentProducer || (*pc)["go.delivery.reports"] != true {
+	if _, ok := (*pc)["transactional.id"]; ok || role != kafkaclient.IdempotentProducer || (*pc)["go.delivery.reports"] != true || (*pc)["linger.ms"] != "5" {
 		t.Errorf("at-least-once producer: role %v, config %v", role, *pc)
 	}
 	cc, cover := ConsumerConfig(k, "p", 2, 16<<20)
