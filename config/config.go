@@ -224,7 +224,9 @@ type Pipeline struct {
 	// topics and partition counts are re-read.
 	RefreshInterval Duration `yaml:"refresh_interval"`
 	// CommitInterval: pipelines[].commit_interval, default 100ms. How long one
-	// transaction (or checkpoint batch) collects records.
+	// transaction (or checkpoint batch) collects records at most; exactly
+	// once, a task that has caught up with its source commits after a
+	// quarter of it.
 	CommitInterval Duration `yaml:"commit_interval"`
 	// BufferBytes: pipelines[].buffer_bytes, Kafka sources, default 0 =
 	// DefaultBufferBytes (16 MiB), 4 MiB..4 GiB, restart of the tasks required.

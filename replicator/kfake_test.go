@@ -449,3 +449,28 @@ func TestWorkerStartLatestSkipsRecordsWrittenBeforeTheFirstStart(t *testing.T) {
 	stop()
 	checkMirrored(t, later, readCommitted(t, dst, dstTopic, 4), false)
 }
+
+// An exactly-once task that has read everything its source delivered commits
+// after a quarter of commit_interval instead of holding the records for the
+// whole interval: with a 10 s interval, a lone record is committed long
+// before the window it arrived in ends.
+func TestWorkerCommitsEarlyOnceCaughtUp(t *testing.T) {
+	t.Parallel()
+	src, dst := kfakePair(t, 1)
+	cfg := mirrorConfig(t, src, dst, "    commit_interval: 10s\n    heartbeats: false\n")
+	w, _ := startWorker(t, cfg, metrics.New(prometheus.NewRegistry()))
+	harness.Eventually(t, 30*time.Second, "the task running", func() error {
+		if st := w.Status(); len(st) != 1 || st[0].State != metrics.TaskRunning {
+			return fmt.Errorf("tasks %+v", st)
+		}
+		return nil
+	})
+	// The task's first window has begun: with fixed windows the record
+	// would wait for its end, 10 s after it began.
+	start := time.Now()
+	produce(t, src, makeRecords(0, 1, 1, nil))
+	waitTasks(t, w, 1, 0)
+	if el := time.Since(start); el > 7*time.Second {
+		t.Errorf("a lone record was committed %v after it was written; want about commit_interval/4 (2.5s), well before the 10s window ends", el.Round(time.Millisecond))
+	}
+}
