@@ -8,8 +8,9 @@
 #   test/run.sh suite   the benchmark suite, test/bench (make bench-suite; options in
 #                       test/bench/README.md); its brokers get the WAN listener (KAFKA_WAN=1)
 #
-# After a whole test run that passed, test/fuzz.sh runs every fuzz target for
-# FUZZTIME_SUITE (default 2s; 0 skips it).
+# After a whole test run that passed, test/fuzz.sh runs the fuzz targets of one day's
+# half of the packages (FUZZ_SHARDS_SUITE, default 2) for FUZZTIME_SUITE (default 2s;
+# 0 skips it).
 #
 # PKGS defaults to ./...; GOTEST_FLAGS adds go test flags (e.g. GOTEST_FLAGS='-run TestX -v').
 # The brokers (test/harness/kafka.sh) run in a temporary directory that is removed afterwards
@@ -129,13 +130,16 @@ if ((rc != 0)); then
 	bash "$KAFKA_SH" logs "$KAFKA_DIR" 60 >&2 || true
 fi
 
-# The short fuzz pass: every fuzz target for FUZZTIME_SUITE (default 2s) each, after a
-# whole run that passed (not when PKGS or GOTEST_FLAGS narrow it; FUZZTIME_SUITE=0 skips
-# it). `make fuzz` runs the same targets for longer.
+# The short fuzz pass: the fuzz targets of one day's half of the packages
+# (FUZZ_SHARDS_SUITE, default 2; 1 runs all) for FUZZTIME_SUITE (default 2s) each,
+# after a whole run that passed (not when PKGS or GOTEST_FLAGS narrow it;
+# FUZZTIME_SUITE=0 skips it); the whole run has replayed every target's seeds and
+# corpus already. `make fuzz` runs every target for longer.
 FUZZTIME_SUITE="${FUZZTIME_SUITE:-2s}"
+FUZZ_SHARDS_SUITE="${FUZZ_SHARDS_SUITE:-2}"
 if [[ "$MODE" == test && $rc -eq 0 && "$PKGS" == ./... && -z "$GOTEST_FLAGS" && "$FUZZTIME_SUITE" != 0 ]]; then
-	echo "run.sh: short fuzz pass: FUZZTIME=$FUZZTIME_SUITE test/fuzz.sh" >&2
-	FUZZTIME="$FUZZTIME_SUITE" setsid -w bash "$ROOT/test/fuzz.sh" </dev/null &
+	echo "run.sh: short fuzz pass: FUZZTIME=$FUZZTIME_SUITE FUZZ_SHARDS=$FUZZ_SHARDS_SUITE test/fuzz.sh" >&2
+	FUZZTIME="$FUZZTIME_SUITE" FUZZ_SHARDS="$FUZZ_SHARDS_SUITE" setsid -w bash "$ROOT/test/fuzz.sh" </dev/null &
 	GOPID=$!
 	wait "$GOPID" || rc=$?
 	GOPID=""
