@@ -124,24 +124,7 @@ func TestADataDirInUseIsRefused(t *testing.T) {
 // are removed through the ordinary DELETE.
 func TestQuorumRecovery(t *testing.T) {
 	c := newCluster(t)
-	cfgs := map[string]Config{}
-	var boot []Peer
-	for _, nr := range [][2]string{{"eu-1", "eu"}, {"eu-2", "eu"}, {"us-1", "us"}} {
-		cfg := c.config(nr[0], nr[1], nil, nil)
-		cfgs[nr[0]] = cfg
-		boot = append(boot, Peer{ID: cfg.NodeID, Addr: cfg.RaftAddr})
-	}
-	for _, id := range sortedKeys(cfgs) {
-		cfg := cfgs[id]
-		cfg.Bootstrap = boot
-		cfgs[id] = cfg
-		if err := c.start(cfg).n.SetTasks(taskSpecs()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c.wantTasks = len(taskSpecs())
-	alive := map[string]bool{"eu-1": true, "eu-2": true, "us-1": true}
-	harness.Eventually(t, 10*time.Second, "all tasks assigned", func() error { return c.converged(alive) })
+	cfgs, alive := c.startThree(t, nil)
 	// Part of the state in a snapshot, the bundle in the log after it.
 	if err := c.nodes["eu-1"].n.raft.Snapshot().Error(); err != nil {
 		t.Fatalf("snapshot: %v", err)
@@ -279,4 +262,34 @@ func TestADataDirLockedByAnOlderNodeIsRefused(t *testing.T) {
 	if !errors.Is(err, ErrDataDirInUse) || !strings.Contains(err.Error(), "wal-meta.db") {
 		t.Errorf("Recover of a data dir whose raft log is locked: %v, want ErrDataDirInUse", err)
 	}
+}
+
+// startThree starts eu-1, eu-2 and us-1, bootstrapped together, with the
+// task list of taskSpecs, and waits until every task is assigned. tune, when
+// not nil, changes each node's config first. It returns the configs and the
+// set of live nodes.
+func (c *cluster) startThree(t *testing.T, tune func(*Config)) (map[string]Config, map[string]bool) {
+	t.Helper()
+	cfgs := map[string]Config{}
+	var boot []Peer
+	for _, nr := range [][2]string{{"eu-1", "eu"}, {"eu-2", "eu"}, {"us-1", "us"}} {
+		cfg := c.config(nr[0], nr[1], nil, nil)
+		if tune != nil {
+			tune(&cfg)
+		}
+		cfgs[nr[0]] = cfg
+		boot = append(boot, Peer{ID: cfg.NodeID, Addr: cfg.RaftAddr})
+	}
+	for _, id := range sortedKeys(cfgs) {
+		cfg := cfgs[id]
+		cfg.Bootstrap = boot
+		cfgs[id] = cfg
+		if err := c.start(cfg).n.SetTasks(taskSpecs()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.wantTasks = len(taskSpecs())
+	alive := map[string]bool{"eu-1": true, "eu-2": true, "us-1": true}
+	harness.Eventually(t, 10*time.Second, "all tasks assigned", func() error { return c.converged(alive) })
+	return cfgs, alive
 }

@@ -50,25 +50,7 @@ func TestGenerateStoredRaftLog(t *testing.T) {
 		t.Skipf("set %s=1 to regenerate %s (then review and commit the diff)", regenFixtureEnv, storedLogDir)
 	}
 	c := newCluster(t)
-	cfgs := map[string]Config{}
-	var boot []Peer
-	for _, nr := range [][2]string{{"eu-1", "eu"}, {"eu-2", "eu"}, {"us-1", "us"}} {
-		cfg := c.config(nr[0], nr[1], nil, nil)
-		cfg.segmentSize = fixtureSegment
-		cfgs[nr[0]] = cfg
-		boot = append(boot, Peer{ID: cfg.NodeID, Addr: cfg.RaftAddr})
-	}
-	for _, id := range sortedKeys(cfgs) {
-		cfg := cfgs[id]
-		cfg.Bootstrap = boot
-		cfgs[id] = cfg
-		if err := c.start(cfg).n.SetTasks(taskSpecs()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c.wantTasks = len(taskSpecs())
-	alive := map[string]bool{"eu-1": true, "eu-2": true, "us-1": true}
-	harness.Eventually(t, 10*time.Second, "all tasks assigned", func() error { return c.converged(alive) })
+	cfgs, alive := c.startThree(t, func(cfg *Config) { cfg.segmentSize = fixtureSegment })
 	for _, tn := range c.live() {
 		load := map[string]float64{}
 		for _, id := range tn.tasks() {
