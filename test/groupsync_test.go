@@ -120,22 +120,8 @@ func TestGroupOffsetSyncFollowsIdleSourceGroups(t *testing.T) {
 	// Set up the groups that must be left alone first, so that the round
 	// that syncs the moved group below has seen all of them.
 	active, ahead, skip, partial := base+"-active", base+"-ahead", base+"-skip", base+"-partial"
-	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": target, "group.id": active,
-		"enable.auto.commit": false, "enable.metrics.push": false})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := joinGroup(t, target, active, dst, 30*time.Second)
 	defer c.Close()
-	if err := c.Subscribe(dst, nil); err != nil {
-		t.Fatal(err)
-	}
-	harness.Eventually(t, 30*time.Second, "a member of the group in the target", func() error {
-		c.Poll(100)
-		if a, err := c.Assignment(); err != nil || len(a) == 0 {
-			return fmt.Errorf("assignment %v, %v", a, err)
-		}
-		return nil
-	})
 	commitAt(t, source, active, topic, map[int32]int64{0: 50, 1: 50})
 	commitAt(t, target, ahead, dst, map[int32]int64{0: 5000})
 	commitAt(t, source, ahead, topic, map[int32]int64{0: 20})

@@ -261,23 +261,8 @@ func TestOffsetsTranslateGroupReadsNothingTwiceAndSkipsNothing(t *testing.T) {
 		}
 
 		// With a consumer of the group active in the target, --apply refuses.
-		c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": target, "group.id": group,
-			"enable.auto.commit": false, "enable.metrics.push": false})
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := joinGroup(t, target, group, dst, 60*time.Second)
 		defer c.Close()
-		if err := c.Subscribe(dst, nil); err != nil {
-			t.Fatal(err)
-		}
-		harness.Eventually(t, 60*time.Second, "the consumer joined the group in the target", func() error {
-			c.Poll(100)
-			a, err := c.Assignment()
-			if err != nil || len(a) == 0 {
-				return fmt.Errorf("assignment %v, %v", a, err)
-			}
-			return nil
-		})
 		out, errOut, code = runTributary(t, "offsets", "translate", "--config", cfg, "--group", group, "--apply")
 		if code != 1 || !strings.Contains(errOut, "active members") {
 			t.Errorf("--apply with an active member: exit %d, want 1 and a message about active members\n%s%s", code, out, errOut)
@@ -306,4 +291,28 @@ func TestOffsetsTranslateGroupReadsNothingTwiceAndSkipsNothing(t *testing.T) {
 			t.Errorf("unknown pipeline: exit %d, stderr %q; want 2", code, errOut)
 		}
 	})
+}
+
+// joinGroup returns a consumer that subscribed to topic in group on bootstrap
+// and has been assigned partitions (an active member of the group), waiting
+// at most within. It commits nothing; the caller closes it.
+func joinGroup(t *testing.T, bootstrap, group, topic string, within time.Duration) *kafka.Consumer {
+	t.Helper()
+	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "group.id": group,
+		"enable.auto.commit": false, "enable.metrics.push": false})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Subscribe(topic, nil); err != nil {
+		c.Close()
+		t.Fatal(err)
+	}
+	harness.Eventually(t, within, "a member of group "+group+" in "+bootstrap, func() error {
+		c.Poll(100)
+		if a, err := c.Assignment(); err != nil || len(a) == 0 {
+			return fmt.Errorf("assignment %v, %v", a, err)
+		}
+		return nil
+	})
+	return c
 }
