@@ -8,7 +8,7 @@
 #                    CHAOS_REPORT=path writes its measurements as JSON; CHAOS_LONG=0 the short form
 #   make bench-suite the benchmark suite (test/bench): the ceiling loop, tributary, MirrorMaker 2,
 #                    latency and WAN on real brokers, every run checked; RECORDS (2000000),
-#                    ROUNDS (3), SCENARIOS, WORKLOADS, BENCH_JSON; about an hour at full scale,
+#                    ROUNDS (3), SCENARIOS, WORKLOADS, BENCH_JSON; about 30 minutes at full scale,
 #                    ~6 minutes with RECORDS=20000 ROUNDS=1 (README, "Benchmarks")
 #   make outage      the target down for OUTAGE (default 5m) under 10k rec/s: peak RSS and
 #                    catch-up time of one node (README, "Sizing"); ~11 min
