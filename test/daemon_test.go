@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -50,10 +51,18 @@ func (d *daemon) get(path string) (*http.Response, error) {
 // Ports come from below the kernel's ephemeral range (32768 and up): a port
 // picked with ":0" is an ephemeral one, which any outgoing connection (a Kafka
 // client's, say) may take before the node binds it.
+// A port is handed out once per test process: two random picks of the same
+// free port gave two nodes of one cluster the same HTTP address ("bind:
+// address already in use" in a full suite run).
+var handedOut sync.Map
+
 func freeAddr(t testing.TB) string {
 	t.Helper()
 	for i := 0; i < 1000; i++ {
 		port := 20000 + rand.IntN(12000)
+		if _, taken := handedOut.LoadOrStore(port, true); taken {
+			continue
+		}
 		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 		if err != nil {
 			continue
